@@ -1,0 +1,62 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "camvid",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "camvid", targets: ["camvid"]),
+        .library(name: "Media", targets: ["Media"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Explain", targets: ["Explain"]),
+        .library(name: "Render", targets: ["Render"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
+    ],
+    targets: [
+        // System libraries: module maps and small C shims for macros Swift cannot import.
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat libavcodec libswscale libavutil libavdevice",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavutil-dev", "libavdevice-dev"])]
+        ),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+
+        .target(name: "Media", dependencies: ["CFFmpeg"]),
+        .target(
+            name: "Engine",
+            dependencies: ["CDNNL", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(name: "Explain", dependencies: ["Engine"]),
+        .target(name: "Render"),
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "Media", "Engine", "Explain", "Render",
+                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            ]
+        ),
+        .target(
+            name: "CamvidCLI",
+            dependencies: [
+                "Media", "Engine", "Explain", "Render", "Pipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "camvid", dependencies: ["CamvidCLI"]),
+        // Locating the sample clip and the optional shared parity suite, for the tests only.
+        .target(name: "TestSupport", path: "Sources/TestSupport"),
+
+        .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
+        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine"]),
+        .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Explain", "Engine"]),
+        .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"]),
+        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "Pipeline", "Media", "Engine", "Explain", "Render"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "CamvidCLI"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,3 @@
+// oneDNN 2.6 C API.
+#pragma once
+#include <dnnl.h>

@@ -1,0 +1,28 @@
+// FFmpeg 5.1 headers, plus inline wrappers for the macros Swift cannot import.
+#pragma once
+#include <libavformat/avformat.h>
+#include <libavcodec/avcodec.h>
+#include <libavdevice/avdevice.h>
+#include <libswscale/swscale.h>
+#include <libavutil/avutil.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+#include <libavutil/display.h>
+#include <libavutil/error.h>
+
+/// AVERROR_EOF as a value.
+static inline int camvid_averror_eof(void) { return AVERROR_EOF; }
+/// AVERROR(EAGAIN) as a value.
+static inline int camvid_averror_eagain(void) { return AVERROR(EAGAIN); }
+/// AVERROR(e) for a POSIX errno.
+static inline int camvid_averror(int e) { return AVERROR(e); }
+/// AV_NOPTS_VALUE as a value.
+static inline int64_t camvid_nopts_value(void) { return AV_NOPTS_VALUE; }
+/// AV_TIME_BASE_Q as a value.
+static inline AVRational camvid_time_base_q(void) { return AV_TIME_BASE_Q; }
+/// av_err2str into a caller buffer (the macro uses a compound literal).
+static inline const char *camvid_err2str(int err, char *buf, size_t size) {
+    av_strerror(err, buf, size);
+    return buf;
+}

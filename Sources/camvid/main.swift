@@ -1,0 +1,3 @@
+import CamvidCLI
+
+await Camvid.main()

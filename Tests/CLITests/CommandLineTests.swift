@@ -1,0 +1,8 @@
+import Testing
+import CamvidCLI
+
+@Suite struct CommandLineTests {
+    @Test func helpNamesTheTool() {
+        #expect(Camvid.helpMessage().contains("camvid"))
+    }
+}
