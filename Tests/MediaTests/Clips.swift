@@ -4,6 +4,9 @@ import TestSupport
 
 /// Generated test clips whose frames carry their own index as big black and white blocks.
 enum Clips {
+    /// FFmpeg's encoder statistics would drown the test output.
+    static let quiet: Void = FFmpegLog.setLevel(.error)
+
     /// Bits of the frame index drawn per frame (4 columns x 2 rows of blocks).
     static let bits = 8
 
@@ -50,6 +53,7 @@ enum Clips {
         pts: [Int64], durations: [Int64]? = nil, frameRate: Rational = Rational(30, 1),
         settings: EncoderSettings = EncoderSettings(), displayMatrix: DisplayMatrix? = nil
     ) throws {
+        _ = quiet
         let video = VideoStreamInfo(
             width: width, height: height, timeBase: timeBase, averageFrameRate: frameRate, displayMatrix: displayMatrix
         )
@@ -83,16 +87,17 @@ enum Clips {
     struct Decoded {
         var info: VideoStreamInfo
         var frames: [Frame]
-        var packets: [(stream: Int, pts: Int64?, data: [UInt8])]
+        var packets: [(stream: Int, pts: Int64?, seconds: Double?, data: [UInt8])]
         var skippedPackets: Int
     }
 
     /// Decodes a whole input (or span).
     static func decode(_ input: MediaInput, span: TimeSpan = .all) throws -> Decoded {
+        _ = quiet
         let decoder = try FrameDecoder(input, span: span)
         let converter = PixelConverter(file: input.location)
         var frames: [Frame] = []
-        var packets: [(stream: Int, pts: Int64?, data: [UInt8])] = []
+        var packets: [(stream: Int, pts: Int64?, seconds: Double?, data: [UInt8])] = []
         while let item = try decoder.next() {
             switch item {
             case .frame(let frame):
@@ -103,7 +108,7 @@ enum Clips {
                     shownIndex: readPattern(rgb, width: frame.width, height: frame.height)
                 ))
             case .packet(let packet):
-                packets.append((packet.streamIndex, packet.pts, packet.data))
+                packets.append((packet.streamIndex, packet.pts, packet.pts.map { packet.timeBase.seconds($0) }, packet.data))
             }
         }
         return Decoded(info: decoder.video, frames: frames, packets: packets, skippedPackets: decoder.skippedPacketCount)
