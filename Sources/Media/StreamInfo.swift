@@ -19,8 +19,8 @@ public struct DisplayMatrix: Sendable, Hashable {
     public init(rotationDegrees degrees: Double) {
         var entries = [Int32](repeating: 0, count: 9)
         entries.withUnsafeMutableBufferPointer { buffer in
-            // av_display_rotation_set takes a counterclockwise angle.
-            av_display_rotation_set(buffer.baseAddress, -degrees)
+            // av_display_rotation_get reads back the negated angle, which `rotationDegrees` negates again.
+            av_display_rotation_set(buffer.baseAddress, degrees)
         }
         self.entries = entries
     }
