@@ -30,11 +30,8 @@ public enum Colormap: String, CaseIterable, Sendable {
     /// truncated toward zero, clamped to 0...255 (NaN gives 0).
     @inlinable
     public static func index(of value: Float) -> UInt8 {
-        let scaled = 255 * value
-        // `!(scaled > 0)` also catches NaN, which has no index of its own.
-        if !(scaled > 0) { return 0 }
-        if scaled >= 255 { return 255 }
-        return UInt8(scaled)
+        // Float.maximum turns NaN into 0; the clamp keeps the conversion in range without a branch.
+        UInt8(Float.minimum(Float.maximum(255 * value, 0), 255))
     }
 
     /// The colour of a heat value (`index(of:)`, then the table).
