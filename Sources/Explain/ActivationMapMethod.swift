@@ -1,0 +1,116 @@
+import Engine
+
+/// Everything a CAM method may use about one image at one target layer.
+///
+/// Network probes (Score-CAM, Ablation-CAM) go through closures the explainer supplies, so a method
+/// never sees the network type.
+public struct LayerEvidence {
+    /// The target layer's tensor name.
+    public let layer: String
+    /// The layer's activation `[C,h,w]` for this image.
+    public let activation: Tensor
+    /// `d logit[class] / d activation` `[C,h,w]`, when the method uses gradients.
+    public let gradient: Tensor?
+    /// The class explained.
+    public let classIndex: Int
+    /// The class logit of the (unmodified) image.
+    public let score: Float
+    /// The network input of this image `[3,H,W]`.
+    public let image: Tensor
+    private let scoreInputs: (Tensor) throws -> [Float]
+    private let scoreReplacements: (Tensor) throws -> [Float]
+
+    /// Evidence with the given probes: `scoreInputs` maps images `[M,3,H,W]` to their class logits,
+    /// `scoreReplacements` maps replacement activations `[M,C,h,w]` to the class logits downstream.
+    public init(layer: String, activation: Tensor, gradient: Tensor?, classIndex: Int, score: Float, image: Tensor,
+                scoreInputs: @escaping (Tensor) throws -> [Float],
+                scoreReplacements: @escaping (Tensor) throws -> [Float]) {
+        self.layer = layer
+        self.activation = activation
+        self.gradient = gradient
+        self.classIndex = classIndex
+        self.score = score
+        self.image = image
+        self.scoreInputs = scoreInputs
+        self.scoreReplacements = scoreReplacements
+    }
+
+    /// The class logit of each image of `images` `[M,3,H,W]`.
+    public func classScores(ofInputs images: Tensor) throws -> [Float] {
+        try scoreInputs(images)
+    }
+
+    /// The class logit after replacing this layer's activation by each of `activations` `[M,C,h,w]`.
+    public func classScores(replacingActivationWith activations: Tensor) throws -> [Float] {
+        try scoreReplacements(activations)
+    }
+
+    /// The gradient, or an error naming the method that needs it.
+    public func requireGradient(for method: String) throws -> Tensor {
+        guard let gradient else { throw ExplainError.missingTensor("\(method) needs the gradient at \(layer)") }
+        return gradient
+    }
+
+    var channels: Int { activation.shape[0] }
+    var positions: Int { activation.count / max(activation.shape[0], 1) }
+}
+
+/// A class activation map method in pytorch-grad-cam's BaseCAM shape: it states the weighted
+/// activations `[C,h,w]`; the shared steps (channel sum or principal projection, ReLU, min-max,
+/// resize, multi-layer mean) live once in `CAMExplainer`.
+public protocol ActivationMapMethod: Sendable {
+    /// The method's command-line name.
+    var name: String { get }
+    /// Whether the explainer must compute `d logit / d activation`.
+    var usesGradients: Bool { get }
+    /// Whether the map is always the principal projection (Eigen-CAM) rather than the channel sum.
+    var alwaysProjects: Bool { get }
+    /// The weighted activations `[C,h,w]` whose channel sum (or principal projection) is the map.
+    func weightedActivations(_ evidence: LayerEvidence) throws -> Tensor
+}
+
+extension ActivationMapMethod {
+    /// Most methods need gradients.
+    public var usesGradients: Bool { true }
+    /// Most methods sum over channels.
+    public var alwaysProjects: Bool { false }
+}
+
+/// A method that weights each channel by one number (Grad-CAM and most of its family).
+public protocol ChannelWeightedMethod: ActivationMapMethod {
+    /// One weight per channel.
+    func channelWeights(_ evidence: LayerEvidence) throws -> [Float]
+}
+
+extension ChannelWeightedMethod {
+    /// `w_c * A_c`.
+    public func weightedActivations(_ evidence: LayerEvidence) throws -> Tensor {
+        let weights = try channelWeights(evidence)
+        let a = evidence.activation, size = evidence.positions
+        guard weights.count == evidence.channels else {
+            throw ExplainError.badShape("\(name): \(weights.count) weights for \(evidence.channels) channels at \(evidence.layer)")
+        }
+        var out = a.storage
+        for c in 0..<weights.count {
+            for p in 0..<size { out[c * size + p] *= weights[c] }
+        }
+        return Tensor(shape: a.shape, storage: out)
+    }
+}
+
+/// Per-channel reductions over the spatial positions of a `[C,h,w]` tensor, summed in Double.
+enum ChannelSums {
+    static func sum(_ values: [Float], channels: Int, transform: (Int) -> Double) -> [Float] {
+        let size = values.count / max(channels, 1)
+        return (0..<channels).map { c in
+            var total = 0.0
+            for p in 0..<size { total += transform(c * size + p) }
+            return Float(total)
+        }
+    }
+
+    /// Elementwise combination of two equal-shape tensors.
+    static func zip(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        Tensor(shape: a.shape, storage: (0..<a.count).map { f(a.storage[$0], b.storage[$0]) })
+    }
+}

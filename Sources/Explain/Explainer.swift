@@ -1,0 +1,318 @@
+import Engine
+
+/// Options shared by every method.
+public struct ExplainerOptions: Sendable, Equatable {
+    /// Target layers (tensor names); nil means the network's default layer. Several layers give the
+    /// mean of the per-layer maps, min-maxed again.
+    public var layers: [String]?
+    /// Replace the channel sum by the principal projection of the weighted activations (pytorch-grad-cam `eigen_smooth`).
+    public var eigenSmooth: Bool
+    /// Average over pytorch-grad-cam's six test-time augmentations (`aug_smooth`).
+    public var augSmooth: Bool
+    /// Network batch size for Score-CAM and Ablation-CAM probes; nil keeps pytorch-grad-cam's 16 and 32.
+    public var batchSize: Int?
+    /// Extend guided backpropagation to Clip (ReLU6) nodes.
+    public var guidesClip: Bool
+
+    /// Options; the defaults are pytorch-grad-cam's.
+    public init(layers: [String]? = nil, eigenSmooth: Bool = false, augSmooth: Bool = false,
+                batchSize: Int? = nil, guidesClip: Bool = false) {
+        self.layers = layers
+        self.eigenSmooth = eigenSmooth
+        self.augSmooth = augSmooth
+        self.batchSize = batchSize
+        self.guidesClip = guidesClip
+    }
+}
+
+/// The shared steps of pytorch-grad-cam's BaseCAM, usable without a network.
+public enum CAMSteps {
+    /// The raw map `[h,w]` of one image at one layer: the channel sum (or, with `eigenSmooth` or for
+    /// Eigen-CAM, the principal projection) of the method's weighted activations, then `max(·, 0)`.
+    public static func rawMap(_ method: any ActivationMapMethod, evidence: LayerEvidence, eigenSmooth: Bool = false) throws -> Tensor {
+        let weighted = try method.weightedActivations(evidence)
+        guard weighted.rank == 3 else {
+            throw ExplainError.badShape("\(method.name): weighted activations \(weighted.shape) at \(evidence.layer) are not [C,h,w]")
+        }
+        let cam = method.alwaysProjects || eigenSmooth ? PrincipalProjection.project(weighted) : channelSum(weighted)
+        return Tensor(shape: cam.shape, storage: Normalization.relu(cam.storage))
+    }
+
+    /// `sum_c x_c` of `[C,h,w]`, accumulated in Double.
+    public static func channelSum(_ x: Tensor) -> Tensor {
+        let channels = x.shape[0], size = x.count / max(channels, 1)
+        var sum = [Double](repeating: 0, count: size)
+        for c in 0..<channels {
+            for p in 0..<size { sum[p] += Double(x.storage[c * size + p]) }
+        }
+        return Tensor(shape: Array(x.shape.dropFirst()), storage: sum.map { Float($0) })
+    }
+
+    /// The final map `[H,W]` from per-layer raw maps: per-layer min-max + resize, mean, min-max.
+    public static func finalMap(raws: [Tensor], height: Int, width: Int) -> Tensor {
+        Normalization.aggregate(raws.map { Normalization.layerMap(raw: $0, height: height, width: width) })
+    }
+
+    /// pytorch-grad-cam's test-time augmentations (ttach `HorizontalFlip` × `Multiply([0.9, 1, 1.1])`),
+    /// in ttach's order: (flip, factor).
+    public static let augmentations: [(flip: Bool, factor: Float)] = [
+        (false, 0.9), (false, 1), (false, 1.1), (true, 0.9), (true, 1), (true, 1.1),
+    ]
+
+    /// Mirrors the last dimension (width) of any tensor.
+    public static func flippedHorizontally(_ x: Tensor) -> Tensor {
+        guard let width = x.shape.last, width > 1 else { return x }
+        var out = x.storage
+        let rows = x.count / width
+        for r in 0..<rows {
+            for c in 0..<width { out[r * width + c] = x.storage[r * width + width - 1 - c] }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+}
+
+/// Explains images with one method through any `ExplainableNetwork`.
+public struct Explainer<Network: ExplainableNetwork> {
+    /// The network explained.
+    public let network: Network
+    /// The method.
+    public let method: ExplanationMethod
+    /// The options.
+    public let options: ExplainerOptions
+    /// Class names for `.label` targets.
+    public let labels: ClassLabels
+    /// The target layers used by the CAM methods (and by guided Grad-CAM's Grad-CAM).
+    public let layers: [String]
+    private let mapMethod: (any ActivationMapMethod)?
+
+    /// An explainer; for `cam` this finds the network's linear head or throws `ExplainError.noLinearHead`.
+    public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
+                labels: ClassLabels = ClassLabels(names: [])) throws {
+        self.network = network
+        self.method = method
+        self.options = options
+        self.labels = labels
+        if let batchSize = options.batchSize, batchSize < 1 {
+            throw ExplainError.invalidOption("batch size must be at least 1, got \(batchSize)")
+        }
+        if let layers = options.layers, layers.isEmpty {
+            throw ExplainError.invalidOption("no target layer given")
+        }
+        switch method {
+        case .cam:
+            let head = try network.linearHead()
+            if let layers = options.layers, layers != [head.featureLayer] {
+                throw ExplainError.invalidOption("cam reads the classifier head's input '\(head.featureLayer)'; it cannot explain \(layers.joined(separator: ", ")) (use gradcam)")
+            }
+            layers = [head.featureLayer]
+            mapMethod = ClassifierWeightCAM(head: head)
+        case .saliency, .guidedBackprop:
+            if options.augSmooth || options.eigenSmooth {
+                throw ExplainError.invalidOption("\(method.rawValue) has no aug-smooth or eigen-smooth; they apply to the CAM methods")
+            }
+            layers = []
+            mapMethod = nil
+        case .guidedGradcam:
+            layers = options.layers ?? [network.defaultTargetLayer]
+            mapMethod = GradCAM()
+        default:
+            layers = options.layers ?? [network.defaultTargetLayer]
+            mapMethod = method.activationMapMethod(batchSize: options.batchSize)
+        }
+    }
+
+    /// Explains each image of `input` `[N,3,H,W]` for the same target (`top1` resolves per image).
+    public func explain(_ input: Tensor, target: ClassTarget = .top1) throws -> [Explanation] {
+        try explain(input, targets: [target])
+    }
+
+    /// Explains each image of `input` `[N,3,H,W]`; `targets` holds one target for all or one per image.
+    public func explain(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
+        guard input.rank == 4, input.shape[0] > 0 else {
+            throw ExplainError.badShape("input must be [N,3,H,W], got \(input.shape)")
+        }
+        let count = input.shape[0]
+        guard targets.count == 1 || targets.count == count else {
+            throw ExplainError.invalidOption("\(targets.count) targets for \(count) images")
+        }
+        let perImage = targets.count == 1 ? Array(repeating: targets[0], count: count) : targets
+        switch method {
+        case .saliency, .guidedBackprop:
+            return try inputGradientExplanations(input, targets: perImage)
+        case .guidedGradcam:
+            let cams = try camExplanations(input, targets: perImage)
+            let guided = try inputGradients(input, classes: cams.map(\.classIndex), rule: guidedRule)
+            let (height, width) = (input.shape[2], input.shape[3])
+            return cams.indices.map { i in
+                let gb = guided.slice(i)
+                let plane = height * width
+                let product = gb.storage.indices.map { gb.storage[$0] * cams[i].map.storage[$0 % plane] }
+                let raw = Tensor(shape: gb.shape, storage: product)
+                return Explanation(classIndex: cams[i].classIndex, score: cams[i].score, layers: cams[i].layers,
+                                   raws: [raw], map: Self.magnitudeMap(raw))
+            }
+        default:
+            return try camExplanations(input, targets: perImage)
+        }
+    }
+
+    private var guidedRule: GradientRule {
+        options.guidesClip ? .guidedBackpropIncludingClip : .guidedBackprop
+    }
+
+    // MARK: CAM methods
+
+    private func camExplanations(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
+        guard let mapMethod else { throw ExplainError.invalidOption("\(method.rawValue) is not a CAM method") }
+        let plain = try camPass(input, method: mapMethod, targets: targets, classes: nil)
+        guard options.augSmooth else { return plain }
+        // pytorch-grad-cam averages the six de-augmented final maps, without a further min-max.
+        // The class is fixed from the plain image (pytorch-grad-cam re-picks top1 per augmentation
+        // unless targets are given; a video label must name one class).
+        let classes = plain.map(\.classIndex)
+        var sums = plain.map { [Float](repeating: 0, count: $0.map.count) }
+        for augmentation in CAMSteps.augmentations {
+            let result: [Explanation]
+            if !augmentation.flip && augmentation.factor == 1 {
+                result = plain
+            } else {
+                var augmented = input
+                if augmentation.flip { augmented = CAMSteps.flippedHorizontally(augmented) }
+                augmented.storage = augmented.storage.map { $0 * augmentation.factor }
+                result = try camPass(augmented, method: mapMethod, targets: targets, classes: classes)
+            }
+            for i in result.indices {
+                let map = augmentation.flip ? CAMSteps.flippedHorizontally(result[i].map) : result[i].map
+                for p in map.storage.indices { sums[i][p] += map.storage[p] }
+            }
+        }
+        let n = Float(CAMSteps.augmentations.count)
+        return plain.indices.map { i in
+            var explanation = plain[i]
+            explanation.map = Tensor(shape: plain[i].map.shape, storage: sums[i].map { $0 / n })
+            return explanation
+        }
+    }
+
+    private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [ClassTarget],
+                         classes fixed: [Int]?) throws -> [Explanation] {
+        let pass = try network.forward(input, retaining: Set(layers))
+        let logits = network.logits(of: pass)
+        let classes = try fixed ?? resolve(targets, logits: logits)
+        let scores = try classScores(logits, classes: classes)
+        var gradients: [String: Tensor] = [:]
+        if mapMethod.usesGradients {
+            gradients = try network.gradients(of: pass, seed: oneHot(classes, like: logits),
+                                              withRespectTo: Set(layers), rule: .standard)
+        }
+        var activations: [String: Tensor] = [:]
+        for layer in layers {
+            let a = try network.activation(layer, in: pass)
+            guard a.rank == 4, a.shape[0] == input.shape[0] else {
+                throw ExplainError.badShape("target layer \(layer) has shape \(a.shape); CAM methods need [N,C,h,w] with N = \(input.shape[0])")
+            }
+            activations[layer] = a
+            if mapMethod.usesGradients {
+                guard let g = gradients[layer], g.shape == a.shape else {
+                    throw ExplainError.missingTensor("no gradient of shape \(a.shape) for target layer \(layer)")
+                }
+            }
+        }
+        let (height, width) = (input.shape[2], input.shape[3])
+        return try (0..<input.shape[0]).map { i in
+            let raws = try layers.map { layer -> Tensor in
+                let evidence = LayerEvidence(
+                    layer: layer, activation: activations[layer]!.slice(i), gradient: gradients[layer]?.slice(i),
+                    classIndex: classes[i], score: scores[i], image: input.slice(i),
+                    scoreInputs: { batch in try self.classColumn(self.network.logits(of: self.network.forward(batch, retaining: [])), classes[i]) },
+                    scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) })
+                return try CAMSteps.rawMap(mapMethod, evidence: evidence, eigenSmooth: options.eigenSmooth)
+            }
+            return Explanation(classIndex: classes[i], score: scores[i], layers: layers, raws: raws,
+                               map: CAMSteps.finalMap(raws: raws, height: height, width: width))
+        }
+    }
+
+    // MARK: Input-gradient methods
+
+    private func inputGradientExplanations(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
+        let pass = try network.forward(input, retaining: [])
+        let logits = network.logits(of: pass)
+        let classes = try resolve(targets, logits: logits)
+        let scores = try classScores(logits, classes: classes)
+        let rule: GradientRule = method == .guidedBackprop ? guidedRule : .standard
+        let gradient = try inputGradient(pass, input: input, classes: classes, logits: logits, rule: rule)
+        return (0..<input.shape[0]).map { i in
+            let g = gradient.slice(i)
+            if method == .saliency {
+                let raw = Self.channelMaxAbs(g)
+                return Explanation(classIndex: classes[i], score: scores[i], layers: [], raws: [raw],
+                                   map: Tensor(shape: raw.shape, storage: Normalization.minMax(raw.storage)))
+            }
+            return Explanation(classIndex: classes[i], score: scores[i], layers: [], raws: [g], map: Self.magnitudeMap(g))
+        }
+    }
+
+    private func inputGradients(_ input: Tensor, classes: [Int], rule: GradientRule) throws -> Tensor {
+        let pass = try network.forward(input, retaining: [])
+        return try inputGradient(pass, input: input, classes: classes, logits: network.logits(of: pass), rule: rule)
+    }
+
+    private func inputGradient(_ pass: Network.Pass, input: Tensor, classes: [Int], logits: Tensor, rule: GradientRule) throws -> Tensor {
+        let gradients = try network.gradients(of: pass, seed: oneHot(classes, like: logits),
+                                              withRespectTo: [network.inputName], rule: rule)
+        guard let g = gradients[network.inputName], g.shape == input.shape else {
+            throw ExplainError.missingTensor("no input gradient of shape \(input.shape) for '\(network.inputName)'")
+        }
+        return g
+    }
+
+    /// `max_c |x_c|` of `[C,H,W]`.
+    static func channelMaxAbs(_ x: Tensor) -> Tensor {
+        let channels = x.shape[0], plane = x.count / max(channels, 1)
+        var out = [Float](repeating: 0, count: plane)
+        for c in 0..<channels {
+            for p in 0..<plane { out[p] = max(out[p], abs(x.storage[c * plane + p])) }
+        }
+        return Tensor(shape: Array(x.shape.dropFirst()), storage: out)
+    }
+
+    static func magnitudeMap(_ x: Tensor) -> Tensor {
+        let magnitude = channelMaxAbs(x)
+        return Tensor(shape: magnitude.shape, storage: Normalization.minMax(magnitude.storage))
+    }
+
+    // MARK: Targets
+
+    private func resolve(_ targets: [ClassTarget], logits: Tensor) throws -> [Int] {
+        guard logits.rank == 2, logits.shape[0] == targets.count else {
+            throw ExplainError.badShape("logits \(logits.shape) do not match \(targets.count) images")
+        }
+        return try targets.indices.map { i in try labels.resolve(targets[i], logits: logits.slice(i).storage) }
+    }
+
+    private func classScores(_ logits: Tensor, classes: [Int]) throws -> [Float] {
+        guard logits.rank == 2, logits.shape[0] == classes.count else {
+            throw ExplainError.badShape("logits \(logits.shape) do not match \(classes.count) images")
+        }
+        return try classes.indices.map { i in
+            guard classes[i] >= 0, classes[i] < logits.shape[1] else {
+                throw ExplainError.classIndexOutOfRange(classes[i], classes: logits.shape[1])
+            }
+            return logits.storage[i * logits.shape[1] + classes[i]]
+        }
+    }
+
+    private func classColumn(_ logits: Tensor, _ classIndex: Int) throws -> [Float] {
+        guard logits.rank == 2, classIndex < logits.shape[1] else {
+            throw ExplainError.badShape("probe logits \(logits.shape) have no class \(classIndex)")
+        }
+        return (0..<logits.shape[0]).map { logits.storage[$0 * logits.shape[1] + classIndex] }
+    }
+
+    private func oneHot(_ classes: [Int], like logits: Tensor) -> Tensor {
+        var seed = Tensor(shape: logits.shape)
+        for (i, k) in classes.enumerated() { seed.storage[i * logits.shape[1] + k] = 1 }
+        return seed
+    }
+}
