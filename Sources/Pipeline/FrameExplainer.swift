@@ -20,7 +20,7 @@ public struct Heatmap: Sendable, Equatable {
 }
 
 /// What the network saw in one frame.
-public struct Explanation: Sendable, Equatable {
+public struct FrameExplanation: Sendable, Equatable {
     /// The map to blend onto the frame, when the method draws one.
     public var heatmap: Heatmap?
     /// The text to write onto the frame (e.g. `tabby cat 87.3%`), when the method labels frames.
@@ -58,7 +58,7 @@ public protocol FrameExplainer: Sendable {
     /// Per-frame preparation done in the preprocess stage (resize, normalise), off the explain stage.
     func prepare(_ frame: VideoFrame) throws -> ModelInput
     /// One explanation per input, in the same order; `batch` holds 1…batchSize frames.
-    func explain(_ batch: [ModelInput]) async throws -> [Explanation]
+    func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation]
 }
 
 /// `--method none`: explains nothing, so the pipeline re-encodes every frame unchanged.
@@ -72,27 +72,32 @@ public struct IdentityExplainer: FrameExplainer {
     }
 
     /// An empty explanation (no heatmap, no label) per frame.
-    public func explain(_ batch: [ModelInput]) async throws -> [Explanation] {
-        batch.map { _ in Explanation() }
+    public func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation] {
+        batch.map { _ in FrameExplanation() }
     }
 }
 
 /// The blend stage: draws an explanation onto its frame.
 public protocol FrameOverlay: Sendable {
     /// Draws `explanation`'s heatmap and label (those present) onto `image`.
-    func draw(_ explanation: Explanation, on image: inout RGBImage) throws
+    func draw(_ explanation: FrameExplanation, on image: inout RGBImage) throws
 }
 
-/// The overlay for explanations that carry nothing to draw: leaves frames untouched, and
-/// refuses heatmaps and labels rather than silently dropping them.
-public struct NoOverlay: FrameOverlay {
-    /// The empty overlay.
-    public init() {}
+/// The blend stage of camvid: Render's overlay (heat map upsampled, coloured and blended,
+/// then the label), drawing only the layers an explanation carries.
+public struct HeatmapOverlay: FrameOverlay {
+    /// Colormap, opacity, label style and font.
+    public let overlay: Overlay
 
-    /// Leaves `image` as it is; throws when `explanation` has something to draw.
-    public func draw(_ explanation: Explanation, on image: inout RGBImage) throws {
-        if explanation.heatmap != nil || explanation.label != nil {
-            throw PipelineError.stageFailed(stage: "blend", frame: nil, reason: "no overlay is configured to draw heatmaps or labels")
-        }
+    /// An overlay drawing with Render's `overlay`.
+    public init(_ overlay: Overlay) {
+        self.overlay = overlay
+    }
+
+    /// Blends the heat map (when present) and writes the label (when present) onto `image`.
+    public func draw(_ explanation: FrameExplanation, on image: inout RGBImage) throws {
+        let map = explanation.heatmap
+        try overlay.apply(map: map?.values, mapWidth: map?.width ?? 0, mapHeight: map?.height ?? 0,
+                          label: explanation.label, to: &image)
     }
 }

@@ -4,15 +4,15 @@ import Render
 public struct VideoFrame: Sendable {
     /// The frame's position in decode order, counted from 0 (gaps mark frames dropped live).
     public var index: Int
-    /// Presentation timestamp in the input stream's time base, when the input has one.
-    public var pts: Int64?
+    /// Presentation timestamp in the input stream's time base (strictly increasing).
+    public var pts: Int64
     /// Duration in the input stream's time base (0 when unknown).
     public var duration: Int64
     /// The picture.
     public var image: RGBImage
 
     /// A frame at `index` with its timing and picture.
-    public init(index: Int, pts: Int64?, duration: Int64, image: RGBImage) {
+    public init(index: Int, pts: Int64, duration: Int64, image: RGBImage) {
         self.index = index
         self.pts = pts
         self.duration = duration

@@ -171,7 +171,7 @@ public enum VideoPipeline {
             if case .packet(let packet) = item { return .packet(packet) }
             return nil
         }
-        let explanations: [Explanation]
+        let explanations: [FrameExplanation]
         do {
             // A batch of packets alone has nothing to explain.
             explanations = inputs.isEmpty ? [] : try await explainer.explain(inputs)
@@ -196,7 +196,7 @@ public enum VideoPipeline {
             case .packet(let packet): return .packet(packet)
             case .frame(let frame):
                 // Counts were checked above: one explanation per frame, in order.
-                let explanation = next.next() ?? Explanation()
+                let explanation = next.next() ?? FrameExplanation()
                 return .frame(ExplainedFrame(frame: frame.frame, explanation: explanation))
             }
         }
@@ -314,7 +314,7 @@ struct PreparedFrame: Sendable {
 /// A frame with its explanation, from the explain stage.
 struct ExplainedFrame: Sendable {
     let frame: VideoFrame
-    let explanation: Explanation
+    let explanation: FrameExplanation
 }
 
 /// A flag set once from one task and read from another.

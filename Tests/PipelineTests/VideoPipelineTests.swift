@@ -125,7 +125,7 @@ final class MarkingExplainer: FrameExplainer, @unchecked Sendable {
         ModelInput(frameIndex: frame.index, tensor: nil)
     }
 
-    func explain(_ batch: [ModelInput]) async throws -> [Explanation] {
+    func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation] {
         let isFirst = lock.withLock { () -> Bool in
             sizes.append(batch.count)
             return sizes.count == 1
@@ -134,13 +134,13 @@ final class MarkingExplainer: FrameExplainer, @unchecked Sendable {
         if let failAtFrame, batch.contains(where: { $0.frameIndex == failAtFrame }) {
             throw TestFailure(description: "model exploded")
         }
-        return batch.map { Explanation(classIndex: $0.frameIndex) }
+        return batch.map { FrameExplanation(classIndex: $0.frameIndex) }
     }
 }
 
 /// Writes the explained class into pixel (0, 0)'s green channel.
 struct MarkingOverlay: FrameOverlay {
-    func draw(_ explanation: Explanation, on image: inout RGBImage) throws {
+    func draw(_ explanation: FrameExplanation, on image: inout RGBImage) throws {
         guard let classIndex = explanation.classIndex else { return }
         var pixel = image[0, 0]
         pixel.g = UInt8(classIndex % 251)
@@ -200,7 +200,7 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
         let recorder = Recorder()
         let summary = try await VideoPipeline.run(
             source: SyntheticSource(count: 25), converter: SyntheticConverter(),
-            explainer: IdentityExplainer(), overlay: NoOverlay(), sink: RecordingSink(recorder: recorder),
+            explainer: IdentityExplainer(), overlay: HeatmapOverlay(try Overlay()), sink: RecordingSink(recorder: recorder),
             configuration: PipelineConfiguration(channelCapacity: 2, batchSize: 4))
         #expect(recorder.written == expectedItems(frames: 25, marked: false))
         #expect(summary.framesWritten == 25)
