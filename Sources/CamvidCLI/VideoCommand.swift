@@ -78,7 +78,7 @@ struct VideoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The heat map's colours: \(Colormap.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
     var colormap: String = Colormap.jet.rawValue
 
-    @Flag(help: "No progress line and no summary.")
+    @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
     @Flag(help: "Show FFmpeg's own warnings.")
@@ -144,6 +144,10 @@ struct VideoCommand: AsyncParsableCommand {
         if !quiet {
             if summary.framesDropped > 0 {
                 note("dropped \(summary.framesDropped) of \(summary.framesWritten + summary.framesDropped) frames to keep up with the live input")
+            }
+            let decoder = job.decoder
+            if decoder.skippedPacketCount > 0 || decoder.damagedFrameCount > 0 {
+                note("\(input): skipped \(decoder.skippedPacketCount) corrupt packets, \(decoder.damagedFrameCount) frames repaired by the decoder")
             }
             for stream in job.encoder.droppedStreams {
                 note("\(output): stream \(stream) of \(input) left out: the \(job.encoder.containerName) container cannot hold it")

@@ -28,6 +28,7 @@ public struct VideoJob: Sendable {
         let rate = video.averageFrameRate.doubleValue
         var estimate = video.frameCountEstimate
         if let start = span.start, rate > 0, let whole = estimate {
+            // The estimate counts from the beginning; the span starts later.
             estimate = max(0, whole - Int((start * rate).rounded()))
         }
         if let duration = span.duration, rate > 0 {
@@ -46,9 +47,27 @@ public struct VideoJob: Sendable {
         explainer: any FrameExplainer, overlay: any FrameOverlay,
         configuration: PipelineConfiguration, stop: StopSignal = StopSignal(), progress: ProgressReporter? = nil
     ) async throws -> PipelineSummary {
-        try await VideoPipeline.run(
+        let summary = try await VideoPipeline.run(
             source: DecoderSource(decoder), converter: PixelConverter(file: decoder.input.location),
             explainer: explainer, overlay: overlay, sink: encoder,
             configuration: configuration, stop: stop, progress: progress)
+        if !summary.stoppedEarly, span.duration == nil, let shortfall = truncation(endingAt: summary.endTimestamp) {
+            throw MediaError(file: decoder.input.location, frame: summary.framesWritten, reason: shortfall)
+        }
+        return summary
+    }
+
+    /// Why the input looks cut short, when the video ended well before the length its
+    /// container declares (a streamable file such as Matroska or NUT truncated in transfer:
+    /// FFmpeg reads such a file to its cut as if it ended there).
+    ///
+    /// Streams may legitimately end a little apart (audio outlasting video), so only a video
+    /// ending before 90% of the declared length and more than a second early counts.
+    func truncation(endingAt end: Int64?) -> String? {
+        let video = decoder.video
+        guard !video.isLive, let declared = video.duration, declared > 0 else { return nil }
+        let reached = end.map { video.timeBase.seconds($0) } ?? 0
+        guard reached < declared * 0.9, declared - reached > 1 else { return nil }
+        return String(format: "the input ends at %.2f s, before the %.2f s it declares: the file is cut short", reached, declared)
     }
 }

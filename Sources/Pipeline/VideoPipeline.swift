@@ -10,13 +10,16 @@ public struct PipelineSummary: Sendable, Equatable {
     public var framesDropped: Int
     /// Whether reading stopped before the end of the input because a `StopSignal` was raised.
     public var stoppedEarly: Bool
+    /// Where the last written frame ends (its pts plus duration, in the input's time base).
+    public var endTimestamp: Int64?
 
     /// A summary with the given counts.
-    public init(framesWritten: Int, packetsWritten: Int, framesDropped: Int, stoppedEarly: Bool) {
+    public init(framesWritten: Int, packetsWritten: Int, framesDropped: Int, stoppedEarly: Bool, endTimestamp: Int64? = nil) {
         self.framesWritten = framesWritten
         self.packetsWritten = packetsWritten
         self.framesDropped = framesDropped
         self.stoppedEarly = stoppedEarly
+        self.endTimestamp = endTimestamp
     }
 }
 
@@ -121,7 +124,8 @@ public enum VideoPipeline {
             let counts = try await encodeStage(encoder, from: blended, progress: progress)
             try await group.waitForAll()
             return PipelineSummary(framesWritten: counts.frames, packetsWritten: counts.packets,
-                                   framesDropped: decoded.droppedCount, stoppedEarly: stoppedEarly.isSet)
+                                   framesDropped: decoded.droppedCount, stoppedEarly: stoppedEarly.isSet,
+                                   endTimestamp: counts.end)
         }
     }
 
@@ -251,7 +255,8 @@ public enum VideoPipeline {
         _ encoder: ResourceQueue<Sink>,
         from input: BoundedChannel<Flow<VideoFrame, Sink.Packet>>,
         progress: ProgressReporter?
-    ) async throws -> (frames: Int, packets: Int) {
+    ) async throws -> (frames: Int, packets: Int, end: Int64?) {
+        var end: Int64?
         var frames = 0
         var packets = 0
         var failure: Error?
@@ -261,6 +266,7 @@ public enum VideoPipeline {
                 case .frame(let frame):
                     try await encoder.run { try $0.encode(frame) }
                     frames += 1
+                    end = frame.pts + frame.duration
                     progress?.frameWritten()
                 case .packet(let packet):
                     try await encoder.run { try $0.copy(packet) }
@@ -278,7 +284,7 @@ public enum VideoPipeline {
         }
         progress?.finish()
         if let failure { throw failure }
-        return (frames, packets)
+        return (frames, packets, end)
     }
 }
 
