@@ -6,7 +6,6 @@ public final class StopSignal: @unchecked Sendable {
     // Guarded by `lock`: set from a signal handler's queue, read by the decode stage.
     private let lock = NSLock()
     private var stopped = false
-    private var handlers: [@Sendable () -> Void] = []
 
     /// A signal not yet raised.
     public init() {}
@@ -16,24 +15,8 @@ public final class StopSignal: @unchecked Sendable {
         lock.withLock { stopped }
     }
 
-    /// Asks the pipeline to stop reading; later calls do nothing.
+    /// Asks the pipeline to stop reading (before its next read); later calls change nothing.
     public func stop() {
-        let toRun: [@Sendable () -> Void] = lock.withLock {
-            guard !stopped else { return [] }
-            stopped = true
-            return handlers
-        }
-        toRun.forEach { $0() }
-    }
-
-    /// Runs `handler` once when the signal is raised (at once if it already was), e.g. to
-    /// interrupt a read blocked on a pipe or device.
-    public func onStop(_ handler: @escaping @Sendable () -> Void) {
-        let runNow: Bool = lock.withLock {
-            if stopped { return true }
-            handlers.append(handler)
-            return false
-        }
-        if runNow { handler() }
+        lock.withLock { stopped = true }
     }
 }

@@ -79,6 +79,18 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(written.pts == source.pts)
     }
 
+    @Test func startAndDurationSelectASpan() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("in.mkv")
+        let output = folder.appendingPathComponent("out.mkv")
+        try PatternClips.write(input, count: 100)
+
+        let result = try CamvidProcess.run([input.path, output.path, "--start", "1", "--duration", "0:01.22"], in: folder)
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(try PatternClips.read(MediaInput(output.path)).shown == Array(25..<56))
+    }
+
     @Test func lavfiSourceForADuration() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-cli")
         defer { try? FileManager.default.removeItem(at: folder) }
