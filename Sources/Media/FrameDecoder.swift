@@ -1,4 +1,9 @@
 import CFFmpeg
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How the decoder runs.
 public struct DecoderSettings: Sendable, Hashable {
@@ -56,6 +61,9 @@ public final class FrameDecoder: @unchecked Sendable {
     public private(set) var repairedTimestampCount = 0
     /// Frames delivered so far.
     public private(set) var deliveredFrameCount = 0
+
+    /// Raise it from another task to end a blocking live input (see `StopSignal`).
+    public let stopSignal: StopSignal
 
     /// The decoded video stream.
     public var video: VideoStreamInfo { source.video }
@@ -116,7 +124,11 @@ public final class FrameDecoder: @unchecked Sendable {
         for (key, value) in input.options { av_dict_set(&options, key, value, 0) }
         defer { av_dict_free(&options) }
 
-        var context: UnsafeMutablePointer<AVFormatContext>?
+        let stopSignal = StopSignal()
+        var context: UnsafeMutablePointer<AVFormatContext>? = avformat_alloc_context()
+        guard let allocated = context else { throw MediaError(file: name, reason: "cannot allocate a demuxer") }
+        camvid_set_interrupt(allocated, stopSignal.flag)
+        // avformat_open_input frees the context itself when it fails.
         var code = avformat_open_input(&context, input.url, format, &options)
         guard code >= 0, let context else { throw MediaError(file: name, while: "cannot open input", code: code) }
         var contextToClose: UnsafeMutablePointer<AVFormatContext>? = context
@@ -233,6 +245,7 @@ public final class FrameDecoder: @unchecked Sendable {
 
         guard let packet = av_packet_alloc() else { throw MediaError(file: name, reason: "cannot allocate a packet") }
         self.packet = packet
+        self.stopSignal = stopSignal
         self.formatContext = context
         self.codecContext = codec
         self.videoIndex = index
@@ -292,14 +305,18 @@ public final class FrameDecoder: @unchecked Sendable {
         case .reading:
             try receiveFrames()
             guard state == .reading, readyHead >= ready.count else { return }
-            let code = av_read_frame(formatContext, packet)
-            if code == FFmpegErrorText.endOfFile {
+            let code = stopSignal.isStopped ? camvid_averror_exit() : av_read_frame(formatContext, packet)
+            if code == FFmpegErrorText.endOfFile || (code == camvid_averror_exit() && stopSignal.isStopped) {
                 try checkReadError()
                 avcodec_send_packet(codecContext, nil)
                 state = .draining
                 return
             }
-            if code == FFmpegErrorText.tryAgain { return }
+            if code == FFmpegErrorText.tryAgain {
+                // A non-blocking device with nothing yet: wait a little instead of spinning.
+                usleep(2_000)
+                return
+            }
             if code == camvid_averror_invaliddata() {
                 try reject(code, while: "reading a packet")
                 return
@@ -332,6 +349,7 @@ public final class FrameDecoder: @unchecked Sendable {
 
     /// A demuxer that stopped because of an I/O error, not the end, left the file cut short.
     private func checkReadError() throws {
+        guard !stopSignal.isStopped else { return }
         if let pb = formatContext.pointee.pb, pb.pointee.error < 0, pb.pointee.error != FFmpegErrorText.endOfFile {
             throw MediaError(file: input.location, frame: deliveredFrameCount, while: "cannot read the input", code: pb.pointee.error)
         }
@@ -348,7 +366,7 @@ public final class FrameDecoder: @unchecked Sendable {
                 var pointer: UnsafeMutablePointer<AVFrame>? = frame
                 av_frame_free(&pointer)
                 if code == FFmpegErrorText.tryAgain { return }
-                if code == FFmpegErrorText.endOfFile {
+                if code == FFmpegErrorText.endOfFile || (code == camvid_averror_exit() && stopSignal.isStopped) {
                     finishVideo()
                     return
                 }

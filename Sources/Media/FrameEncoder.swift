@@ -336,7 +336,7 @@ public final class FrameEncoder: @unchecked Sendable {
         av_packet_rescale_ts(packet, input.timeBase.av, stream.pointee.time_base)
         packet.pointee.stream_index = stream.pointee.index
         packet.pointee.pos = -1
-        try writePacket(frame: nil, action: "cannot write a \(stream.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_AUDIO ? "audio" : "") packet")
+        try writePacket(frame: nil, action: "cannot write a packet of stream \(input.streamIndex)")
     }
 
     /// Flushes the encoder, writes the trailer and closes the output; call it once, also after a failure.

@@ -76,3 +76,21 @@ import TestSupport
         }
     }
 }
+
+@Suite struct StopSignalTests {
+    @Test func stoppingALiveSourceFromAnotherTaskEndsItNormally() async throws {
+        let decoder = try FrameDecoder(MediaInput("testsrc2=size=160x120:rate=30", format: "lavfi"))
+        var frames = 0
+        while let item = try decoder.next() {
+            if case .frame = item { frames += 1 }
+            if frames == 10 {
+                let signal = decoder.stopSignal
+                await Task.detached { signal.stop() }.value
+            }
+            #expect(frames < 100, "the source did not stop")
+            if frames >= 100 { break }
+        }
+        #expect(frames >= 10 && frames < 100)
+        #expect(decoder.stopSignal.isStopped)
+    }
+}
