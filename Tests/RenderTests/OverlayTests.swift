@@ -158,23 +158,25 @@ func randomMap(count: Int, seed: UInt64) -> [Float] {
     /// Prints the 720p cost (no assertion: timing depends on the machine and the build). CPU time
     /// of this thread, so other processes on a busy machine do not inflate it.
     @Test func measures720pOverlay() throws {
-        let overlay = try Overlay()
         let map = randomMap(count: 49, seed: 15)
-        var image = randomImage(width: 1280, height: 720, seed: 16)
         let label = LabelStyle.text(className: "Egyptian cat", probability: 0.873)
-        var heatOnly = [Double](), withLabel = [Double]()
-        for _ in 0..<40 {
-            var start = threadCPUSeconds()
-            try overlay.apply(map: map, mapWidth: 7, mapHeight: 7, label: nil, to: &image)
-            heatOnly.append(threadCPUSeconds() - start)
-            start = threadCPUSeconds()
-            try overlay.apply(map: map, mapWidth: 7, mapHeight: 7, label: label, to: &image)
-            withLabel.append(threadCPUSeconds() - start)
-        }
-        heatOnly.sort()
-        withLabel.sort()
         func ms(_ seconds: Double) -> String { "\((seconds * 1e5).rounded() / 100) ms" }
-        print("Overlay 1280x720, 7x7 map, jet, CPU time over 40 runs: heat median \(ms(heatOnly[20])) best \(ms(heatOnly[0])); heat+label median \(ms(withLabel[20])) best \(ms(withLabel[0]))")
-        #expect(image.width == 1280)
+        for (width, height, alpha) in [(1280, 720, Float(0.5)), (1280, 720, 0.3), (1920, 1080, 0.5)] {
+            let overlay = try Overlay(alpha: alpha)
+            var image = randomImage(width: width, height: height, seed: 16)
+            var heatOnly = [Double](), withLabel = [Double]()
+            for _ in 0..<40 {
+                var start = threadCPUSeconds()
+                try overlay.apply(map: map, mapWidth: 7, mapHeight: 7, label: nil, to: &image)
+                heatOnly.append(threadCPUSeconds() - start)
+                start = threadCPUSeconds()
+                try overlay.apply(map: map, mapWidth: 7, mapHeight: 7, label: label, to: &image)
+                withLabel.append(threadCPUSeconds() - start)
+            }
+            heatOnly.sort()
+            withLabel.sort()
+            print("Overlay \(width)x\(height), 7x7 map, jet, alpha \(alpha), CPU time over 40 runs: heat median \(ms(heatOnly[20])) best \(ms(heatOnly[0])); heat+label median \(ms(withLabel[20])) best \(ms(withLabel[0]))")
+            #expect(image.width == width)
+        }
     }
 }
