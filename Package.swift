@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine"]),
         .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Explain", "Engine"]),
-        .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"]),
+        .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "Pipeline", "Media", "Engine", "Explain", "Render"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "CamvidCLI"]),
     ],

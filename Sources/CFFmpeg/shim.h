@@ -26,3 +26,16 @@ static inline const char *camvid_err2str(int err, char *buf, size_t size) {
     av_strerror(err, buf, size);
     return buf;
 }
+/// AVERROR_INVALIDDATA as a value (FFERRTAG is a macro).
+static inline int camvid_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
+/// Whether a demuxer is a capture device (AV_IS_INPUT_DEVICE is a macro over the class category).
+static inline int camvid_is_input_device(const AVInputFormat *format) {
+    if (!format || !format->priv_class) return 0;
+    return AV_IS_INPUT_DEVICE(format->priv_class->category) ? 1 : 0;
+}
+/// The first plane pointer and stride array of a frame, as flat pointers for sws_scale.
+static inline const uint8_t *const *camvid_frame_data(const AVFrame *frame) { return (const uint8_t *const *)frame->data; }
+/// The stride array of a frame.
+static inline const int *camvid_frame_linesize(const AVFrame *frame) { return frame->linesize; }
+/// The writable plane pointers of a frame, for sws_scale's destination.
+static inline uint8_t *const *camvid_frame_data_mut(AVFrame *frame) { return frame->data; }

@@ -1,0 +1,160 @@
+/// One executable node of a plan: an operator with the tensor names it reads and writes.
+struct Step: Sendable {
+    var node: Int
+    var op: any Operator
+    var inputs: [String]
+    var outputs: [String]
+}
+
+/// The graph specialised to one input shape: folded constants, every tensor's shape, and the steps left to run.
+struct Plan: Sendable {
+    var inputShape: [Int]
+    var constants: [String: Constant]
+    var shapes: [String: [Int]]
+    var steps: [Step]
+    /// The step producing each runtime tensor.
+    var producer: [String: Int]
+
+    /// Folds everything computable from constants and the input shape; shape-checks the rest.
+    init(model: Model, operators: [(any Operator)?], constants base: [String: Constant], inputShape: [Int],
+         kernels: any KernelBackend) throws {
+        self.inputShape = inputShape
+        var constants = base
+        var shapes: [String: [Int]] = [model.inputName: inputShape]
+        for (name, c) in base { shapes[name] = c.tensor.shape }
+        var steps: [Step] = []
+        var producer: [String: Int] = [:]
+        let context = OperatorContext(kernels: kernels, rules: .standard)
+        for (index, node) in model.nodes.enumerated() {
+            guard let op = operators[index] else { continue }  // Constant nodes are in `base`.
+            let inputConstants = node.inputs.map { $0.isEmpty ? nil : constants[$0] }
+            var inputShapes: [[Int]?] = []
+            for name in node.inputs {
+                if name.isEmpty { inputShapes.append(nil); continue }
+                guard let shape = shapes[name] else { throw EngineError("\(node.label): input '\(name)' has no known shape") }
+                inputShapes.append(shape)
+            }
+            let allConstant = zip(node.inputs, inputConstants).allSatisfy { $0.isEmpty || $1 != nil }
+            if allConstant || op is Shape {
+                // Load-time evaluation: constants, and shapes of runtime tensors.
+                let values: [Tensor?] = op is Shape && !allConstant
+                    ? [Tensor(shape: inputShapes[0] ?? [], repeating: 0)]
+                    : inputConstants.map { $0?.tensor }
+                let integer = Plan.isIntegerResult(node, op, inputConstants)
+                var outputs: [Tensor]
+                do {
+                    outputs = try op.forward(values, context: context)
+                } catch let error as EngineError {
+                    throw EngineError(error.description.hasPrefix(node.opType) ? error.description : "\(node.label): \(error.description)")
+                }
+                if integer && (op as? Div) != nil {
+                    outputs = outputs.map { TensorMath.map($0) { $0.rounded(.towardZero) } }
+                }
+                for (name, value) in zip(node.outputs, outputs) where !name.isEmpty {
+                    constants[name] = Constant(tensor: value, isInteger: integer)
+                    shapes[name] = value.shape
+                }
+                continue
+            }
+            let outputShapes: [[Int]]
+            do {
+                outputShapes = try op.outputShapes(inputShapes, constants: inputConstants)
+            } catch let error as EngineError {
+                throw EngineError(error.description.contains(node.name) ? error.description : "\(node.label): \(error.description)")
+            }
+            guard outputShapes.count >= node.outputs.filter({ !$0.isEmpty }).count else {
+                throw EngineError("\(node.label): \(node.outputs.count) outputs declared, \(outputShapes.count) computed")
+            }
+            for (name, shape) in zip(node.outputs, outputShapes) where !name.isEmpty {
+                shapes[name] = shape
+                producer[name] = steps.count
+            }
+            steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs))
+        }
+        for output in model.outputNames where shapes[output] == nil {
+            throw EngineError("graph output '\(output)' is never produced")
+        }
+        self.constants = constants
+        self.shapes = shapes
+        self.steps = steps
+        self.producer = producer
+    }
+
+    private static func isIntegerResult(_ node: Node, _ op: any Operator, _ inputs: [Constant?]) -> Bool {
+        switch op {
+        case is Shape: return true
+        case let cast as Cast: return cast.toInteger
+        case is ConstantOfShape:
+            if case .tensor(let t)? = node.attributes["value"] { return t.isInteger }
+            return false
+        case is Equal: return true
+        case is Where: return inputs.count > 1 && (inputs[1]?.isInteger ?? false)
+        default: return inputs.first??.isInteger ?? false
+        }
+    }
+
+    /// Indices of steps that (transitively) read `names`, the names included.
+    func descendants(of names: Set<String>) -> (steps: Set<Int>, tensors: Set<String>) {
+        var tensors = names
+        var result = Set<Int>()
+        for (i, step) in steps.enumerated() where step.inputs.contains(where: { tensors.contains($0) }) {
+            result.insert(i)
+            tensors.formUnion(step.outputs)
+        }
+        return (result, tensors)
+    }
+
+    /// Indices of steps needed to compute `names` from tensors in `known` (and constants).
+    func ancestors(of names: Set<String>, stoppingAt known: (String) -> Bool) -> Set<Int> {
+        var result = Set<Int>()
+        var pending = Array(names)
+        var seen = Set<String>()
+        while let name = pending.popLast() {
+            if seen.contains(name) || known(name) || constants[name] != nil { continue }
+            seen.insert(name)
+            guard let s = producer[name] else { continue }
+            if result.insert(s).inserted {
+                pending.append(contentsOf: steps[s].inputs.filter { !$0.isEmpty })
+            }
+        }
+        return result
+    }
+
+    /// Runs `subset` of the steps in order on `values`, dropping intermediates not in `keep` once read.
+    func execute(_ subset: Set<Int>?, values: inout [String: Tensor], keep: Set<String>, kernels: any KernelBackend) throws {
+        let order = subset.map { $0.sorted() } ?? Array(steps.indices)
+        var remaining: [String: Int] = [:]
+        for i in order { for name in steps[i].inputs where !name.isEmpty { remaining[name, default: 0] += 1 } }
+        let context = OperatorContext(kernels: kernels, rules: .standard)
+        for i in order {
+            let step = steps[i]
+            var inputs: [Tensor?] = []
+            for name in step.inputs {
+                if name.isEmpty { inputs.append(nil); continue }
+                if let v = values[name] { inputs.append(v); continue }
+                if let c = constants[name] { inputs.append(c.tensor); continue }
+                throw EngineError("internal: tensor '\(name)' is not available for step \(i)")
+            }
+            let outputs = try step.op.forward(inputs, context: context)
+            for (name, value) in zip(step.outputs, outputs) where !name.isEmpty {
+                values[name] = value
+            }
+            for name in step.inputs where !name.isEmpty {
+                remaining[name, default: 0] -= 1
+                if remaining[name] == 0 && !keep.contains(name) { values[name] = nil }
+            }
+        }
+    }
+
+    /// Runtime tensors that some step's backward reads.
+    var backwardReads: Set<String> {
+        var result = Set<String>()
+        for step in steps {
+            let needs = step.op.backwardNeeds
+            for i in needs.inputs where i < step.inputs.count && constants[step.inputs[i]] == nil { result.insert(step.inputs[i]) }
+            for i in needs.outputs where i < step.outputs.count { result.insert(step.outputs[i]) }
+        }
+        result.remove("")
+        return result
+    }
+}

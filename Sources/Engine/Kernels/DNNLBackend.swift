@@ -1,0 +1,253 @@
+import CDNNL
+import Foundation
+
+/// Kernels from oneDNN (CPU engine); primitives are built once per shape and cached.
+///
+/// oneDNN parallelises each call with OpenMP, so calls are serialised: one at a time per backend.
+final class DNNLBackend: KernelBackend, @unchecked Sendable {
+    private let engine: dnnl_engine_t
+    private let stream: dnnl_stream_t
+    private let lock = NSLock()
+    private var convolutions: [ConvolutionKey: CompiledConvolution] = [:]
+
+    private struct ConvolutionKey: Hashable {
+        var geometry: ConvolutionGeometry
+        var activation: FusedActivation
+        var backward: Bool
+        var hasBias: Bool
+    }
+
+    /// The process-wide backend (one oneDNN engine and stream).
+    static let shared: Result<DNNLBackend, EngineError> = Result { try DNNLBackend() }.mapError {
+        ($0 as? EngineError) ?? EngineError("\($0)")
+    }
+
+    private init() throws {
+        var engine: dnnl_engine_t?
+        try DNNLBackend.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "creating the oneDNN CPU engine")
+        guard let engine else { throw EngineError("oneDNN returned no engine") }
+        var stream: dnnl_stream_t?
+        try DNNLBackend.check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "creating a oneDNN stream")
+        guard let stream else { throw EngineError("oneDNN returned no stream") }
+        self.engine = engine
+        self.stream = stream
+    }
+
+    static func check(_ status: dnnl_status_t, _ what: String) throws {
+        guard status == dnnl_success else { throw EngineError("oneDNN failed \(what) (status \(status.rawValue))") }
+    }
+
+    static func memoryDescriptor(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        let d = dims.map { dnnl_dim_t($0) }
+        try check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag), "describing a \(dims) tensor")
+        return md
+    }
+
+    /// A primitive with its memory descriptors, built for one geometry.
+    private final class CompiledConvolution {
+        var descriptor: dnnl_primitive_desc_t?
+        var primitive: dnnl_primitive_t?
+        var weightsDescriptor = dnnl_memory_desc_t()
+
+        deinit {
+            if let primitive { dnnl_primitive_destroy(primitive) }
+            if let descriptor { dnnl_primitive_desc_destroy(descriptor) }
+        }
+    }
+
+    /// A weights buffer in a primitive's preferred layout.
+    private final class PreparedBuffer {
+        var storage: [Float]
+        init(_ storage: [Float]) { self.storage = storage }
+    }
+
+    private func weightsDims(_ g: ConvolutionGeometry) -> ([Int], dnnl_format_tag_t) {
+        let o = g.output[1], c = g.input[1]
+        if g.groups == 1 { return ([o, c, g.kernel[0], g.kernel[1]], dnnl_oihw) }
+        return ([g.groups, o / g.groups, c / g.groups, g.kernel[0], g.kernel[1]], dnnl_goihw)
+    }
+
+    private func convolutionDescriptor(_ g: ConvolutionGeometry, backward: Bool, forwardKind: dnnl_prop_kind_t,
+                                       hasBias: Bool) throws -> dnnl_convolution_desc_t {
+        var src = try DNNLBackend.memoryDescriptor(g.input, dnnl_nchw)
+        var dst = try DNNLBackend.memoryDescriptor(g.output, dnnl_nchw)
+        let (wd, _) = weightsDims(g)
+        var weights = try DNNLBackend.memoryDescriptor(wd, dnnl_format_tag_any)
+        var bias = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
+        let strides = g.strides.map { dnnl_dim_t($0) }
+        let dilations = g.dilations.map { dnnl_dim_t($0 - 1) }
+        let padL = g.padsBegin.map { dnnl_dim_t($0) }
+        let padR = g.padsEnd.map { dnnl_dim_t($0) }
+        var desc = dnnl_convolution_desc_t()
+        if backward {
+            try DNNLBackend.check(dnnl_dilated_convolution_backward_data_desc_init(
+                &desc, dnnl_convolution_direct, &src, &weights, &dst, strides, dilations, padL, padR),
+                "describing a backward-data convolution \(g)")
+        } else {
+            let status = hasBias
+                ? dnnl_dilated_convolution_forward_desc_init(&desc, forwardKind, dnnl_convolution_direct, &src, &weights, &bias, &dst,
+                                                             strides, dilations, padL, padR)
+                : dnnl_dilated_convolution_forward_desc_init(&desc, forwardKind, dnnl_convolution_direct, &src, &weights, nil, &dst,
+                                                             strides, dilations, padL, padR)
+            try DNNLBackend.check(status, "describing a convolution \(g)")
+        }
+        return desc
+    }
+
+    private func compiled(_ key: ConvolutionKey) throws -> CompiledConvolution {
+        if let cached = convolutions[key] { return cached }
+        let result = CompiledConvolution()
+        let g = key.geometry
+        var attr: dnnl_primitive_attr_t?
+        try DNNLBackend.check(dnnl_primitive_attr_create(&attr), "creating primitive attributes")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if case .none = key.activation {} else {
+            var ops: dnnl_post_ops_t?
+            try DNNLBackend.check(dnnl_post_ops_create(&ops), "creating post-ops")
+            defer { dnnl_post_ops_destroy(ops) }
+            switch key.activation {
+            case .relu: try DNNLBackend.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "adding a ReLU post-op")
+            case .clip(let lo, let hi):
+                try DNNLBackend.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_clip_v2, lo, hi), "adding a clip post-op")
+            case .none: break
+            }
+            try DNNLBackend.check(dnnl_primitive_attr_set_post_ops(attr, ops), "setting post-ops")
+        }
+        if key.backward {
+            var forwardDesc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_training, hasBias: false)
+            var hint: dnnl_primitive_desc_t?
+            try DNNLBackend.check(dnnl_primitive_desc_create(&hint, &forwardDesc, nil, engine, nil), "building a convolution \(g)")
+            defer { dnnl_primitive_desc_destroy(hint) }
+            var desc = try convolutionDescriptor(g, backward: true, forwardKind: dnnl_forward_training, hasBias: false)
+            try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, hint),
+                                  "building a backward-data convolution \(g)")
+        } else {
+            var desc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_inference, hasBias: key.hasBias)
+            try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, nil),
+                                  "building a convolution \(g)")
+        }
+        guard let md = dnnl_primitive_desc_query_md(result.descriptor, dnnl_query_weights_md, 0) else {
+            throw EngineError("oneDNN gave no weights layout for convolution \(g)")
+        }
+        result.weightsDescriptor = md.pointee
+        try DNNLBackend.check(dnnl_primitive_create(&result.primitive, result.descriptor), "creating a convolution primitive")
+        convolutions[key] = result
+        return result
+    }
+
+    /// The weights reordered into the layout `compiled` wants, made once per node and layout.
+    private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledConvolution,
+                                 _ g: ConvolutionGeometry, backward: Bool) throws -> PreparedBuffer {
+        let key = "dnnl.\(backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input[2...])"
+        return try weights.prepared(key) {
+            let (dims, tag) = weightsDims(g)
+            var user = try DNNLBackend.memoryDescriptor(dims, tag)
+            var wanted = compiled.weightsDescriptor
+            if dnnl_memory_desc_equal(&user, &wanted) != 0 { return PreparedBuffer(weights.weights.storage) }
+            let size = dnnl_memory_desc_get_size(&wanted) / 4
+            var out = [Float](repeating: 0, count: Int(size))
+            var source = weights.weights.storage
+            try source.withUnsafeMutableBytes { src in
+                try out.withUnsafeMutableBytes { dst in
+                    try reorder(&user, src.baseAddress, &wanted, dst.baseAddress)
+                }
+            }
+            return PreparedBuffer(out)
+        }
+    }
+
+    private func reorder(_ from: inout dnnl_memory_desc_t, _ src: UnsafeMutableRawPointer?,
+                         _ to: inout dnnl_memory_desc_t, _ dst: UnsafeMutableRawPointer?) throws {
+        var pd: dnnl_primitive_desc_t?
+        try DNNLBackend.check(dnnl_reorder_primitive_desc_create(&pd, &from, engine, &to, engine, nil), "building a reorder")
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var primitive: dnnl_primitive_t?
+        try DNNLBackend.check(dnnl_primitive_create(&primitive, pd), "creating a reorder")
+        defer { dnnl_primitive_destroy(primitive) }
+        var a: dnnl_memory_t?, b: dnnl_memory_t?
+        try DNNLBackend.check(dnnl_memory_create(&a, &from, engine, src), "wrapping reorder source")
+        defer { dnnl_memory_destroy(a) }
+        try DNNLBackend.check(dnnl_memory_create(&b, &to, engine, dst), "wrapping reorder destination")
+        defer { dnnl_memory_destroy(b) }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: a), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: b)]
+        try DNNLBackend.check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "reordering")
+        try DNNLBackend.check(dnnl_stream_wait(stream), "waiting for a reorder")
+    }
+
+    /// Runs `primitive` with the given (argument, descriptor, pointer) triples.
+    private func execute(_ primitive: dnnl_primitive_t?, _ arguments: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer?)]) throws {
+        var memories: [dnnl_memory_t?] = []
+        defer { for m in memories { dnnl_memory_destroy(m) } }
+        var args: [dnnl_exec_arg_t] = []
+        for (arg, descriptor, pointer) in arguments {
+            var md = descriptor
+            var memory: dnnl_memory_t?
+            try DNNLBackend.check(dnnl_memory_create(&memory, &md, engine, pointer), "wrapping an operand")
+            memories.append(memory)
+            args.append(dnnl_exec_arg_t(arg: arg, memory: memory))
+        }
+        try DNNLBackend.check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "executing a primitive")
+        try DNNLBackend.check(dnnl_stream_wait(stream), "waiting for a primitive")
+    }
+
+    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: ConvolutionGeometry,
+                     activation: FusedActivation) throws -> Tensor {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = ConvolutionKey(geometry: g, activation: activation, backward: false, hasBias: weights.bias != nil)
+        let conv = try compiled(key)
+        let prepared = try preparedWeights(weights, conv, g, backward: false)
+        var input = x.storage
+        var output = [Float](repeating: 0, count: Tensor.elementCount(g.output))
+        var bias = weights.bias?.storage ?? []
+        let src = try DNNLBackend.memoryDescriptor(g.input, dnnl_nchw)
+        let dst = try DNNLBackend.memoryDescriptor(g.output, dnnl_nchw)
+        let biasMD = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
+        try input.withUnsafeMutableBytes { pi in
+            try output.withUnsafeMutableBytes { po in
+                try prepared.storage.withUnsafeMutableBytes { pw in
+                    try bias.withUnsafeMutableBytes { pb in
+                        var arguments = [(DNNL_ARG_SRC, src, pi.baseAddress), (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
+                                         (DNNL_ARG_DST, dst, po.baseAddress)]
+                        if weights.bias != nil { arguments.append((DNNL_ARG_BIAS, biasMD, pb.baseAddress)) }
+                        try execute(conv.primitive, arguments)
+                    }
+                }
+            }
+        }
+        return Tensor(shape: g.output, storage: output)
+    }
+
+    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
+                                 _ g: ConvolutionGeometry) throws -> Tensor {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false)
+        let conv = try compiled(key)
+        let prepared = try preparedWeights(weights, conv, g, backward: true)
+        var diffDst = gradient.storage
+        var diffSrc = [Float](repeating: 0, count: Tensor.elementCount(g.input))
+        let src = try DNNLBackend.memoryDescriptor(g.input, dnnl_nchw)
+        let dst = try DNNLBackend.memoryDescriptor(g.output, dnnl_nchw)
+        try diffDst.withUnsafeMutableBytes { pd in
+            try diffSrc.withUnsafeMutableBytes { ps in
+                try prepared.storage.withUnsafeMutableBytes { pw in
+                    try execute(conv.primitive, [(DNNL_ARG_DIFF_DST, dst, pd.baseAddress),
+                                                 (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
+                                                 (DNNL_ARG_DIFF_SRC, src, ps.baseAddress)])
+                }
+            }
+        }
+        return Tensor(shape: g.input, storage: diffSrc)
+    }
+
+    func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) throws {
+        if m == 0 || n == 0 { return }
+        try DNNLBackend.check(dnnl_sgemm(transposeA ? 84 : 78, transposeB ? 84 : 78, dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k),
+                                         alpha, a, dnnl_dim_t(lda), b, dnnl_dim_t(ldb), beta, c, dnnl_dim_t(ldc)),
+                              "multiplying matrices \(m)x\(k) by \(k)x\(n)")
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// The shape of one 2-D convolution: everything a backend needs to build a primitive.
+struct ConvolutionGeometry: Hashable, Sendable {
+    /// Input `[N, C, H, W]`.
+    var input: [Int]
+    /// Output `[N, O, OH, OW]`.
+    var output: [Int]
+    /// Kernel `[KH, KW]`.
+    var kernel: [Int]
+    var strides: [Int]
+    /// ONNX dilations (1 = dense).
+    var dilations: [Int]
+    var padsBegin: [Int]
+    var padsEnd: [Int]
+    var groups: Int
+}
+
+/// An activation a convolution kernel applies to its output in the same pass.
+enum FusedActivation: Hashable, Sendable {
+    case none
+    case relu
+    case clip(Float, Float)
+
+    func apply(_ x: Float) -> Float {
+        switch self {
+        case .none: return x
+        case .relu: return max(x, 0)
+        case .clip(let lo, let hi): return min(max(x, lo), hi)
+        }
+    }
+}
+
+/// The constant operands of one convolution node, with per-backend prepared copies (reordered weights).
+final class ConvolutionWeights: @unchecked Sendable {
+    /// ONNX layout `[O, C/groups, KH, KW]`.
+    let weights: Tensor
+    /// `[O]` or nil.
+    let bias: Tensor?
+    private let lock = NSLock()
+    private var prepared: [String: AnyObject] = [:]
+
+    init(weights: Tensor, bias: Tensor?) {
+        self.weights = weights
+        self.bias = bias
+    }
+
+    /// The backend-prepared form stored under `key`, made once by `make`.
+    func prepared<T: AnyObject>(_ key: String, _ make: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        if let value = prepared[key] as? T { return value }
+        let value = try make()
+        prepared[key] = value
+        return value
+    }
+}
+
+/// The numeric kernels the operators delegate to, so that another backend could replace oneDNN.
+protocol KernelBackend: Sendable {
+    /// `activation(conv(x, W) + b)` for an NCHW input.
+    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: ConvolutionGeometry,
+                     activation: FusedActivation) throws -> Tensor
+    /// The gradient of a convolution's input given the gradient of its output (bias and activation excluded).
+    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
+                                 _ geometry: ConvolutionGeometry) throws -> Tensor
+    /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
+    func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) throws
+}

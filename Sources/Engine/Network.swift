@@ -1,0 +1,278 @@
+import Foundation
+
+/// One tensor of a network: its name, what produces it, and its shape for a batch of one.
+public struct LayerInfo: Sendable, Equatable {
+    /// The ONNX tensor name.
+    public let name: String
+    /// The ONNX operator type producing it (e.g. `Conv`).
+    public let opType: String
+    /// The name of the ONNX node producing it.
+    public let nodeName: String
+    /// The shape for a batch of one at the network's input size.
+    public let shape: [Int]
+}
+
+/// How backward treats operators whose gradient an explanation method redefines.
+public struct GradientRules: Sendable, Equatable {
+    /// ReLU passes only positive gradients, and only where its input was positive (guided backprop).
+    public var guidedRelu: Bool
+
+    /// Creates rules.
+    public init(guidedRelu: Bool = false) {
+        self.guidedRelu = guidedRelu
+    }
+
+    /// The true gradient.
+    public static let standard = GradientRules()
+    /// Guided backpropagation (Springenberg et al.): ReLU gates both by input and by gradient sign.
+    public static let guidedBackprop = GradientRules(guidedRelu: true)
+}
+
+/// The retained tensors of one forward run, for reading and for later backward passes or reruns.
+public struct ForwardPass: Sendable {
+    /// The retained tensors by name (requested ones, outputs, input, and what backward reads).
+    let values: [String: Tensor]
+    let inputShape: [Int]
+    let logitsName: String
+
+    /// The tensor called `name`, if it was retained.
+    public subscript(name: String) -> Tensor? { values[name] }
+
+    /// The network's (first) output, `[N, classes]` for a classifier.
+    public var logits: Tensor { values[logitsName] ?? Tensor(shape: [0]) }
+
+    /// The batch size of the run.
+    public var batchSize: Int { inputShape.first ?? 0 }
+}
+
+/// A convolutional network loaded from ONNX, run by the engine's own executor on oneDNN kernels.
+///
+/// Not for concurrent use: one caller at a time (calls are serialised internally).
+public final class Network: @unchecked Sendable {
+    private let model: Model
+    private let operators: [(any Operator)?]
+    private let constants: [String: Constant]
+    private let kernels: any KernelBackend
+    private let defaultInputShape: [Int]
+    private let lock = NSLock()
+    private var plans: [[Int]: Plan] = [:]
+    private let referencePlan: Plan
+
+    /// Loads the ONNX model at `url` (external data beside it) for `inputHeight` x `inputWidth` images.
+    public convenience init(contentsOf url: URL, inputHeight: Int = 224, inputWidth: Int = 224) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            throw EngineError("\(url.path): cannot read the model file")
+        }
+        do {
+            try self.init(model: data, baseDirectory: url.deletingLastPathComponent(), inputHeight: inputHeight, inputWidth: inputWidth)
+        } catch let error as EngineError {
+            throw EngineError("\(url.lastPathComponent): \(error.description)")
+        }
+    }
+
+    /// Loads a serialised ONNX model; external tensor data is looked up relative to `baseDirectory`.
+    ///
+    /// Every node is checked (operator, attributes, shapes for the given size) before this returns.
+    public init(model data: Data, baseDirectory: URL?, inputHeight: Int, inputWidth: Int) throws {
+        guard inputHeight > 0, inputWidth > 0 else { throw EngineError("input size \(inputHeight)x\(inputWidth) is not positive") }
+        let model = try Model(data: data, baseDirectory: baseDirectory)
+        var constants = model.constants
+        var operators: [(any Operator)?] = []
+        for node in model.nodes {
+            if node.opType == "Constant" {
+                let value = try OperatorFactory.constantValue(node)
+                for name in node.outputs where !name.isEmpty { constants[name] = value }
+                operators.append(nil)
+            } else {
+                operators.append(try OperatorFactory.make(node, opset: model.opset))
+            }
+        }
+        switch DNNLBackend.shared {
+        case .success(let backend): kernels = backend
+        case .failure(let error): throw error
+        }
+        let dims = model.inputDimensions
+        guard dims.count == 4 || dims.isEmpty else {
+            throw EngineError("input '\(model.inputName)' has rank \(dims.count); an image input [N,C,H,W] is expected")
+        }
+        let channels = dims.count == 4 ? (dims[1] ?? 3) : 3
+        defaultInputShape = [1, channels, inputHeight, inputWidth]
+        self.model = model
+        self.operators = operators
+        self.constants = constants
+        referencePlan = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels)
+        plans[defaultInputShape] = referencePlan
+    }
+
+    /// The name of the image input.
+    public var inputName: String { model.inputName }
+
+    /// The name of the (first) output, the logits.
+    public var outputName: String { model.outputNames[0] }
+
+    /// The input shape for a batch of one: `[1, C, H, W]`.
+    public var inputShape: [Int] { defaultInputShape }
+
+    /// Every tensor computed at run time, in execution order, with its producer and batch-1 shape.
+    public var layers: [LayerInfo] {
+        referencePlan.steps.flatMap { step in
+            step.outputs.filter { !$0.isEmpty }.map { name in
+                let node = model.nodes[step.node]
+                return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [])
+            }
+        }
+    }
+
+    /// The last 4-D tensor with spatial size > 1: the usual Grad-CAM layer before the classifier head.
+    public var defaultTargetLayer: String {
+        layers.last { $0.shape.count == 4 && $0.shape[2] * $0.shape[3] > 1 }?.name ?? outputName
+    }
+
+    private func plan(for inputShape: [Int]) throws -> Plan {
+        if let plan = plans[inputShape] { return plan }
+        let plan = try Plan(model: model, operators: operators, constants: constants, inputShape: inputShape, kernels: kernels)
+        plans[inputShape] = plan
+        return plan
+    }
+
+    private func checkRuntimeTensor(_ name: String, _ plan: Plan) throws {
+        guard plan.producer[name] != nil || name == model.inputName else {
+            if plan.constants[name] != nil { throw EngineError("'\(name)' is a constant of the model, not a layer") }
+            throw EngineError("the model has no tensor named '\(name)'")
+        }
+    }
+
+    /// Runs the network on `input` `[N, C, H, W]`, keeping the tensors named in `retaining`.
+    public func forward(_ input: Tensor, retaining: Set<String> = []) throws -> ForwardPass {
+        lock.lock()
+        defer { lock.unlock() }
+        guard input.rank == 4, input.shape[0] >= 1, Array(input.shape[1...]) == Array(defaultInputShape[1...]) else {
+            throw EngineError("input has shape \(input.shape); expected [N, \(defaultInputShape[1...].map(String.init).joined(separator: ", "))]")
+        }
+        let plan = try plan(for: input.shape)
+        for name in retaining { try checkRuntimeTensor(name, plan) }
+        var values: [String: Tensor] = [model.inputName: input]
+        let keep = retaining.union(model.outputNames).union([model.inputName]).union(plan.backwardReads)
+        try plan.execute(nil, values: &values, keep: keep, kernels: kernels)
+        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
+    }
+
+    /// Computes tensors missing from `pass` (freed intermediates) from what it retained.
+    private func materialize(_ names: Set<String>, _ pass: ForwardPass, _ plan: Plan) throws -> [String: Tensor] {
+        var values = pass.values
+        let missing = names.filter { values[$0] == nil && plan.constants[$0] == nil }
+        if missing.isEmpty { return values }
+        let steps = plan.ancestors(of: Set(missing)) { pass.values[$0] != nil }
+        try plan.execute(steps, values: &values, keep: Set(values.keys).union(names), kernels: kernels)
+        return values
+    }
+
+    /// The gradients of `seed · output` (default output: the logits) with respect to each tensor in `targets`.
+    ///
+    /// Only the part of the graph between the targets and `output` is evaluated; `seed` has the output's shape.
+    public func backward(_ pass: ForwardPass, seed: Tensor, at output: String? = nil, to targets: Set<String>,
+                         rules: GradientRules = .standard) throws -> [String: Tensor] {
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = try plan(for: pass.inputShape)
+        let outputName = output ?? self.outputName
+        try checkRuntimeTensor(outputName, plan)
+        for t in targets { try checkRuntimeTensor(t, plan) }
+        guard seed.shape == plan.shapes[outputName] else {
+            throw EngineError("seed has shape \(seed.shape); output '\(outputName)' has \(plan.shapes[outputName] ?? [])")
+        }
+        let (downstream, reachable) = plan.descendants(of: targets)
+        let upstream = plan.ancestors(of: [outputName]) { _ in false }
+        let relevant = downstream.intersection(upstream).sorted()
+        var needed = Set<String>()
+        for i in relevant {
+            let step = plan.steps[i], needs = step.op.backwardNeeds
+            for k in needs.inputs where k < step.inputs.count { needed.insert(step.inputs[k]) }
+            for k in needs.outputs where k < step.outputs.count { needed.insert(step.outputs[k]) }
+        }
+        needed.remove("")
+        let values = try materialize(needed, pass, plan)
+        var gradients: [String: Tensor] = [outputName: seed]
+        let context = OperatorContext(kernels: kernels, rules: rules)
+        for i in relevant.reversed() {
+            let step = plan.steps[i]
+            let outputGradients = step.outputs.map { gradients[$0] }
+            if outputGradients.allSatisfy({ $0 == nil }) { continue }
+            let differentiable = step.op.differentiableInputs
+            let wanted = step.inputs.enumerated().map { k, name in
+                !name.isEmpty && reachable.contains(name) && differentiable.contains(k) && plan.constants[name] == nil
+            }
+            if !wanted.contains(true) { continue }
+            let args = BackwardArguments(
+                inputs: step.inputs.map { $0.isEmpty ? nil : (values[$0] ?? plan.constants[$0]?.tensor) },
+                outputs: step.outputs.map { values[$0] },
+                gradients: outputGradients, wanted: wanted,
+                inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
+            let inputGradients: [Tensor?]
+            do {
+                inputGradients = try step.op.backward(args, context: context)
+            } catch let error as EngineError {
+                throw EngineError("\(model.nodes[step.node].label): \(error.description)")
+            }
+            for (k, name) in step.inputs.enumerated() where k < inputGradients.count && wanted[k] {
+                guard let g = inputGradients[k] else { continue }
+                if let existing = gradients[name] {
+                    gradients[name] = TensorMath.add(existing, g)
+                } else {
+                    gradients[name] = g
+                }
+            }
+            // Free output gradients nothing reads any more.
+            for name in step.outputs where !targets.contains(name) && name != outputName { gradients[name] = nil }
+        }
+        var result: [String: Tensor] = [:]
+        for t in targets { result[t] = gradients[t] ?? Tensor(shape: plan.shapes[t] ?? []) }
+        return result
+    }
+
+    /// Reruns only the part of the graph downstream of `name`, with `value` in place of that tensor.
+    ///
+    /// `value` may have another batch size N' than the pass: tensors from the pass with batch 1 are repeated.
+    /// Returns `outputs` (default: the graph outputs).
+    public func rerun(_ pass: ForwardPass, replacing name: String, with value: Tensor,
+                      outputs: Set<String>? = nil) throws -> [String: Tensor] {
+        lock.lock()
+        defer { lock.unlock() }
+        let passPlan = try plan(for: pass.inputShape)
+        try checkRuntimeTensor(name, passPlan)
+        guard value.rank >= 1, value.shape[0] >= 1 else { throw EngineError("replacement for '\(name)' has shape \(value.shape)") }
+        let batch = value.shape[0]
+        guard batch == pass.batchSize || pass.batchSize == 1 else {
+            throw EngineError("replacement batch \(batch) differs from the pass's batch \(pass.batchSize) (only a batch of 1 is repeated)")
+        }
+        let plan = try plan(for: [batch] + pass.inputShape.dropFirst())
+        guard value.shape == plan.shapes[name] else {
+            throw EngineError("replacement for '\(name)' has shape \(value.shape); expected \(plan.shapes[name] ?? [])")
+        }
+        let wanted = outputs ?? Set(model.outputNames)
+        for o in wanted { try checkRuntimeTensor(o, plan) }
+        let (downstream, downstreamTensors) = plan.descendants(of: [name])
+        let upstream = plan.ancestors(of: wanted) { $0 == name }
+        let subset = downstream.intersection(upstream)
+        var external = Set<String>()
+        for i in subset {
+            for input in plan.steps[i].inputs where !input.isEmpty && !downstreamTensors.contains(input) && plan.constants[input] == nil {
+                external.insert(input)
+            }
+        }
+        let untouched = wanted.filter { !downstreamTensors.contains($0) }
+        let source = try materialize(external.union(untouched), pass, passPlan)
+        var values: [String: Tensor] = [name: value]
+        for e in external.union(untouched) {
+            guard let v = source[e] else { throw EngineError("internal: '\(e)' could not be recomputed") }
+            values[e] = TensorMath.tile(v, batch: batch)
+        }
+        try plan.execute(subset, values: &values, keep: wanted, kernels: kernels)
+        var result: [String: Tensor] = [:]
+        for o in wanted { result[o] = values[o] }
+        return result
+    }
+}

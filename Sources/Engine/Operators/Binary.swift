@@ -1,0 +1,90 @@
+import Foundation
+
+/// An elementwise operator of two broadcast inputs: its value and both partial derivatives, side by side.
+protocol BinaryOperator: Operator {
+    func value(_ a: Float, _ b: Float) -> Float
+    /// `(d/da, d/db)` at `(a, b)`.
+    func partials(_ a: Float, _ b: Float) -> (Float, Float)
+    /// Whether the result of integer inputs is truncated (integer division).
+    var truncatesIntegers: Bool { get }
+}
+
+extension BinaryOperator {
+    var truncatesIntegers: Bool { false }
+    var differentiableInputs: Set<Int> { [0, 1] }
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0, 1]) }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        [try TensorMath.broadcastShape(try Operand.shape(shapes, 0, "\(Self.self)"), try Operand.shape(shapes, 1, "\(Self.self)"), "\(Self.self)")]
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let a = try Operand.required(inputs, 0, "\(Self.self)"), b = try Operand.required(inputs, 1, "\(Self.self)")
+        return [try TensorMath.broadcast(a, b, "\(Self.self)", value)]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let (inputs, gradients, wanted) = (a.inputs, a.gradients, a.wanted)
+        let a = try Operand.required(inputs, 0, "\(Self.self)"), b = try Operand.required(inputs, 1, "\(Self.self)")
+        guard let g = gradients[0] else { return [nil, nil] }
+        let ga = wanted[0] ? TensorMath.reduce(try TensorMath.broadcast(try TensorMath.broadcast(a, b, "", { a, b in partials(a, b).0 }), g, "", *), to: a.shape) : nil
+        let gb = wanted.count > 1 && wanted[1] ? TensorMath.reduce(try TensorMath.broadcast(try TensorMath.broadcast(a, b, "", { a, b in partials(a, b).1 }), g, "", *), to: b.shape) : nil
+        return [ga, gb]
+    }
+}
+
+/// `a + b`.
+struct Add: BinaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ a: Float, _ b: Float) -> Float { a + b }
+    func partials(_ a: Float, _ b: Float) -> (Float, Float) { (1, 1) }
+    // The gradient is the output gradient itself, reduced over broadcast dimensions; no values needed.
+    var backwardNeeds: BackwardNeeds { BackwardNeeds() }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let (inputs, gradients, wanted) = (a.inputs, a.gradients, a.wanted)
+        guard let g = gradients[0] else { return [nil, nil] }
+        return [wanted[0] ? TensorMath.reduce(g, to: try Operand.shape(a.inputShapes, 0, "Add")) : nil,
+                wanted[1] ? TensorMath.reduce(g, to: try Operand.shape(a.inputShapes, 1, "Add")) : nil]
+    }
+}
+
+/// `a - b`.
+struct Sub: BinaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ a: Float, _ b: Float) -> Float { a - b }
+    func partials(_ a: Float, _ b: Float) -> (Float, Float) { (1, -1) }
+}
+
+/// `a * b`.
+struct Mul: BinaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ a: Float, _ b: Float) -> Float { a * b }
+    func partials(_ a: Float, _ b: Float) -> (Float, Float) { (b, a) }
+}
+
+/// `a / b` (truncated for integer shape arithmetic).
+struct Div: BinaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    var truncatesIntegers: Bool { true }
+    func value(_ a: Float, _ b: Float) -> Float { a / b }
+    func partials(_ a: Float, _ b: Float) -> (Float, Float) { (1 / b, -a / (b * b)) }
+}
+
+/// `a ^ b`.
+struct Pow: BinaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ a: Float, _ b: Float) -> Float { Foundation.pow(a, b) }
+    func partials(_ a: Float, _ b: Float) -> (Float, Float) {
+        (b * Foundation.pow(a, b - 1), a > 0 ? Foundation.pow(a, b) * Foundation.log(a) : 0)
+    }
+}
+
+/// `1` where `a == b`, else `0` (shape arithmetic only; not differentiable).
+struct Equal: BinaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    var differentiableInputs: Set<Int> { [] }
+    func value(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 }
+    func partials(_ a: Float, _ b: Float) -> (Float, Float) { (0, 0) }
+}
+

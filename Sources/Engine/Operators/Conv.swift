@@ -1,0 +1,161 @@
+/// Spatial attributes shared by convolution and pooling: kernel, strides, dilations, pads, auto_pad, ceil_mode.
+struct SpatialWindow: Sendable {
+    let kernel: [Int]?
+    let strides: [Int]?
+    let dilations: [Int]?
+    let pads: [Int]?
+    let autoPad: String
+    let ceilMode: Bool
+
+    init(_ node: Node) throws {
+        kernel = try node.ints("kernel_shape")
+        strides = try node.ints("strides")
+        dilations = try node.ints("dilations")
+        pads = try node.ints("pads")
+        autoPad = try node.string("auto_pad", "NOTSET")
+        ceilMode = try node.int("ceil_mode", 0) != 0
+        guard ["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"].contains(autoPad) else {
+            throw EngineError("\(node.label): unsupported auto_pad '\(autoPad)'")
+        }
+        for (name, list) in [("strides", strides), ("dilations", dilations), ("kernel_shape", kernel)] {
+            if let list, list.contains(where: { $0 < 1 || $0 > 1 << 16 }) {
+                throw EngineError("\(node.label): attribute '\(name)' \(list) must hold positive values")
+            }
+        }
+        if let pads, pads.contains(where: { $0 < 0 || $0 > 1 << 16 }) {
+            throw EngineError("\(node.label): attribute 'pads' \(pads) must hold non-negative values")
+        }
+    }
+
+    /// Output spatial size and the begin/end pads for input spatial size `input` and kernel `k`.
+    func resolve(input: [Int], kernel k: [Int], _ label: String) throws -> (output: [Int], begin: [Int], end: [Int], strides: [Int], dilations: [Int]) {
+        let n = input.count
+        let s = strides ?? [Int](repeating: 1, count: n)
+        let d = dilations ?? [Int](repeating: 1, count: n)
+        guard s.count == n, d.count == n, k.count == n else {
+            throw EngineError("\(label): window attributes do not match the \(n) spatial dimensions of the input")
+        }
+        var begin = [Int](repeating: 0, count: n), end = begin, output = begin
+        for i in 0..<n {
+            let extent = (k[i] - 1) * d[i] + 1
+            switch autoPad {
+            case "VALID":
+                output[i] = (input[i] - extent) / s[i] + 1
+            case "SAME_UPPER", "SAME_LOWER":
+                output[i] = (input[i] + s[i] - 1) / s[i]
+                let total = max(0, (output[i] - 1) * s[i] + extent - input[i])
+                begin[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                end[i] = total - begin[i]
+            default:
+                if let pads {
+                    guard pads.count == 2 * n else { throw EngineError("\(label): 'pads' has \(pads.count) values for \(n) spatial dimensions") }
+                    begin[i] = pads[i]
+                    end[i] = pads[i + n]
+                }
+                let span = input[i] + begin[i] + end[i] - extent
+                guard span >= 0 else { throw EngineError("\(label): the window is larger than the padded input \(input)") }
+                output[i] = ceilMode ? (span + s[i] - 1) / s[i] + 1 : span / s[i] + 1
+                // PyTorch/ONNX: with ceil_mode the last window must start inside the input or left padding.
+                if ceilMode && (output[i] - 1) * s[i] >= input[i] + begin[i] { output[i] -= 1 }
+            }
+            guard output[i] >= 1 else { throw EngineError("\(label): the window is larger than the input \(input)") }
+        }
+        return (output, begin, end, s, d)
+    }
+}
+
+/// 2-D convolution with groups (depthwise included), dilations, strides, pads and auto_pad; oneDNN kernels.
+///
+/// The weights must be constant: the gradient is taken with respect to the data input only.
+struct Conv: Operator {
+    let label: String
+    let window: SpatialWindow
+    let groups: Int
+    /// The activation fused into this convolution by the planner (none for a plain ONNX Conv).
+    var activation: FusedActivation = .none
+    private let cache = WeightsCache()
+
+    /// The prepared weights, built from the first (constant) weights seen.
+    final class WeightsCache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var weights: ConvolutionWeights?
+        func get(_ w: Tensor, _ b: Tensor?) -> ConvolutionWeights {
+            lock.lock()
+            defer { lock.unlock() }
+            if let weights { return weights }
+            let made = ConvolutionWeights(weights: w, bias: b)
+            weights = made
+            return made
+        }
+    }
+
+    init(_ node: Node) throws {
+        try node.checkAttributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
+        label = node.label
+        window = try SpatialWindow(node)
+        groups = try node.int("group", 1)
+        guard groups >= 1 else { throw EngineError("\(node.label): group must be positive") }
+    }
+
+    func geometry(_ x: [Int], _ w: [Int]) throws -> ConvolutionGeometry {
+        guard x.count == 4, w.count == 4 else {
+            throw EngineError("\(label): only 2-D convolutions are supported (input \(x), weights \(w))")
+        }
+        guard x[1] == w[1] * groups, w[0] % groups == 0 else {
+            throw EngineError("\(label): input channels \(x[1]) do not match weights \(w) with group \(groups)")
+        }
+        if let k = window.kernel, k != Array(w[2...]) {
+            throw EngineError("\(label): kernel_shape \(k) does not match weights \(w)")
+        }
+        let r = try window.resolve(input: Array(x[2...]), kernel: Array(w[2...]), label)
+        return ConvolutionGeometry(input: x, output: [x[0], w[0]] + r.output, kernel: Array(w[2...]), strides: r.strides,
+                                   dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end, groups: groups)
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        guard constants.count > 1, constants[1] != nil, constants.count < 3 || shapes[2] == nil || constants[2] != nil else {
+            throw EngineError("\(label): weights and bias must be constants (initializers)")
+        }
+        let g = try geometry(try Operand.shape(shapes, 0, label), try Operand.shape(shapes, 1, label))
+        if shapes.count > 2, let b = shapes[2], b != [g.output[1]] {
+            throw EngineError("\(label): bias shape \(b) does not match \(g.output[1]) output channels")
+        }
+        return [g.output]
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label), w = try Operand.required(inputs, 1, label)
+        let g = try geometry(x.shape, w.shape)
+        return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation)]
+    }
+
+    var backwardNeeds: BackwardNeeds {
+        switch activation {
+        case .none: return BackwardNeeds(inputs: [1])
+        default: return BackwardNeeds(inputs: [1], outputs: [0])
+        }
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let (inputs, outputs, gradients) = (a.inputs, a.outputs, a.gradients)
+        guard var g = gradients[0] else { return [nil] }
+        let w = try Operand.required(inputs, 1, label)
+        switch activation {
+        case .none: break
+        case .relu, .clip:
+            // The fused activation's gradient, from the output as its unfused operator would.
+            let y = try Operand.required(outputs, 0, label)
+            let (lo, hi): (Float, Float) = { if case .clip(let l, let h) = activation { return (l, h) }; return (0, .infinity) }()
+            if context.rules.guidedRelu, case .relu = activation {
+                g = TensorMath.zip(y, g) { y, g in y > 0 && g > 0 ? g : 0 }
+            } else {
+                g = TensorMath.zip(y, g) { y, g in y > lo && y < hi ? g : 0 }
+            }
+        }
+        let x = try Operand.shape(a.inputShapes, 0, label)
+        let geometry = try geometry([g.shape[0]] + x.dropFirst(), w.shape)
+        return [try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry)]
+    }
+}
+
+import Foundation

@@ -1,0 +1,74 @@
+/// Maps ONNX operator types to their implementations.
+enum OperatorFactory {
+    /// Every operator type the engine runs (Constant is evaluated at load time).
+    static let supported: [String] = [
+        "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
+        "Div", "Dropout", "Equal", "Erf", "Expand", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool",
+        "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "MatMul",
+        "MaxPool", "Mul", "Pad", "Pow", "PRelu", "Range", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid",
+        "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where",
+    ]
+
+    static func make(_ node: Node, opset: Int) throws -> any Operator {
+        guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+            throw EngineError("\(node.label): operator domain '\(node.domain)' is not supported")
+        }
+        switch node.opType {
+        case "Add": return try Add(node)
+        case "Sub": return try Sub(node)
+        case "Mul": return try Mul(node)
+        case "Div": return try Div(node)
+        case "Pow": return try Pow(node)
+        case "Equal": return try Equal(node)
+        case "Relu": return try Relu(node)
+        case "LeakyRelu": return try LeakyRelu(node)
+        case "PRelu": return try PRelu(node)
+        case "Clip": return try Clip(node)
+        case "Sigmoid": return try Sigmoid(node)
+        case "HardSigmoid": return try HardSigmoid(node)
+        case "HardSwish": return try HardSwish(node)
+        case "Tanh": return try Tanh(node)
+        case "Erf": return try Erf(node)
+        case "Gelu": return try Gelu(node)
+        case "Identity", "Dropout": return try Identity(node)
+        case "Conv": return try Conv(node)
+        case "BatchNormalization": return try BatchNormalization(node)
+        case "MaxPool": return try MaxPool(node)
+        case "AveragePool": return try AveragePool(node)
+        case "GlobalAveragePool", "GlobalMaxPool": return try GlobalPool(node)
+        case "ReduceMean": return try ReduceMean(node)
+        case "Reshape", "Flatten", "Squeeze", "Unsqueeze": return try Reshape(node)
+        case "Transpose": return try Transpose(node)
+        case "Concat": return try Concat(node)
+        case "Split": return try Split(node)
+        case "Slice": return try Slice(node)
+        case "Pad": return try Pad(node)
+        case "Gather": return try Gather(node)
+        case "Expand": return try Expand(node)
+        case "Gemm": return try Gemm(node)
+        case "MatMul": return try MatMul(node)
+        case "Softmax": return try Softmax(node, opset: opset)
+        case "LayerNormalization": return try LayerNormalization(node)
+        case "Shape": return try Shape(node)
+        case "Cast": return try Cast(node)
+        case "ConstantOfShape": return try ConstantOfShape(node)
+        case "Range": return try Range(node)
+        case "Where": return try Where(node)
+        default:
+            throw EngineError("\(node.label): operator '\(node.opType)' is not supported")
+        }
+    }
+
+    /// The value of a Constant node.
+    static func constantValue(_ node: Node) throws -> Constant {
+        try node.checkAttributes(["value", "value_float", "value_floats", "value_int", "value_ints"])
+        switch node.attributes.first?.value {
+        case .tensor(let c)?: return c
+        case .float(let v)?: return Constant(tensor: Tensor(scalar: v), isInteger: false)
+        case .floats(let v)?: return Constant(tensor: Tensor(shape: [v.count], storage: v), isInteger: false)
+        case .int(let v)?: return Constant(tensor: Tensor(scalar: Float(v)), isInteger: true)
+        case .ints(let v)?: return Constant(tensor: Tensor(shape: [v.count], storage: v.map(Float.init)), isInteger: true)
+        default: throw EngineError("\(node.label): Constant has no supported value attribute")
+        }
+    }
+}

@@ -1,0 +1,210 @@
+/// 2-D max pooling (pads, strides, dilations, ceil_mode); the gradient goes to each window's first maximum.
+struct MaxPool: Operator {
+    let label: String
+    let window: SpatialWindow
+    let kernel: [Int]
+
+    init(_ node: Node) throws {
+        try node.checkAttributes(["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"])
+        guard try node.int("storage_order", 0) == 0 else { throw EngineError("\(node.label): storage_order 1 is not supported") }
+        guard node.outputs.count == 1 else { throw EngineError("\(node.label): the Indices output is not supported") }
+        label = node.label
+        window = try SpatialWindow(node)
+        guard let kernel = window.kernel, kernel.count == 2 else {
+            throw EngineError("\(node.label): attribute 'kernel_shape' must give 2 spatial sizes")
+        }
+        self.kernel = kernel
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, label)
+        guard x.count == 4 else { throw EngineError("\(label): only 2-D pooling of [N,C,H,W] is supported, got \(x)") }
+        return [Array(x[0...1]) + (try window.resolve(input: Array(x[2...]), kernel: kernel, label)).output]
+    }
+
+    /// Calls `body(outputIndex, inputIndexOfMax)` for every output element.
+    private func argmax(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
+        let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
+        let (h, w) = (x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
+        x.storage.withUnsafeBufferPointer { px in
+            var o = 0
+            for plane in 0..<(x.shape[0] * x.shape[1]) {
+                let base = plane * h * w
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        var best = -Float.infinity, bestIndex = -1
+                        for ki in 0..<kernel[0] {
+                            let y = i * r.strides[0] - r.begin[0] + ki * r.dilations[0]
+                            if y < 0 || y >= h { continue }
+                            for kj in 0..<kernel[1] {
+                                let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
+                                if xx < 0 || xx >= w { continue }
+                                let v = px[base + y * w + xx]
+                                if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = base + y * w + xx }
+                            }
+                        }
+                        body(o, bestIndex)
+                        o += 1
+                    }
+                }
+            }
+        }
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let shape = try outputShapes([x.shape], constants: [])[0]
+        var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
+        try x.storage.withUnsafeBufferPointer { px in
+            try argmax(x) { o, i in out[o] = i >= 0 ? px[i] : -.infinity }
+        }
+        return [Tensor(shape: shape, storage: out)]
+    }
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let x = try Operand.required(a.inputs, 0, label)
+        guard let g = a.gradients[0] else { return [nil] }
+        var out = [Float](repeating: 0, count: x.count)
+        try g.storage.withUnsafeBufferPointer { pg in
+            try argmax(x) { o, i in if i >= 0 { out[i] += pg[o] } }
+        }
+        return [Tensor(shape: x.shape, storage: out)]
+    }
+}
+
+/// 2-D average pooling (count_include_pad, ceil_mode); the gradient spreads evenly over each window.
+struct AveragePool: Operator {
+    let label: String
+    let window: SpatialWindow
+    let kernel: [Int]
+    let countIncludePad: Bool
+
+    init(_ node: Node) throws {
+        try node.checkAttributes(["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"])
+        label = node.label
+        window = try SpatialWindow(node)
+        countIncludePad = try node.int("count_include_pad", 0) != 0
+        guard let kernel = window.kernel, kernel.count == 2 else {
+            throw EngineError("\(node.label): attribute 'kernel_shape' must give 2 spatial sizes")
+        }
+        self.kernel = kernel
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, label)
+        guard x.count == 4 else { throw EngineError("\(label): only 2-D pooling of [N,C,H,W] is supported, got \(x)") }
+        return [Array(x[0...1]) + (try window.resolve(input: Array(x[2...]), kernel: kernel, label)).output]
+    }
+
+    /// Calls `body(outputIndex, inputIndex, weight)` for every (output, input) pair of every window.
+    private func windows(_ shape: [Int], _ body: (Int, Int, Float) -> Void) throws {
+        let r = try window.resolve(input: Array(shape[2...]), kernel: kernel, label)
+        let (h, w) = (shape[2], shape[3]), (oh, ow) = (r.output[0], r.output[1])
+        var o = 0
+        for plane in 0..<(shape[0] * shape[1]) {
+            let base = plane * h * w
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    var members: [Int] = []
+                    var padded = 0
+                    for ki in 0..<kernel[0] {
+                        let y = i * r.strides[0] - r.begin[0] + ki * r.dilations[0]
+                        for kj in 0..<kernel[1] {
+                            let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
+                            // Positions past the explicit padding (ceil_mode overhang) never count.
+                            if y >= h + r.end[0] || xx >= w + r.end[1] { continue }
+                            if y < 0 || y >= h || xx < 0 || xx >= w { padded += 1; continue }
+                            members.append(base + y * w + xx)
+                        }
+                    }
+                    let count = countIncludePad ? members.count + padded : members.count
+                    let weight: Float = count > 0 ? 1 / Float(count) : 0
+                    for m in members { body(o, m, weight) }
+                    o += 1
+                }
+            }
+        }
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let shape = try outputShapes([x.shape], constants: [])[0]
+        var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
+        try x.storage.withUnsafeBufferPointer { px in
+            try windows(x.shape) { o, i, w in out[o] += px[i] * w }
+        }
+        return [Tensor(shape: shape, storage: out)]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let shape = try Operand.shape(a.inputShapes, 0, label)
+        guard let g = a.gradients[0] else { return [nil] }
+        var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
+        try g.storage.withUnsafeBufferPointer { pg in
+            try windows([g.shape[0]] + shape.dropFirst()) { o, i, w in out[i] += pg[o] * w }
+        }
+        return [Tensor(shape: [g.shape[0]] + shape.dropFirst(), storage: out)]
+    }
+}
+
+/// The mean (GlobalAveragePool) or maximum (GlobalMaxPool) of each channel's spatial plane.
+struct GlobalPool: Operator {
+    let label: String
+    let isMax: Bool
+
+    init(_ node: Node) throws {
+        try node.checkAttributes([])
+        label = node.label
+        isMax = node.opType == "GlobalMaxPool"
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, label)
+        guard x.count >= 3 else { throw EngineError("\(label): input \(x) has no spatial dimensions") }
+        return [Array(x[0...1]) + [Int](repeating: 1, count: x.count - 2)]
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let planes = x.shape[0] * x.shape[1], size = x.count / max(planes, 1)
+        var out = [Float](repeating: 0, count: planes)
+        x.storage.withUnsafeBufferPointer { px in
+            for p in 0..<planes {
+                if isMax {
+                    var m = -Float.infinity
+                    for i in 0..<size { m = max(m, px[p * size + i]) }
+                    out[p] = m
+                } else {
+                    var s: Float = 0
+                    for i in 0..<size { s += px[p * size + i] }
+                    out[p] = s / Float(size)
+                }
+            }
+        }
+        return [Tensor(shape: try outputShapes([x.shape], constants: [])[0], storage: out)]
+    }
+
+    var backwardNeeds: BackwardNeeds { isMax ? BackwardNeeds(inputs: [0], outputs: [0]) : BackwardNeeds() }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil] }
+        let shape = try Operand.shape(a.inputShapes, 0, label)
+        let planes = shape[0] * shape[1], size = Tensor.elementCount(shape) / max(planes, 1)
+        var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
+        if isMax {
+            let x = try Operand.required(a.inputs, 0, label), y = try Operand.required(a.outputs, 0, label)
+            for p in 0..<planes {
+                // The first maximum takes the gradient, as the argmax of MaxPool does.
+                if let i = (0..<size).first(where: { x.storage[p * size + $0] == y.storage[p] }) { out[p * size + i] = g.storage[p] }
+            }
+        } else {
+            for p in 0..<planes {
+                let v = g.storage[p] / Float(size)
+                for i in 0..<size { out[p * size + i] = v }
+            }
+        }
+        return [Tensor(shape: shape, storage: out)]
+    }
+}

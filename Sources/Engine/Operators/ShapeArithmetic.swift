@@ -1,0 +1,136 @@
+/// Operators of shape subgraphs, evaluated at load time (not differentiable).
+
+/// The shape of the input as a 1-D integer tensor (`start`/`end` since opset 15).
+struct Shape: Operator {
+    let label: String
+    let start: Int
+    let end: Int?
+    init(_ node: Node) throws {
+        try node.checkAttributes(["start", "end"])
+        label = node.label
+        start = try node.int("start", 0)
+        end = node.attributes["end"] == nil ? nil : try node.int("end", 0)
+    }
+    var differentiableInputs: Set<Int> { [] }
+    func dims(_ x: [Int]) -> [Int] {
+        let r = x.count
+        let s = min(max(start < 0 ? start + r : start, 0), r)
+        let e = min(max(end.map { $0 < 0 ? $0 + r : $0 } ?? r, 0), r)
+        return s < e ? Array(x[s..<e]) : []
+    }
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        [[dims(try Operand.shape(shapes, 0, label)).count]]
+    }
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let d = dims(try Operand.required(inputs, 0, label).shape)
+        return [Tensor(shape: [d.count], storage: d.map(Float.init))]
+    }
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [nil] }
+}
+
+/// Conversion between element types: values stay float32, integer targets truncate.
+struct Cast: Operator {
+    let label: String
+    let toInteger: Bool
+    let toBool: Bool
+    init(_ node: Node) throws {
+        try node.checkAttributes(["to", "saturate", "round_mode"])
+        label = node.label
+        let to = try node.int("to", 1)
+        guard [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13].contains(to) else { throw EngineError("\(node.label): unsupported target type \(to)") }
+        toInteger = ![1, 10, 11].contains(to)
+        toBool = to == 9
+    }
+    var differentiableInputs: Set<Int> { toInteger ? [] : [0] }
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] { [try Operand.shape(shapes, 0, label)] }
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        if toBool { return [TensorMath.map(x) { $0 != 0 ? 1 : 0 }] }
+        return [toInteger ? TensorMath.map(x) { $0.rounded(.towardZero) } : x]
+    }
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [toInteger ? nil : a.gradients[0]] }
+}
+
+/// A tensor of the given (constant) shape filled with one value.
+struct ConstantOfShape: Operator {
+    let label: String
+    let value: Float
+    init(_ node: Node) throws {
+        try node.checkAttributes(["value"])
+        label = node.label
+        if case .tensor(let t)? = node.attributes["value"] { value = t.tensor.storage.first ?? 0 } else { value = 0 }
+    }
+    var differentiableInputs: Set<Int> { [] }
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let shape = Operand.integers(try Operand.constant(constants, 0, label, what: "shape").tensor)
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw EngineError("\(label): negative shape \(shape)") }
+        return [shape]
+    }
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let shape = Operand.integers(try Operand.required(inputs, 0, label))
+        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, { $0 * min($1, 1 << 20) }) < 1 << 28 else {
+            throw EngineError("\(label): invalid shape \(shape)")
+        }
+        return [Tensor(shape: shape, repeating: value)]
+    }
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [nil] }
+}
+
+/// `start, start + delta, ...` below `limit`.
+struct Range: Operator {
+    let label: String
+    init(_ node: Node) throws {
+        try node.checkAttributes([])
+        label = node.label
+    }
+    var differentiableInputs: Set<Int> { [] }
+    func values(_ inputs: [Tensor?]) throws -> [Float] {
+        let s = try Operand.required(inputs, 0, label).storage.first ?? 0
+        let l = try Operand.required(inputs, 1, label).storage.first ?? 0
+        let d = try Operand.required(inputs, 2, label).storage.first ?? 1
+        guard d != 0 else { throw EngineError("\(label): delta 0") }
+        let n = max(0, Int(((l - s) / d).rounded(.up)))
+        guard n < 1 << 24 else { throw EngineError("\(label): \(n) elements is too many") }
+        return (0..<n).map { s + Float($0) * d }
+    }
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let c = try (0..<3).map { try Operand.constant(constants, $0, label, what: "range bound").tensor }
+        return [[try values(c).count]]
+    }
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let v = try values(inputs)
+        return [Tensor(shape: [v.count], storage: v)]
+    }
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [nil, nil, nil] }
+}
+
+/// `condition ? a : b` with broadcasting; the gradient flows to the chosen side.
+struct Where: Operator {
+    let label: String
+    init(_ node: Node) throws {
+        try node.checkAttributes([])
+        label = node.label
+    }
+    var differentiableInputs: Set<Int> { [1, 2] }
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let ab = try TensorMath.broadcastShape(try Operand.shape(shapes, 1, label), try Operand.shape(shapes, 2, label), label)
+        return [try TensorMath.broadcastShape(try Operand.shape(shapes, 0, label), ab, label)]
+    }
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let c = try Operand.required(inputs, 0, label), a = try Operand.required(inputs, 1, label), b = try Operand.required(inputs, 2, label)
+        let shape = try outputShapes(inputs.map { $0?.shape }, constants: [])[0]
+        let ca = try TensorMath.broadcast(c, Tensor(shape: shape), label) { c, _ in c }
+        let aa = try TensorMath.broadcast(a, Tensor(shape: shape), label) { a, _ in a }
+        let bb = try TensorMath.broadcast(b, Tensor(shape: shape), label) { b, _ in b }
+        return [Tensor(shape: shape, storage: (0..<ca.count).map { ca.storage[$0] != 0 ? aa.storage[$0] : bb.storage[$0] })]
+    }
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil, nil, nil] }
+        let c = try TensorMath.broadcast(try Operand.required(a.inputs, 0, label), g, label) { c, _ in c }
+        let ga = TensorMath.zip(c, g) { $0 != 0 ? $1 : 0 }, gb = TensorMath.zip(c, g) { $0 != 0 ? 0 : $1 }
+        return [nil,
+                a.wanted[1] ? TensorMath.reduce(ga, to: try Operand.shape(a.inputShapes, 1, label)) : nil,
+                a.wanted[2] ? TensorMath.reduce(gb, to: try Operand.shape(a.inputShapes, 2, label)) : nil]
+    }
+}

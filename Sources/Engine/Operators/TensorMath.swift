@@ -1,0 +1,157 @@
+/// Index arithmetic shared by the operators: broadcasting, reductions, transposes.
+enum TensorMath {
+    static func strides(_ shape: [Int]) -> [Int] {
+        var result = [Int](repeating: 1, count: shape.count)
+        var step = 1
+        for i in Swift.stride(from: shape.count - 1, through: 0, by: -1) {
+            result[i] = step
+            step *= shape[i]
+        }
+        return result
+    }
+
+    /// The numpy-style broadcast of two shapes, or an error naming the operator.
+    static func broadcastShape(_ a: [Int], _ b: [Int], _ op: String) throws -> [Int] {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a
+        let pb = [Int](repeating: 1, count: rank - b.count) + b
+        return try (0..<rank).map { i in
+            if pa[i] == pb[i] { return pa[i] }
+            if pa[i] == 1 { return pb[i] }
+            if pb[i] == 1 { return pa[i] }
+            throw EngineError("\(op): shapes \(a) and \(b) do not broadcast")
+        }
+    }
+
+    /// Strides of `shape` seen from an output of shape `out` (0 along broadcast dimensions).
+    static func broadcastStrides(_ shape: [Int], to out: [Int]) -> [Int] {
+        let padded = [Int](repeating: 1, count: out.count - shape.count) + shape
+        let s = strides(padded)
+        return (0..<out.count).map { padded[$0] == 1 && out[$0] != 1 ? 0 : s[$0] }
+    }
+
+    /// Visits every element of `out`, giving the flat offsets into operands with the given strides.
+    @inline(__always)
+    static func forEachOffset(_ out: [Int], _ sa: [Int], _ sb: [Int], _ body: (Int, Int, Int) -> Void) {
+        let rank = out.count
+        let total = Tensor.elementCount(out)
+        if total == 0 { return }
+        if rank == 0 { body(0, 0, 0); return }
+        let inner = out[rank - 1]
+        let ia = sa[rank - 1], ib = sb[rank - 1]
+        var index = [Int](repeating: 0, count: rank)
+        var oa = 0, ob = 0, o = 0
+        while o < total {
+            for k in 0..<inner { body(o + k, oa + k * ia, ob + k * ib) }
+            o += inner
+            var d = rank - 2
+            while d >= 0 {
+                index[d] += 1
+                oa += sa[d]; ob += sb[d]
+                if index[d] < out[d] { break }
+                oa -= sa[d] * out[d]; ob -= sb[d] * out[d]
+                index[d] = 0
+                d -= 1
+            }
+        }
+    }
+
+    /// Elementwise `f(a, b)` with numpy broadcasting.
+    static func broadcast(_ a: Tensor, _ b: Tensor, _ op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
+        if a.shape == b.shape {
+            var out = [Float](repeating: 0, count: a.count)
+            a.storage.withUnsafeBufferPointer { pa in
+                b.storage.withUnsafeBufferPointer { pb in
+                    out.withUnsafeMutableBufferPointer { po in
+                        for i in 0..<po.count { po[i] = f(pa[i], pb[i]) }
+                    }
+                }
+            }
+            return Tensor(shape: a.shape, storage: out)
+        }
+        let shape = try broadcastShape(a.shape, b.shape, op)
+        let sa = broadcastStrides(a.shape, to: shape), sb = broadcastStrides(b.shape, to: shape)
+        var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                out.withUnsafeMutableBufferPointer { po in
+                    forEachOffset(shape, sa, sb) { o, ia, ib in po[o] = f(pa[ia], pb[ib]) }
+                }
+            }
+        }
+        return Tensor(shape: shape, storage: out)
+    }
+
+    /// Sums `gradient` (shaped like a broadcast result) down to `shape`, the undoing of broadcasting.
+    static func reduce(_ gradient: Tensor, to shape: [Int]) -> Tensor {
+        if gradient.shape == shape { return gradient }
+        let out = gradient.shape
+        let so = broadcastStrides(shape, to: out)
+        var result = [Float](repeating: 0, count: Tensor.elementCount(shape))
+        gradient.storage.withUnsafeBufferPointer { pg in
+            result.withUnsafeMutableBufferPointer { pr in
+                forEachOffset(out, so, so) { o, r, _ in pr[r] += pg[o] }
+            }
+        }
+        return Tensor(shape: shape, storage: result)
+    }
+
+    /// Elementwise map of one tensor.
+    @inline(__always)
+    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                for i in 0..<po.count { po[i] = f(px[i]) }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+
+    /// Elementwise combination of two tensors of one shape.
+    @inline(__always)
+    static func zip(_ x: Tensor, _ y: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeBufferPointer { py in
+                out.withUnsafeMutableBufferPointer { po in
+                    for i in 0..<po.count { po[i] = f(px[i], py[i]) }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+
+    /// Elementwise in-place accumulation `x += y` for tensors of one shape.
+    static func add(_ x: Tensor, _ y: Tensor) -> Tensor {
+        zip(x, y, +)
+    }
+
+    /// Permutes dimensions: output dimension i is input dimension perm[i].
+    static func transpose(_ x: Tensor, _ perm: [Int]) -> Tensor {
+        let shape = perm.map { x.shape[$0] }
+        let inStrides = strides(x.shape)
+        let permuted = perm.map { inStrides[$0] }
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                forEachOffset(shape, permuted, permuted) { o, i, _ in po[o] = px[i] }
+            }
+        }
+        return Tensor(shape: shape, storage: out)
+    }
+
+    /// `[N, C, inner]` view sizes around `axis`: product before, the axis, product after.
+    static func split(_ shape: [Int], at axis: Int) -> (outer: Int, length: Int, inner: Int) {
+        (Tensor.elementCount(Array(shape[..<axis])), shape[axis], Tensor.elementCount(Array(shape[(axis + 1)...])))
+    }
+
+    /// Repeats a batch-1 tensor `count` times along the first dimension.
+    static func tile(_ x: Tensor, batch count: Int) -> Tensor {
+        if x.shape.first == count { return x }
+        var storage: [Float] = []
+        storage.reserveCapacity(x.count * count)
+        for _ in 0..<count { storage.append(contentsOf: x.storage) }
+        return Tensor(shape: [count] + x.shape.dropFirst(), storage: storage)
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+
+/// An elementwise operator of one data input: its value and its derivative, side by side.
+protocol UnaryOperator: Operator {
+    /// `y = f(x)`.
+    func value(_ x: Float) -> Float
+    /// `dy/dx` at `x` (with `y = f(x)` given for operators that are cheaper from the output).
+    func derivative(_ x: Float, _ y: Float) -> Float
+}
+
+extension UnaryOperator {
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        [try Operand.shape(shapes, 0, "\(Self.self)")]
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        [TensorMath.map(try Operand.required(inputs, 0, "\(Self.self)"), value)]
+    }
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let (inputs, outputs, gradients) = (a.inputs, a.outputs, a.gradients)
+        let x = try Operand.required(inputs, 0, "\(Self.self)")
+        let y = try Operand.required(outputs, 0, "\(Self.self)")
+        guard let g = gradients[0] else { return [nil] }
+        var out = [Float](repeating: 0, count: g.count)
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeBufferPointer { py in
+                g.storage.withUnsafeBufferPointer { pg in
+                    out.withUnsafeMutableBufferPointer { po in
+                        for i in 0..<po.count { po[i] = pg[i] * derivative(px[i], py[i]) }
+                    }
+                }
+            }
+        }
+        return [Tensor(shape: g.shape, storage: out)]
+    }
+}
+
+/// `max(x, 0)`; under guided backprop only positive gradients pass where the input was positive.
+struct Relu: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { max(x, 0) }
+    func derivative(_ x: Float, _ y: Float) -> Float { y > 0 ? 1 : 0 }
+    // Backward reads only the output (PyTorch's rule: the gradient passes where the result is positive).
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(outputs: [0]) }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let (outputs, gradients) = (a.outputs, a.gradients)
+        let y = try Operand.required(outputs, 0, "Relu")
+        guard let g = gradients[0] else { return [nil] }
+        if context.rules.guidedRelu {
+            return [TensorMath.zip(y, g) { y, g in y > 0 && g > 0 ? g : 0 }]
+        }
+        return [TensorMath.zip(y, g) { y, g in y > 0 ? g : 0 }]
+    }
+}
+
+/// `x` for positive inputs, `alpha * x` otherwise.
+struct LeakyRelu: UnaryOperator {
+    let alpha: Float
+    init(_ node: Node) throws {
+        try node.checkAttributes(["alpha"])
+        alpha = try node.float("alpha", 0.01)
+    }
+    func value(_ x: Float) -> Float { x > 0 ? x : alpha * x }
+    func derivative(_ x: Float, _ y: Float) -> Float { x > 0 ? 1 : alpha }
+}
+
+/// `x` clamped to `[min, max]` (from inputs 1 and 2 since opset 11, attributes before).
+struct Clip: Operator {
+    let minAttribute: Float
+    let maxAttribute: Float
+
+    init(_ node: Node) throws {
+        try node.checkAttributes(["min", "max"])
+        minAttribute = try node.float("min", -.greatestFiniteMagnitude)
+        maxAttribute = try node.float("max", .greatestFiniteMagnitude)
+    }
+
+    func bounds(_ lo: Tensor?, _ hi: Tensor?) -> (Float, Float) {
+        (lo?.storage.first ?? minAttribute, hi?.storage.first ?? maxAttribute)
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        [try Operand.shape(shapes, 0, "Clip")]
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, "Clip")
+        let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
+        return [TensorMath.map(x) { min(max($0, lo), hi) }]
+    }
+
+    // The gradient passes where min < y < max, which equals PyTorch's test on the input.
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(outputs: [0]) }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        let (inputs, outputs, gradients) = (a.inputs, a.outputs, a.gradients)
+        let y = try Operand.required(outputs, 0, "Clip")
+        let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
+        guard let g = gradients[0] else { return [nil] }
+        return [TensorMath.zip(y, g) { y, g in y > lo && y < hi ? g : 0 }]
+    }
+}
+
+/// `1 / (1 + e^-x)`.
+struct Sigmoid: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+    func derivative(_ x: Float, _ y: Float) -> Float { y * (1 - y) }
+}
+
+/// `max(0, min(1, alpha * x + beta))`.
+struct HardSigmoid: UnaryOperator {
+    let alpha: Float
+    let beta: Float
+    init(_ node: Node) throws {
+        try node.checkAttributes(["alpha", "beta"])
+        alpha = try node.float("alpha", 0.2)
+        beta = try node.float("beta", 0.5)
+    }
+    func value(_ x: Float) -> Float { max(0, min(1, alpha * x + beta)) }
+    func derivative(_ x: Float, _ y: Float) -> Float {
+        let t = alpha * x + beta
+        return t > 0 && t < 1 ? alpha : 0
+    }
+}
+
+/// `x * max(0, min(1, x / 6 + 1/2))`.
+struct HardSwish: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { x * max(0, min(1, x / 6 + 0.5)) }
+    func derivative(_ x: Float, _ y: Float) -> Float {
+        // PyTorch's hardswish_backward: 0 below -3, 1 above 3, x/3 + 1/2 between.
+        if x < -3 { return 0 }
+        if x <= 3 { return x / 3 + 0.5 }
+        return 1
+    }
+}
+
+/// `tanh(x)`.
+struct Tanh: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { tanh(x) }
+    func derivative(_ x: Float, _ y: Float) -> Float { 1 - y * y }
+}
+
+/// The Gauss error function.
+struct Erf: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { erf(x) }
+    func derivative(_ x: Float, _ y: Float) -> Float { 2 / Float.pi.squareRoot() * exp(-x * x) }
+}
+
+/// Gaussian error linear unit, exact (`erf`) or `tanh` approximation.
+struct Gelu: UnaryOperator {
+    let tanhApproximation: Bool
+    init(_ node: Node) throws {
+        try node.checkAttributes(["approximate"])
+        let mode = try node.string("approximate", "none")
+        guard mode == "none" || mode == "tanh" else { throw EngineError("\(node.label): unsupported approximate '\(mode)'") }
+        tanhApproximation = mode == "tanh"
+    }
+    private static let k: Float = (2 / Float.pi).squareRoot()
+    func value(_ x: Float) -> Float {
+        if tanhApproximation { return 0.5 * x * (1 + tanh(Gelu.k * (x + 0.044715 * x * x * x))) }
+        return 0.5 * x * (1 + erf(x / Float(2).squareRoot()))
+    }
+    func derivative(_ x: Float, _ y: Float) -> Float {
+        if tanhApproximation {
+            let inner = Gelu.k * (x + 0.044715 * x * x * x)
+            let t = tanh(inner)
+            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * Gelu.k * (1 + 3 * 0.044715 * x * x)
+        }
+        let cdf = 0.5 * (1 + erf(x / Float(2).squareRoot()))
+        let pdf = Foundation.exp(-0.5 * x * x) / (2 * Float.pi).squareRoot()
+        return cdf + x * pdf
+    }
+}
+
+/// The input unchanged (Identity; Dropout at inference).
+struct Identity: Operator {
+    init(_ node: Node) throws {
+        try node.checkAttributes(node.opType == "Dropout" ? ["seed"] : [])
+        if node.opType == "Dropout", node.inputs.count > 2, !node.inputs[2].isEmpty {
+            // training_mode as an input: only the inference behaviour is implemented.
+        }
+    }
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let shape = try Operand.shape(shapes, 0, "Identity")
+        return [shape, shape]
+    }
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, "Identity")
+        return [x, Tensor(shape: x.shape, repeating: 1)]
+    }
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        [a.gradients[0]]
+    }
+}

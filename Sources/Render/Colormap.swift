@@ -1,0 +1,55 @@
+/// A 256-entry lookup table from a heat value to a colour (`--colormap`).
+public enum Colormap: String, CaseIterable, Sendable {
+    /// OpenCV's COLORMAP_JET table exactly, as pytorch-grad-cam uses it (the default).
+    case jet
+    /// Google's Turbo, as matplotlib defines it.
+    case turbo
+    /// matplotlib's perceptually uniform viridis.
+    case viridis
+    /// matplotlib's perceptually uniform inferno.
+    case inferno
+
+    /// The table as 768 bytes: R, G, B of index 0, then index 1, up to 255.
+    public var table: [UInt8] {
+        switch self {
+        case .jet: Colormap.jetTable
+        case .turbo: Colormap.turboTable
+        case .viridis: Colormap.viridisTable
+        case .inferno: Colormap.infernoTable
+        }
+    }
+
+    /// The colour of table entry `index`.
+    public subscript(index: UInt8) -> (r: UInt8, g: UInt8, b: UInt8) {
+        let table = self.table
+        let i = Int(index) * 3
+        return (table[i], table[i + 1], table[i + 2])
+    }
+
+    /// The table index of a heat value, as pytorch-grad-cam computes it: `uint8(255 * value)`,
+    /// truncated toward zero, clamped to 0...255 (NaN gives 0).
+    @inlinable
+    public static func index(of value: Float) -> UInt8 {
+        // Float.maximum turns NaN into 0; the clamp keeps the conversion in range without a branch.
+        UInt8(Float.minimum(Float.maximum(255 * value, 0), 255))
+    }
+
+    /// The colour of a heat value (`index(of:)`, then the table).
+    public func color(of value: Float) -> (r: UInt8, g: UInt8, b: UInt8) {
+        self[Colormap.index(of: value)]
+    }
+
+    /// A heat map of `width * height` values in 0...1 (row-major) as a picture of the same size.
+    public func colorize(_ map: [Float], width: Int, height: Int) throws(RenderError) -> RGBImage {
+        try RenderError.checkMap(count: map.count, width: width, height: height)
+        let table = self.table
+        var pixels = [UInt8](repeating: 0, count: map.count * 3)
+        for (i, value) in map.enumerated() {
+            let t = Int(Colormap.index(of: value)) * 3
+            pixels[i * 3] = table[t]
+            pixels[i * 3 + 1] = table[t + 1]
+            pixels[i * 3 + 2] = table[t + 2]
+        }
+        return RGBImage(width: width, height: height, pixels: pixels)
+    }
+}

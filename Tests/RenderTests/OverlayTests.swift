@@ -1,0 +1,145 @@
+import Testing
+import Render
+
+/// A reproducible pseudo-random generator, so the tests see the same "frames" every run.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func randomImage(width: Int, height: Int, seed: UInt64) -> RGBImage {
+    var rng = SplitMix64(state: seed)
+    return RGBImage(width: width, height: height, pixels: (0..<(width * height * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+}
+
+func randomMap(count: Int, seed: UInt64) -> [Float] {
+    var rng = SplitMix64(state: seed)
+    return (0..<count).map { _ in Float.random(in: 0...1, using: &rng) }
+}
+
+@Suite struct OverlayTests {
+    @Test func blendArithmeticOnATinyImage() throws {
+        var image = RGBImage(width: 2, height: 1, pixels: [10, 20, 30, 200, 101, 0])
+        // A 1x1 map of 1 is JET[255] = (128, 0, 0) everywhere.
+        try Overlay(alpha: 0.5).apply(map: [1], mapWidth: 1, mapHeight: 1, label: nil, to: &image)
+        // 0.5*10 + 0.5*128 = 69; 0.5*20 = 10; 0.5*30 = 15; 0.5*200 + 64 = 164; 50.5 rounds up to 51.
+        #expect(image.pixels == [69, 10, 15, 164, 51, 0])
+    }
+
+    @Test func blendRoundsHalfAwayFromZero() {
+        #expect(Overlay.blend(frame: 10, heat: 255, alpha: 0.5) == 133)   // 132.5
+        #expect(Overlay.blend(frame: 0, heat: 1, alpha: 0.5) == 1)        // 0.5
+        #expect(Overlay.blend(frame: 100, heat: 200, alpha: 0.25) == 125)
+        #expect(Overlay.blend(frame: 255, heat: 0, alpha: 0.3) == 179)    // 178.5
+        #expect(Overlay.blend(frame: 77, heat: 3, alpha: 0) == 77)
+        #expect(Overlay.blend(frame: 77, heat: 3, alpha: 1) == 3)
+    }
+
+    @Test(arguments: [(Colormap.jet, Float(0.5)), (.viridis, 0.3), (.turbo, 0.8), (.inferno, 1)])
+    func fusedPassEqualsResizeColorizeBlend(_ colormap: Colormap, _ alpha: Float) throws {
+        for (mapSize, width, height) in [(7, 321, 241), (14, 224, 224), (7, 31, 5), (3, 1, 1), (7, 2, 3)] {
+            let map = randomMap(count: mapSize * mapSize, seed: 42)
+            let frame = randomImage(width: width, height: height, seed: 7)
+            var fused = frame
+            try Overlay(colormap: colormap, alpha: alpha).apply(map: map, mapWidth: mapSize, mapHeight: mapSize, label: nil, to: &fused)
+
+            let resized = try BilinearResize.resize(map, width: mapSize, height: mapSize, toWidth: width, toHeight: height)
+            let heat = try colormap.colorize(resized, width: width, height: height)
+            let expected = zip(frame.pixels, heat.pixels).map { Overlay.blend(frame: $0, heat: $1, alpha: alpha) }
+            #expect(fused.pixels == expected, "\(colormap) \(mapSize)x\(mapSize) -> \(width)x\(height)")
+        }
+    }
+
+    @Test func twoTimesReductionFollowsResize() throws {
+        let map = randomMap(count: 8 * 6, seed: 3)
+        let frame = randomImage(width: 4, height: 3, seed: 4)
+        var fused = frame
+        try Overlay().apply(map: map, mapWidth: 8, mapHeight: 6, label: nil, to: &fused)
+        let heat = try Colormap.jet.colorize(
+            BilinearResize.resize(map, width: 8, height: 6, toWidth: 4, toHeight: 3), width: 4, height: 3)
+        #expect(fused.pixels == zip(frame.pixels, heat.pixels).map { Overlay.blend(frame: $0, heat: $1, alpha: 0.5) })
+    }
+
+    @Test func alphaZeroKeepsTheFrameAndOneShowsOnlyHeat() throws {
+        let map = randomMap(count: 49, seed: 9)
+        let frame = randomImage(width: 33, height: 17, seed: 10)
+        var unchanged = frame
+        try Overlay(alpha: 0).apply(map: map, mapWidth: 7, mapHeight: 7, label: nil, to: &unchanged)
+        #expect(unchanged == frame)
+        var heatOnly = frame
+        try Overlay(colormap: .turbo, alpha: 1).apply(map: map, mapWidth: 7, mapHeight: 7, label: nil, to: &heatOnly)
+        let resized = try BilinearResize.resize(map, width: 7, height: 7, toWidth: 33, toHeight: 17)
+        #expect(heatOnly == (try Colormap.turbo.colorize(resized, width: 33, height: 17)))
+    }
+
+    @Test func bothLayersOffDrawNothing() throws {
+        let frame = randomImage(width: 64, height: 48, seed: 11)
+        var image = frame
+        try Overlay().apply(map: nil, mapWidth: 0, mapHeight: 0, label: nil, to: &image)
+        #expect(image == frame)
+    }
+
+    @Test func labelOnlyLeavesTheRestOfTheFrame() throws {
+        let frame = randomImage(width: 320, height: 180, seed: 12)
+        var image = frame
+        try Overlay().apply(map: nil, mapWidth: 7, mapHeight: 7, label: "tabby 12.5%", to: &image)
+        let layout = LabelLayout(text: "tabby 12.5%", font: .terminusBold16, style: LabelStyle(), width: 320, height: 180)
+        var changed = 0
+        for y in 0..<180 {
+            for x in 0..<320 where image[x, y] != frame[x, y] {
+                changed += 1
+                #expect(x >= layout.boxX && x < layout.boxX + layout.boxWidth && y >= layout.boxY && y < layout.boxY + layout.boxHeight)
+            }
+        }
+        #expect(changed > 0)
+    }
+
+    @Test func rejectsBadInput() {
+        #expect(throws: RenderError.invalidAlpha(1.5)) { try Overlay(alpha: 1.5) }
+        #expect(throws: RenderError.invalidAlpha(-0.1)) { try Overlay(alpha: -0.1) }
+        #expect(throws: (any Error).self) { try Overlay(alpha: .nan) }
+        var image = RGBImage(width: 4, height: 4)
+        #expect(throws: RenderError.mapSizeMismatch(width: 7, height: 7, count: 3)) {
+            try Overlay().apply(map: [0, 0, 0], mapWidth: 7, mapHeight: 7, label: "x", to: &image)
+        }
+        #expect(throws: RenderError.emptySize(width: 0, height: 7)) {
+            try Overlay().apply(map: [], mapWidth: 0, mapHeight: 7, label: nil, to: &image)
+        }
+        #expect(image == RGBImage(width: 4, height: 4))
+        #expect(RenderError.invalidAlpha(2).description.contains("--alpha"))
+    }
+
+    @Test func tinyFramesDoNotCrash() throws {
+        let overlay = try Overlay()
+        for (width, height) in [(1, 1), (1, 5), (5, 1), (2, 3), (13, 9)] {
+            var image = randomImage(width: width, height: height, seed: 13)
+            try overlay.apply(map: randomMap(count: 49, seed: 14), mapWidth: 7, mapHeight: 7,
+                              label: "American Staffordshire terrier 99.9%", to: &image)
+            #expect(image.width == width && image.height == height)
+        }
+    }
+
+    /// Prints the 720p cost (no assertion: timing depends on the machine and the build).
+    @Test func measures720pOverlay() throws {
+        let overlay = try Overlay()
+        let map = randomMap(count: 49, seed: 15)
+        var image = randomImage(width: 1280, height: 720, seed: 16)
+        let label = LabelStyle.text(className: "Egyptian cat", probability: 0.873)
+        let clock = ContinuousClock()
+        var times = [Duration]()
+        for _ in 0..<30 {
+            times.append(try clock.measure {
+                try overlay.apply(map: map, mapWidth: 7, mapHeight: 7, label: label, to: &image)
+            })
+        }
+        times.sort()
+        print("Overlay 1280x720 (7x7 map, jet, label): median \(times[times.count / 2]), best \(times[0]) over \(times.count) runs")
+        #expect(image.width == 1280)
+    }
+}
