@@ -6,7 +6,8 @@ public struct Camvid: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "camvid",
         abstract: "Explain what a convolutional network sees in a video.",
-        version: "0.1.0"
+        version: "0.1.0",
+        subcommands: [LayersCommand.self, TensorCommand.self]
     )
 
     /// Creates the command (argument parsing fills it in).

@@ -34,12 +34,17 @@ public struct ForwardPass: Sendable {
     let values: [String: Tensor]
     let inputShape: [Int]
     let logitsName: String
+    /// Tensors held channels-last internally; reading them converts to NCHW.
+    let channelsLast: Set<String>
 
-    /// The tensor called `name`, if it was retained.
-    public subscript(name: String) -> Tensor? { values[name] }
+    /// The tensor called `name` (NCHW for images), if it was retained.
+    public subscript(name: String) -> Tensor? {
+        guard let value = values[name] else { return nil }
+        return channelsLast.contains(name) ? TensorMath.toChannelsFirst(value) : value
+    }
 
     /// The network's (first) output, `[N, classes]` for a classifier.
-    public var logits: Tensor { values[logitsName] ?? Tensor(shape: [0]) }
+    public var logits: Tensor { self[logitsName] ?? Tensor(shape: [0]) }
 
     /// The batch size of the run.
     public var batchSize: Int { inputShape.first ?? 0 }
@@ -157,7 +162,7 @@ public final class Network: @unchecked Sendable {
         var values: [String: Tensor] = [model.inputName: input]
         let keep = retaining.union(model.outputNames).union([model.inputName]).union(plan.backwardReads)
         try plan.execute(nil, values: &values, keep: keep, kernels: kernels)
-        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
+        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, channelsLast: plan.channelsLast)
     }
 
     /// Computes tensors missing from `pass` (freed intermediates) from what it retained.
@@ -195,7 +200,7 @@ public final class Network: @unchecked Sendable {
         }
         needed.remove("")
         let values = try materialize(needed, pass, plan)
-        var gradients: [String: Tensor] = [outputName: seed]
+        var gradients: [String: Tensor] = [outputName: TensorMath.relayout(seed, from: false, to: plan.channelsLast.contains(outputName))]
         let context = OperatorContext(kernels: kernels, rules: rules)
         for i in relevant.reversed() {
             let step = plan.steps[i]
@@ -207,7 +212,7 @@ public final class Network: @unchecked Sendable {
             }
             if !wanted.contains(true) { continue }
             let args = BackwardArguments(
-                inputs: step.inputs.map { $0.isEmpty ? nil : (values[$0] ?? plan.constants[$0]?.tensor) },
+                inputs: try plan.stepInputs(i, values),
                 outputs: step.outputs.map { values[$0] },
                 gradients: outputGradients, wanted: wanted,
                 inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
@@ -218,7 +223,8 @@ public final class Network: @unchecked Sendable {
                 throw EngineError("\(model.nodes[step.node].label): \(error.description)")
             }
             for (k, name) in step.inputs.enumerated() where k < inputGradients.count && wanted[k] {
-                guard let g = inputGradients[k] else { continue }
+                guard var g = inputGradients[k] else { continue }
+                g = TensorMath.relayout(g, from: step.wantsChannelsLast[k], to: plan.channelsLast.contains(name))
                 if let existing = gradients[name] {
                     gradients[name] = TensorMath.add(existing, g)
                 } else {
@@ -229,7 +235,13 @@ public final class Network: @unchecked Sendable {
             for name in step.outputs where !targets.contains(name) && name != outputName { gradients[name] = nil }
         }
         var result: [String: Tensor] = [:]
-        for t in targets { result[t] = gradients[t] ?? Tensor(shape: plan.shapes[t] ?? []) }
+        for t in targets {
+            if let g = gradients[t] {
+                result[t] = TensorMath.relayout(g, from: plan.channelsLast.contains(t), to: false)
+            } else {
+                result[t] = Tensor(shape: plan.shapes[t] ?? [])
+            }
+        }
         return result
     }
 
@@ -265,14 +277,14 @@ public final class Network: @unchecked Sendable {
         }
         let untouched = wanted.filter { !downstreamTensors.contains($0) }
         let source = try materialize(external.union(untouched), pass, passPlan)
-        var values: [String: Tensor] = [name: value]
+        var values: [String: Tensor] = [name: TensorMath.relayout(value, from: false, to: plan.channelsLast.contains(name))]
         for e in external.union(untouched) {
             guard let v = source[e] else { throw EngineError("internal: '\(e)' could not be recomputed") }
             values[e] = TensorMath.tile(v, batch: batch)
         }
         try plan.execute(subset, values: &values, keep: wanted, kernels: kernels)
         var result: [String: Tensor] = [:]
-        for o in wanted { result[o] = values[o] }
+        for o in wanted { result[o] = values[o].map { TensorMath.relayout($0, from: plan.channelsLast.contains(o), to: false) } }
         return result
     }
 }

@@ -4,6 +4,10 @@ struct Step: Sendable {
     var op: any Operator
     var inputs: [String]
     var outputs: [String]
+    /// Per input: whether the operator reads it channels-last (NHWC storage).
+    var wantsChannelsLast: [Bool] = []
+    /// Whether the outputs are stored channels-last.
+    var outputChannelsLast = false
 }
 
 /// The graph specialised to one input shape: folded constants, every tensor's shape, and the steps left to run.
@@ -14,6 +18,8 @@ struct Plan: Sendable {
     var steps: [Step]
     /// The step producing each runtime tensor.
     var producer: [String: Int]
+    /// Runtime tensors stored channels-last (NHWC) between convolutions; logical shapes stay NCHW.
+    var channelsLast: Set<String> = []
 
     /// Folds everything computable from constants and the input shape; shape-checks the rest.
     init(model: Model, operators: [(any Operator)?], constants base: [String: Constant], inputShape: [Int],
@@ -71,6 +77,37 @@ struct Plan: Sendable {
             }
             steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs))
         }
+        // Layouts: convolutions run channels-last (oneDNN's fast direct kernels); elementwise operators keep the
+        // layout of their inputs; every other operator reads NCHW, converted at the edge.
+        var channelsLast = Set<String>()
+        for i in steps.indices {
+            let step = steps[i]
+            let runtime = step.inputs.map { !$0.isEmpty && constants[$0] == nil }
+            var wants = [Bool](repeating: false, count: step.inputs.count)
+            var outputLast = false
+            if var conv = step.op as? Conv, shapes[step.inputs[0]]?.count == 4 {
+                conv.channelsLast = true
+                steps[i].op = conv
+                wants[0] = true
+                outputLast = true
+            } else if step.op is any UnaryOperator || step.op is Clip || step.op is Identity {
+                if runtime[0] && channelsLast.contains(step.inputs[0]) {
+                    wants[0] = true
+                    outputLast = true
+                }
+            } else if step.op is Add || step.op is Sub || step.op is Mul || step.op is Div, step.inputs.count == 2,
+                      runtime[0], runtime[1], channelsLast.contains(step.inputs[0]), channelsLast.contains(step.inputs[1]),
+                      shapes[step.inputs[0]] == shapes[step.inputs[1]] {
+                wants = [true, true]
+                outputLast = true
+            }
+            steps[i].wantsChannelsLast = wants
+            steps[i].outputChannelsLast = outputLast
+            if outputLast {
+                for name in step.outputs where !name.isEmpty && shapes[name]?.count == 4 { channelsLast.insert(name) }
+            }
+        }
+        self.channelsLast = channelsLast
         for output in model.outputNames where shapes[output] == nil {
             throw EngineError("graph output '\(output)' is never produced")
         }
@@ -128,13 +165,7 @@ struct Plan: Sendable {
         let context = OperatorContext(kernels: kernels, rules: .standard)
         for i in order {
             let step = steps[i]
-            var inputs: [Tensor?] = []
-            for name in step.inputs {
-                if name.isEmpty { inputs.append(nil); continue }
-                if let v = values[name] { inputs.append(v); continue }
-                if let c = constants[name] { inputs.append(c.tensor); continue }
-                throw EngineError("internal: tensor '\(name)' is not available for step \(i)")
-            }
+            let inputs = try stepInputs(i, values)
             let outputs = try step.op.forward(inputs, context: context)
             for (name, value) in zip(step.outputs, outputs) where !name.isEmpty {
                 values[name] = value
@@ -144,6 +175,22 @@ struct Plan: Sendable {
                 if remaining[name] == 0 && !keep.contains(name) { values[name] = nil }
             }
         }
+    }
+
+    /// The inputs of step `i` from `values` or the constants, in the layout the step reads.
+    func stepInputs(_ i: Int, _ values: [String: Tensor]) throws -> [Tensor?] {
+        let step = steps[i]
+        var inputs: [Tensor?] = []
+        for (k, name) in step.inputs.enumerated() {
+            if name.isEmpty { inputs.append(nil); continue }
+            if let v = values[name] {
+                inputs.append(TensorMath.relayout(v, from: channelsLast.contains(name), to: step.wantsChannelsLast[k]))
+                continue
+            }
+            if let c = constants[name] { inputs.append(c.tensor); continue }
+            inputs.append(nil)
+        }
+        return inputs
     }
 
     /// Runtime tensors that some step's backward reads.

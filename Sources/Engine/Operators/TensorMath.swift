@@ -154,4 +154,48 @@ enum TensorMath {
         for _ in 0..<count { storage.append(contentsOf: x.storage) }
         return Tensor(shape: [count] + x.shape.dropFirst(), storage: storage)
     }
+
+    /// NCHW storage to NHWC storage (the logical shape stays `[N, C, H, W]`).
+    static func toChannelsLast(_ x: Tensor) -> Tensor {
+        guard x.rank == 4 else { return x }
+        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                for b in 0..<n {
+                    let base = b * c * hw
+                    for ch in 0..<c {
+                        let src = base + ch * hw
+                        for i in 0..<hw { po[base + i * c + ch] = px[src + i] }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+
+    /// NHWC storage back to NCHW storage.
+    static func toChannelsFirst(_ x: Tensor) -> Tensor {
+        guard x.rank == 4 else { return x }
+        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                for b in 0..<n {
+                    let base = b * c * hw
+                    for i in 0..<hw {
+                        let src = base + i * c
+                        for ch in 0..<c { po[base + ch * hw + i] = px[src + ch] }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+
+    /// `x` converted from one storage order to another (`true` = channels-last).
+    static func relayout(_ x: Tensor, from: Bool, to: Bool) -> Tensor {
+        if from == to { return x }
+        return to ? toChannelsLast(x) : toChannelsFirst(x)
+    }
 }
