@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Explain", "Engine"]),
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "Pipeline", "Media", "Engine", "Explain", "Render"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "CamvidCLI"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "CamvidCLI", "Media"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,20 +1,24 @@
 import ArgumentParser
 
 /// The `camvid` command: explains what a convolutional network sees in a video.
+///
+/// `camvid IN OUT [options]` runs the video command (the default subcommand).
 public struct Camvid: AsyncParsableCommand {
-    /// The command's name, summary and subcommands.
+    /// The command's name, summary, examples and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "camvid",
         abstract: "Explain what a convolutional network sees in a video.",
+        discussion: VideoCommand.examples,
         version: "0.1.0",
-        subcommands: [LayersCommand.self, TensorCommand.self]
+        subcommands: [VideoCommand.self, LayersCommand.self, TensorCommand.self],
+        defaultSubcommand: VideoCommand.self
     )
 
     /// Creates the command (argument parsing fills it in).
     public init() {}
 
-    /// Runs the command.
-    public func run() async throws {
-        print(Camvid.helpMessage())
+    /// Parses the process's arguments, runs the chosen command and exits with its status.
+    public static func runFromCommandLine() async {
+        await main()
     }
 }

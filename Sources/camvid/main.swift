@@ -1,3 +1,3 @@
 import CamvidCLI
 
-await Camvid.main()
+await Camvid.runFromCommandLine()

@@ -1,0 +1,184 @@
+import ArgumentParser
+import Foundation
+import Media
+import Pipeline
+import Render
+
+/// What the video command draws on each frame (`--method`): only the methods that work in
+/// the video path are accepted.
+enum VideoMethod: String, CaseIterable, ExpressibleByArgument {
+    /// No network: every frame is re-encoded unchanged, through the whole pipeline.
+    case none
+}
+
+/// `camvid IN OUT [options]`: decode, explain, blend, encode, keeping timing and audio.
+struct VideoCommand: AsyncParsableCommand {
+    static let examples = """
+        Examples:
+          camvid in.mp4 out.mp4 --method gradcam
+          ffmpeg -f v4l2 -i /dev/video0 -f nut - | camvid - - --format nut | ffplay -
+        """
+
+    static let configuration = CommandConfiguration(
+        commandName: "video",
+        abstract: "Explain every frame of a video and write the annotated video (the default command).",
+        discussion: examples + """
+
+
+            The output keeps the input's frames, timestamps and audio and subtitle streams
+            (copied packet for packet). Ctrl-C stops reading, finishes the frames in flight and
+            finalises the output, which then plays and holds every completed frame.
+            """
+    )
+
+    @Argument(help: "The input: a file, a URL, '-' for standard input, or a device or source named with --input-format.")
+    var input: String
+
+    @Argument(help: "The output file, or '-' for standard output (then give --format).")
+    var output: String
+
+    @Option(help: ArgumentHelp("The input format, like ffmpeg's -f before -i (v4l2, lavfi, nut, …); probed when absent.", valueName: "name"))
+    var inputFormat: String?
+
+    @Option(name: .customLong("input-option"),
+            help: ArgumentHelp("A demuxer or device option KEY=VALUE (video_size=640x480, framerate=30); repeatable.", valueName: "key=value"))
+    var inputOptions: [String] = []
+
+    @Option(help: ArgumentHelp("The output container (mp4, matroska, nut, mpegts, …); chosen from OUT's name when absent.", valueName: "name"))
+    var format: String?
+
+    @Option(help: ArgumentHelp("Start this far into the input: seconds or [hh:]mm:ss[.fff].", valueName: "time"))
+    var start: String?
+
+    @Option(help: ArgumentHelp("Process only this much of the input: seconds or [hh:]mm:ss[.fff].", valueName: "time"))
+    var duration: String?
+
+    @Option(help: "H.264 constant rate factor, 0 (lossless) to 51.")
+    var crf: Int = 23
+
+    @Option(help: "libx264 preset (ultrafast … veryslow).")
+    var preset: String = "veryfast"
+
+    @Option(help: "What to draw on each frame: none re-encodes every frame unchanged.")
+    var method: VideoMethod = .none
+
+    @Flag(inversion: .prefixedNo,
+          help: "Drop the oldest waiting frame when the pipeline falls behind (default: on for devices and lavfi, off for files and pipes).")
+    var realtime: Bool?
+
+    @Option(help: "Items each channel between two stages holds before the stage before it waits.")
+    var channelCapacity: Int = 8
+
+    @Option(help: "Frames the network takes at once (only frames already waiting are batched).")
+    var batchSize: Int = 4
+
+    @Option(help: "Opacity of the heat map, 0 to 1.")
+    var alpha: Float = 0.5
+
+    @Option(help: ArgumentHelp("The heat map's colours: \(Colormap.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
+    var colormap: String = Colormap.jet.rawValue
+
+    @Flag(name: [.short, .long], help: "No progress line and no summary.")
+    var quiet = false
+
+    @Flag(help: "Show FFmpeg's own warnings.")
+    var verbose = false
+
+    mutating func validate() throws {
+        if output == "-" && format == nil {
+            throw ValidationError("writing to standard output ('-') needs --format (e.g. --format nut)")
+        }
+        if let start, TimeArgument.seconds(start) == nil {
+            throw ValidationError("--start '\(start)' is not a time (seconds or [hh:]mm:ss)")
+        }
+        if let duration {
+            guard let seconds = TimeArgument.seconds(duration), seconds > 0 else {
+                throw ValidationError("--duration '\(duration)' is not a time > 0 (seconds or [hh:]mm:ss)")
+            }
+        }
+        guard (0...51).contains(crf) else { throw ValidationError("--crf must be between 0 and 51, got \(crf)") }
+        guard channelCapacity >= 1 else { throw ValidationError("--channel-capacity must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard alpha >= 0, alpha <= 1 else { throw ValidationError("--alpha must be between 0 and 1, got \(alpha)") }
+        guard Colormap(rawValue: colormap) != nil else {
+            throw ValidationError("unknown --colormap '\(colormap)'; choose one of \(Colormap.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        for option in inputOptions where !option.contains("=") {
+            throw ValidationError("--input-option '\(option)' is not KEY=VALUE")
+        }
+    }
+
+    func run() async throws {
+        FFmpegLog.setLevel(verbose ? .warning : .quiet)
+        let stop = StopSignal()
+        let interrupts = InterruptHandler(stop: stop)
+
+        var options: [String: String] = [:]
+        for option in inputOptions {
+            let parts = option.split(separator: "=", maxSplits: 1)
+            options[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        let span = TimeSpan(start: start.flatMap(TimeArgument.seconds), duration: duration.flatMap(TimeArgument.seconds))
+        let job: VideoJob
+        do {
+            job = try VideoJob(
+                input: MediaInput(input, format: inputFormat, options: options), span: span,
+                output: MediaOutput(output, format: format),
+                encoderSettings: EncoderSettings(crf: crf, preset: preset))
+        } catch {
+            throw fail(error)
+        }
+        let configuration = PipelineConfiguration(
+            channelCapacity: channelCapacity, batchSize: batchSize, realtime: realtime ?? job.isLive)
+        let progress = ProgressReporter.standardError(quiet: quiet, expectedFrames: job.expectedFrameCount)
+
+        let summary: PipelineSummary
+        do {
+            let overlay = try Overlay(colormap: Colormap(rawValue: colormap) ?? .jet, alpha: alpha)
+            summary = try await job.run(
+                explainer: explainer(), overlay: HeatmapOverlay(overlay),
+                configuration: configuration, stop: stop, progress: progress)
+        } catch {
+            throw fail(error)
+        }
+        if !quiet {
+            if summary.framesDropped > 0 {
+                note("dropped \(summary.framesDropped) of \(summary.framesWritten + summary.framesDropped) frames to keep up with the live input")
+            }
+            let decoder = job.decoder
+            if decoder.skippedPacketCount > 0 || decoder.damagedFrameCount > 0 {
+                note("\(input): skipped \(decoder.skippedPacketCount) corrupt packets, \(decoder.damagedFrameCount) frames repaired by the decoder")
+            }
+            for stream in job.encoder.droppedStreams {
+                note("\(output): stream \(stream) of \(input) left out: the \(job.encoder.containerName) container cannot hold it")
+            }
+        }
+        if let number = interrupts.signalReceived, summary.stoppedEarly {
+            note("interrupted by \(InterruptHandler.name(of: number)): \(output) is finalised with \(summary.framesWritten) frames")
+            throw ExitCode(128 + number)
+        }
+    }
+
+    /// The explainer for `--method`.
+    private func explainer() -> any FrameExplainer {
+        switch method {
+        case .none: IdentityExplainer()
+        }
+    }
+
+    /// Prints `error` as one line naming the file (and frame) and returns the failure exit code.
+    private func fail(_ error: Error) -> ExitCode {
+        if error is MediaError {
+            note("\(error)")
+        } else {
+            note("\(input): \(error)")
+        }
+        return ExitCode.failure
+    }
+
+    /// Writes `camvid: TEXT` as one line on standard error.
+    private func note(_ text: String) {
+        let line = text.replacingOccurrences(of: "\n", with: " ")
+        FileHandle.standardError.write(Data("camvid: \(line)\n".utf8))
+    }
+}

@@ -1,0 +1,103 @@
+import Engine
+import Render
+
+/// A class activation map: `width * height` values in 0…1, rows top to bottom.
+public struct Heatmap: Sendable, Equatable {
+    /// Columns.
+    public let width: Int
+    /// Rows.
+    public let height: Int
+    /// One value in 0…1 per cell, row by row.
+    public let values: [Float]
+
+    /// A map over `values`; nil when the count does not match `width * height`.
+    public init?(width: Int, height: Int, values: [Float]) {
+        guard width > 0, height > 0, values.count == width * height else { return nil }
+        self.width = width
+        self.height = height
+        self.values = values
+    }
+}
+
+/// What the network saw in one frame.
+public struct FrameExplanation: Sendable, Equatable {
+    /// The map to blend onto the frame, when the method draws one.
+    public var heatmap: Heatmap?
+    /// The text to write onto the frame (e.g. `tabby cat 87.3%`), when the method labels frames.
+    public var label: String?
+    /// The class the map explains, when there is one.
+    public var classIndex: Int?
+    /// The network's class probabilities, when computed.
+    public var probabilities: [Float]?
+
+    /// An explanation with the given parts (all absent by default: nothing to draw).
+    public init(heatmap: Heatmap? = nil, label: String? = nil, classIndex: Int? = nil, probabilities: [Float]? = nil) {
+        self.heatmap = heatmap
+        self.label = label
+        self.classIndex = classIndex
+        self.probabilities = probabilities
+    }
+}
+
+/// One frame prepared for the network by the preprocess stage.
+public struct ModelInput: Sendable {
+    /// The frame's position in decode order.
+    public var frameIndex: Int
+    /// The network's input for this frame (e.g. resized and normalised CHW), when it needs one.
+    public var tensor: Tensor?
+
+    /// An input for frame `frameIndex`.
+    public init(frameIndex: Int, tensor: Tensor?) {
+        self.frameIndex = frameIndex
+        self.tensor = tensor
+    }
+}
+
+/// The explain stage: a network and a method turning frames into explanations.
+public protocol FrameExplainer: Sendable {
+    /// Per-frame preparation done in the preprocess stage (resize, normalise), off the explain stage.
+    func prepare(_ frame: VideoFrame) throws -> ModelInput
+    /// One explanation per input, in the same order; `batch` holds 1…batchSize frames.
+    func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation]
+}
+
+/// `--method none`: explains nothing, so the pipeline re-encodes every frame unchanged.
+public struct IdentityExplainer: FrameExplainer {
+    /// The identity explainer.
+    public init() {}
+
+    /// Keeps only the frame index: the network is not run.
+    public func prepare(_ frame: VideoFrame) throws -> ModelInput {
+        ModelInput(frameIndex: frame.index, tensor: nil)
+    }
+
+    /// An empty explanation (no heatmap, no label) per frame.
+    public func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation] {
+        batch.map { _ in FrameExplanation() }
+    }
+}
+
+/// The blend stage: draws an explanation onto its frame.
+public protocol FrameOverlay: Sendable {
+    /// Draws `explanation`'s heatmap and label (those present) onto `image`.
+    func draw(_ explanation: FrameExplanation, on image: inout RGBImage) throws
+}
+
+/// The blend stage of camvid: Render's overlay (heat map upsampled, coloured and blended,
+/// then the label), drawing only the layers an explanation carries.
+public struct HeatmapOverlay: FrameOverlay {
+    /// Colormap, opacity, label style and font.
+    public let overlay: Overlay
+
+    /// An overlay drawing with Render's `overlay`.
+    public init(_ overlay: Overlay) {
+        self.overlay = overlay
+    }
+
+    /// Blends the heat map (when present) and writes the label (when present) onto `image`.
+    public func draw(_ explanation: FrameExplanation, on image: inout RGBImage) throws {
+        let map = explanation.heatmap
+        try overlay.apply(map: map?.values, mapWidth: map?.width ?? 0, mapHeight: map?.height ?? 0,
+                          label: explanation.label, to: &image)
+    }
+}

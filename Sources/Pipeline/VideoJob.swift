@@ -1,0 +1,73 @@
+import Media
+
+/// One `camvid IN OUT` run: the input open for decoding and the output open for encoding,
+/// ready to run the pipeline between them.
+public struct VideoJob: Sendable {
+    /// The input's decoder (the video stream and the streams to copy).
+    public let decoder: FrameDecoder
+    /// The output's encoder and muxer.
+    public let encoder: FrameEncoder
+    /// The span of the input decoded.
+    public let span: TimeSpan
+
+    /// Opens `input` (its `span` only) and `output`; throws a `MediaError` naming the file that
+    /// cannot be read or written.
+    public init(input: MediaInput, span: TimeSpan = .all, output: MediaOutput,
+                encoderSettings: EncoderSettings = EncoderSettings()) throws {
+        decoder = try FrameDecoder(input, span: span)
+        encoder = try FrameEncoder(output: output, source: decoder.source, settings: encoderSettings)
+        self.span = span
+    }
+
+    /// Whether the input is a capture device or virtual source (frames may be dropped to keep up).
+    public var isLive: Bool { decoder.video.isLive }
+
+    /// About how many frames the run will write, when the input's length is known.
+    public var expectedFrameCount: Int? {
+        let video = decoder.video
+        let rate = video.averageFrameRate.doubleValue
+        var estimate = video.frameCountEstimate
+        if let start = span.start, rate > 0, let whole = estimate {
+            // The estimate counts from the beginning; the span starts later.
+            estimate = max(0, whole - Int((start * rate).rounded()))
+        }
+        if let duration = span.duration, rate > 0 {
+            let spanFrames = Int((duration * rate).rounded(.up))
+            estimate = min(estimate ?? spanFrames, spanFrames)
+        }
+        return estimate
+    }
+
+    /// Runs decode → preprocess → explain → blend → encode to the end of the input (or until
+    /// `stop`), then finalises the output.
+    ///
+    /// Throws the first failure (naming the file and frame) after the output has been
+    /// finalised with every frame completed before it.
+    public func run(
+        explainer: any FrameExplainer, overlay: any FrameOverlay,
+        configuration: PipelineConfiguration, stop: StopSignal = StopSignal(), progress: ProgressReporter? = nil
+    ) async throws -> PipelineSummary {
+        let summary = try await VideoPipeline.run(
+            source: DecoderSource(decoder), converter: PixelConverter(file: decoder.input.location),
+            explainer: explainer, overlay: overlay, sink: encoder,
+            configuration: configuration, stop: stop, progress: progress)
+        if !summary.stoppedEarly, span.duration == nil, let shortfall = truncation(endingAt: summary.endTimestamp) {
+            throw MediaError(file: decoder.input.location, frame: summary.framesWritten, reason: shortfall)
+        }
+        return summary
+    }
+
+    /// Why the input looks cut short, when the video ended well before the length its
+    /// container declares (a streamable file such as Matroska or NUT truncated in transfer:
+    /// FFmpeg reads such a file to its cut as if it ended there).
+    ///
+    /// Streams may legitimately end a little apart (audio outlasting video), so only a video
+    /// ending before 90% of the declared length and more than a second early counts.
+    func truncation(endingAt end: Int64?) -> String? {
+        let video = decoder.video
+        guard !video.isLive, let declared = video.duration, declared > 0 else { return nil }
+        let reached = end.map { video.timeBase.seconds($0) } ?? 0
+        guard reached < declared * 0.9, declared - reached > 1 else { return nil }
+        return String(format: "the input ends at %.2f s, before the %.2f s it declares: the file is cut short", reached, declared)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Media
+
+/// Generated clips whose frames show their own index as 8 black or white blocks, and the
+/// decoding that reads the index back.
+enum PatternClips {
+    /// FFmpeg's own messages would drown the test output.
+    static let quiet: Void = FFmpegLog.setLevel(.quiet)
+
+    /// An RGB picture showing `index` as 8 blocks (4 columns, 2 rows): white for a 1 bit.
+    static func pattern(_ index: Int, width: Int, height: Int) -> [UInt8] {
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        for y in 0..<height {
+            let row = min(1, y * 2 / height)
+            for x in 0..<width {
+                let bit = row * 4 + min(3, x * 4 / width)
+                let value: UInt8 = (index >> bit) & 1 == 1 ? 255 : 0
+                let i = (y * width + x) * 3
+                pixels[i] = value
+                pixels[i + 1] = value
+                pixels[i + 2] = value
+            }
+        }
+        return pixels
+    }
+
+    /// The index a picture shows, from the centre of each block.
+    static func readPattern(_ pixels: [UInt8], width: Int, height: Int) -> Int {
+        var index = 0
+        for bit in 0..<8 {
+            let cx = (bit % 4) * width / 4 + width / 8, cy = (bit / 4) * height / 2 + height / 4
+            let i = (cy * width + cx) * 3
+            if Int(pixels[i]) + Int(pixels[i + 1]) + Int(pixels[i + 2]) > 3 * 128 { index |= 1 << bit }
+        }
+        return index
+    }
+
+    /// Writes `count` pattern frames at 25 fps (pts 0, 1, 2, … in 1/25 s).
+    static func write(_ url: URL, count: Int, format: String? = nil, width: Int = 64, height: Int = 48) throws {
+        _ = quiet
+        let video = VideoStreamInfo(width: width, height: height, timeBase: Rational(1, 25), averageFrameRate: Rational(25, 1))
+        let encoder = try FrameEncoder(output: MediaOutput(url.path, format: format), source: SourceDescription(video: video))
+        for index in 0..<count {
+            try encoder.encode(rgb: pattern(index % 256, width: width, height: height), width: width, height: height,
+                               timing: FrameTiming(index: index, pts: Int64(index), duration: 1))
+        }
+        try encoder.finish()
+    }
+
+    /// What a file holds: each frame's pts (in microseconds, comparable across time bases) and
+    /// shown index, and the other streams' packets.
+    struct Contents {
+        var pts: [Int64] = []
+        var shown: [Int] = []
+        var packets: [(stream: Int, pts: Int64?, data: [UInt8])] = []
+    }
+
+    /// Decodes a whole file (or span).
+    static func read(_ input: MediaInput, span: TimeSpan = .all) throws -> Contents {
+        _ = quiet
+        let decoder = try FrameDecoder(input, span: span)
+        let converter = PixelConverter(file: input.location)
+        var contents = Contents()
+        while let item = try decoder.next() {
+            switch item {
+            case .frame(let frame):
+                contents.pts.append(Int64((frame.seconds * 1_000_000).rounded()))
+                contents.shown.append(readPattern(try converter.rgb(frame), width: frame.width, height: frame.height))
+            case .packet(let packet):
+                contents.packets.append((packet.streamIndex, packet.pts, packet.data))
+            }
+        }
+        return contents
+    }
+}
