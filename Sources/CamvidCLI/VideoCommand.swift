@@ -110,7 +110,7 @@ struct VideoCommand: AsyncParsableCommand {
 
     func run() async throws {
         FFmpegLog.setLevel(verbose ? .warning : .quiet)
-        let stop = StopSignal()
+        let stop = Pipeline.StopSignal()
         let interrupts = InterruptHandler(stop: stop)
 
         var options: [String: String] = [:]
