@@ -108,6 +108,10 @@ import Render
             image.drawLabel("x", style: LabelStyle(corner: .topLeft, scale: 5))
             #expect(image.width == width && image.height == height)
         }
+        var huge = RGBImage(width: 30, height: 20, fill: (9, 9, 9))
+        huge.drawLabel("x", style: LabelStyle(scale: Int.max))
+        huge.drawLabel("y", style: LabelStyle(scale: Int.min))
+        #expect(LabelLayout(text: "x", font: font, style: LabelStyle(scale: Int.max), width: 30, height: 20).scale == LabelStyle.maximumScale)
         var image = RGBImage(width: 50, height: 50, fill: (9, 9, 9))
         image.drawLabel("")
         #expect(image == RGBImage(width: 50, height: 50, fill: (9, 9, 9)))
