@@ -18,6 +18,19 @@ import Render
         #expect(!font.isInk("A", x: 8, y: 7) && !font.isInk("A", x: -1, y: 7))
     }
 
+    /// Rows of a few glyphs as they are in Uni2-TerminusBold16.psf (console-setup-linux 1.221).
+    @Test(arguments: [
+        ("A", [0x00, 0x00, 0x7C, 0xC6, 0xC6, 0xC6, 0xC6, 0xFE, 0xC6, 0xC6, 0xC6, 0xC6, 0x00, 0x00, 0x00, 0x00]),
+        ("g", [0x00, 0x00, 0x00, 0x00, 0x00, 0x7E, 0xC6, 0xC6, 0xC6, 0xC6, 0xC6, 0x7E, 0x06, 0x06, 0x7C, 0x00]),
+    ] as [(Character, [UInt8])])
+    func glyphsAreTerminusBold(_ character: Character, _ rows: [UInt8]) {
+        for (y, bits) in rows.enumerated() {
+            for x in 0..<8 {
+                #expect(font.isInk(character, x: x, y: y) == (bits & (0x80 >> UInt8(x)) != 0), "\(character) row \(y)")
+            }
+        }
+    }
+
     @Test func glyphBitmapShowsUpInsideTheBox() {
         var image = RGBImage(width: 100, height: 40, fill: (200, 200, 200))
         let style = LabelStyle(scale: 1)
