@@ -59,7 +59,7 @@ public struct Overlay: Sendable {
         var source = map, sourceWidth = width, sourceHeight = height
         if width == 2 * outWidth && height == 2 * outHeight {
             // OpenCV's 2x-reduction special case; the plan below is then the identity.
-            source = (try? BilinearResize.resize(map, width: width, height: height, toWidth: outWidth, toHeight: outHeight)) ?? map
+            source = BilinearResize.halve(map, width: width, toWidth: outWidth, toHeight: outHeight)
             sourceWidth = outWidth
             sourceHeight = outHeight
         }
