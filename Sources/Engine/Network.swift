@@ -60,7 +60,15 @@ public final class Network: @unchecked Sendable {
     private let kernels: any KernelBackend
     private let defaultInputShape: [Int]
     private let lock = NSLock()
-    private var plans: [[Int]: Plan] = [:]
+    private var plans: [PlanKey: Plan] = [:]
+    /// Convolution outputs that fused plans may drop (each fused with the Relu/Clip after it).
+    private let fusable: Set<String>
+
+    private struct PlanKey: Hashable {
+        var inputShape: [Int]
+        var fused: Bool
+        var protected: Set<String>
+    }
     private let referencePlan: Plan
 
     /// Loads the ONNX model at `url` (external data beside it) for `inputHeight` x `inputWidth` images.
@@ -108,8 +116,10 @@ public final class Network: @unchecked Sendable {
         self.model = model
         self.operators = operators
         self.constants = constants
-        referencePlan = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels)
-        plans[defaultInputShape] = referencePlan
+        let reference = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels)
+        referencePlan = reference
+        fusable = Set(Plan.fusablePairs(reference.steps, constants: reference.constants).map { reference.steps[$0.conv].outputs[0] })
+        plans[PlanKey(inputShape: defaultInputShape, fused: false, protected: [])] = reference
     }
 
     /// The name of the image input.
@@ -136,10 +146,14 @@ public final class Network: @unchecked Sendable {
         layers.last { $0.shape.count == 4 && $0.shape[2] * $0.shape[3] > 1 }?.name ?? outputName
     }
 
-    private func plan(for inputShape: [Int]) throws -> Plan {
-        if let plan = plans[inputShape] { return plan }
-        let plan = try Plan(model: model, operators: operators, constants: constants, inputShape: inputShape, kernels: kernels)
-        plans[inputShape] = plan
+    /// The plan for an input shape: unfused (every tensor exists), or fused except for the `reading` tensors.
+    private func plan(for inputShape: [Int], fusedExcept reading: Set<String>? = nil) throws -> Plan {
+        let key = PlanKey(inputShape: inputShape, fused: reading != nil, protected: (reading ?? []).intersection(fusable))
+        if let plan = plans[key] { return plan }
+        let plan = try Plan(model: model, operators: operators, constants: constants, inputShape: inputShape, kernels: kernels,
+                            fusing: reading != nil, protected: key.protected)
+        if plans.count > 64 { plans = plans.filter { !$0.key.fused } }  // bounded: fused variants are cheap to rebuild
+        plans[key] = plan
         return plan
     }
 
@@ -157,8 +171,9 @@ public final class Network: @unchecked Sendable {
         guard input.rank == 4, input.shape[0] >= 1, Array(input.shape[1...]) == Array(defaultInputShape[1...]) else {
             throw EngineError("input has shape \(input.shape); expected [N, \(defaultInputShape[1...].map(String.init).joined(separator: ", "))]")
         }
-        let plan = try plan(for: input.shape)
-        for name in retaining { try checkRuntimeTensor(name, plan) }
+        let full = try plan(for: input.shape)
+        for name in retaining { try checkRuntimeTensor(name, full) }
+        let plan = try self.plan(for: input.shape, fusedExcept: retaining)
         var values: [String: Tensor] = [model.inputName: input]
         let keep = retaining.union(model.outputNames).union([model.inputName]).union(plan.backwardReads)
         try plan.execute(nil, values: &values, keep: keep, kernels: kernels)
@@ -260,12 +275,13 @@ public final class Network: @unchecked Sendable {
         guard batch == pass.batchSize || pass.batchSize == 1 else {
             throw EngineError("replacement batch \(batch) differs from the pass's batch \(pass.batchSize) (only a batch of 1 is repeated)")
         }
-        let plan = try plan(for: [batch] + pass.inputShape.dropFirst())
+        let wantedOutputs = outputs ?? Set(model.outputNames)
+        let plan = try plan(for: [batch] + pass.inputShape.dropFirst(), fusedExcept: wantedOutputs.union([name]))
         guard value.shape == plan.shapes[name] else {
             throw EngineError("replacement for '\(name)' has shape \(value.shape); expected \(plan.shapes[name] ?? [])")
         }
-        let wanted = outputs ?? Set(model.outputNames)
-        for o in wanted { try checkRuntimeTensor(o, plan) }
+        let wanted = wantedOutputs
+        for o in wanted { try checkRuntimeTensor(o, passPlan) }
         let (downstream, downstreamTensors) = plan.descendants(of: [name])
         let upstream = plan.ancestors(of: wanted) { $0 == name }
         let subset = downstream.intersection(upstream)

@@ -205,7 +205,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                                  channelsLast: channelsLast)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: false)
-        var output = [Float](repeating: 0, count: Tensor.elementCount(g.output))
+        var output = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
         let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
         let src = try DNNLBackend.memoryDescriptor(g.input, tag)
         let dst = try DNNLBackend.memoryDescriptor(g.output, tag)
@@ -235,7 +235,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, channelsLast: channelsLast)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: true)
-        var diffSrc = [Float](repeating: 0, count: Tensor.elementCount(g.input))
+        var diffSrc = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.input)) { _, n in n = Tensor.elementCount(g.input) }
         let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
         let src = try DNNLBackend.memoryDescriptor(g.input, tag)
         let dst = try DNNLBackend.memoryDescriptor(g.output, tag)
