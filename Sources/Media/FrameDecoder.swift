@@ -90,6 +90,11 @@ public final class FrameDecoder: @unchecked Sendable {
     private var consecutiveRejections = 0
     private var streamsPastEnd: Set<Int32> = []
     private var reportedEmpty = false
+    /// After a seek: the first decoded frame must be a keyframe at or before the start.
+    private var checkingSeek = false
+    private var seekedToBeginning = false
+    /// Packets read before the span's first frame (dropped if the seek has to be redone).
+    private var preroll: [StreamPacket] = []
 
     private enum State { case reading, draining, videoEnded, finished }
 
@@ -221,22 +226,26 @@ public final class FrameDecoder: @unchecked Sendable {
         let containerStart = context.pointee.start_time != nopts
             ? Double(context.pointee.start_time) / Double(AV_TIME_BASE) : 0
         let origin = containerStart + (span.start ?? 0)
+        var seeked = false
         let roundUp = AVRounding(rawValue: AV_ROUND_UP.rawValue | AV_ROUND_PASS_MINMAX.rawValue)
         func ceilTicks(_ seconds: Double) -> Int64 {
             av_rescale_q_rnd(Int64((seconds * 1_000_000).rounded()), camvid_time_base_q(), tb.av, roundUp)
         }
-        if span.start != nil {
+        // The container start in ticks (rounded to nearest: it came from a tick of some stream).
+        let containerStartTicks = context.pointee.start_time != nopts
+            ? av_rescale_q(context.pointee.start_time, camvid_time_base_q(), tb.av) : 0
+        if let start = span.start {
             startSeconds = origin
-            startPts = ceilTicks(origin)
+            startPts = containerStartTicks + ceilTicks(start)
             // Seeking may fail (pipes, devices): the frames before the start are then decoded and dropped.
-            _ = avformat_seek_file(context, index, Int64.min, startPts!, startPts!, 0)
+            seeked = avformat_seek_file(context, index, Int64.min, startPts!, startPts!, 0) >= 0
         } else {
             startSeconds = nil
             startPts = nil
         }
         if let spanDuration = span.duration {
             endSeconds = origin + spanDuration
-            endPts = ceilTicks(origin + spanDuration)
+            endPts = containerStartTicks + ceilTicks((span.start ?? 0) + spanDuration)
         } else {
             endSeconds = nil
             endPts = nil
@@ -252,6 +261,7 @@ public final class FrameDecoder: @unchecked Sendable {
         self.timeBase = tb
         self.copiedIndices = Set(copied.map { Int32($0.index) })
         self.source = SourceDescription(video: info, copiedStreams: copied, timeOrigin: span.start == nil ? 0 : origin)
+        self.checkingSeek = seeked
         succeeded = true
     }
 
@@ -387,6 +397,17 @@ public final class FrameDecoder: @unchecked Sendable {
             pts = previousPts.map { $0 + step } ?? (pts == nopts ? 0 : pts)
             repairedTimestampCount += 1
         }
+        if checkingSeek {
+            checkingSeek = false
+            // Demuxers without an index (MPEG-TS, …) may land after the start or off a keyframe:
+            // decode from the beginning instead, so the span stays frame-exact.
+            if let startPts, pts > startPts || frame.pointee.key_frame == 0, !seekedToBeginning {
+                var pointer: UnsafeMutablePointer<AVFrame>? = frame
+                av_frame_free(&pointer)
+                restartFromBeginning()
+                return
+            }
+        }
         if let startPts, pts < startPts {
             var pointer: UnsafeMutablePointer<AVFrame>? = frame
             av_frame_free(&pointer)
@@ -406,6 +427,10 @@ public final class FrameDecoder: @unchecked Sendable {
         if frame.pointee.decode_error_flags != 0 || (frame.pointee.flags & AV_FRAME_FLAG_CORRUPT) != 0 {
             damagedFrameCount += 1
         }
+        if !preroll.isEmpty {
+            ready.append(contentsOf: preroll.map { .packet($0) })
+            preroll = []
+        }
         let duration = frame.pointee.pkt_duration
         let decoded = DecodedFrame(
             frame: frame, timing: FrameTiming(index: deliveredFrameCount, pts: pts, duration: max(duration, 1)),
@@ -417,6 +442,19 @@ public final class FrameDecoder: @unchecked Sendable {
             ready.append(.frame(decoded))
         } else {
             waitingFrame = decoded
+        }
+    }
+
+    /// Seeks to the start of the input and decodes from there (once), dropping what was read.
+    private func restartFromBeginning() {
+        seekedToBeginning = true
+        preroll = []
+        previousPts = nil
+        previousDuration = nil
+        avcodec_flush_buffers(codecContext)
+        let start = formatContext.pointee.start_time != camvid_nopts_value() ? formatContext.pointee.start_time : 0
+        if avformat_seek_file(formatContext, -1, Int64.min, start, start, 0) < 0 {
+            av_seek_frame(formatContext, -1, 0, AVSEEK_FLAG_BYTE)
         }
     }
 
@@ -459,7 +497,9 @@ public final class FrameDecoder: @unchecked Sendable {
         }
         av_packet_move_ref(copy, packet)
         let item = StreamPacket(packet: copy, streamIndex: Int(stream), timeBase: tb)
-        if waitingFrame != nil {
+        if startPts != nil && deliveredFrameCount == 0 {
+            preroll.append(item)
+        } else if waitingFrame != nil {
             waitingPackets.append(item)
         } else {
             ready.append(.packet(item))
