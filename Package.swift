@@ -29,7 +29,8 @@ let package = Package(
         .target(name: "Media", dependencies: ["CFFmpeg"]),
         .target(
             name: "Engine",
-            dependencies: ["CDNNL", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: ["CDNNL", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            resources: [.copy("Resources")]
         ),
         .target(name: "Explain", dependencies: ["Engine"]),
         .target(name: "Render"),

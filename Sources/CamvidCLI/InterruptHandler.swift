@@ -14,7 +14,7 @@ final class InterruptHandler: @unchecked Sendable {
     private var received: Int32?
 
     /// Installs the handlers; they raise `stop` on the first signal.
-    init(stop: StopSignal) {
+    init(stop: Pipeline.StopSignal) {
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())

@@ -112,7 +112,7 @@ struct VideoCommand: AsyncParsableCommand {
         FFmpegLog.setLevel(verbose ? .warning : .quiet)
         // A reader that goes away (ffplay closed) must be a write error, reported, not a silent kill.
         signal(SIGPIPE, SIG_IGN)
-        let stop = StopSignal()
+        let stop = Pipeline.StopSignal()
         let interrupts = InterruptHandler(stop: stop)
 
         var options: [String: String] = [:]

@@ -34,12 +34,17 @@ public struct ForwardPass: Sendable {
     let values: [String: Tensor]
     let inputShape: [Int]
     let logitsName: String
+    /// Tensors held channels-last internally; reading them converts to NCHW.
+    let channelsLast: Set<String>
 
-    /// The tensor called `name`, if it was retained.
-    public subscript(name: String) -> Tensor? { values[name] }
+    /// The tensor called `name` (NCHW for images), if it was retained.
+    public subscript(name: String) -> Tensor? {
+        guard let value = values[name] else { return nil }
+        return channelsLast.contains(name) ? TensorMath.toChannelsFirst(value) : value
+    }
 
     /// The network's (first) output, `[N, classes]` for a classifier.
-    public var logits: Tensor { values[logitsName] ?? Tensor(shape: [0]) }
+    public var logits: Tensor { self[logitsName] ?? Tensor(shape: [0]) }
 
     /// The batch size of the run.
     public var batchSize: Int { inputShape.first ?? 0 }
@@ -55,7 +60,15 @@ public final class Network: @unchecked Sendable {
     private let kernels: any KernelBackend
     private let defaultInputShape: [Int]
     private let lock = NSLock()
-    private var plans: [[Int]: Plan] = [:]
+    private var plans: [PlanKey: Plan] = [:]
+    /// Convolution outputs that fused plans may drop (each fused with the Relu/Clip after it).
+    private let fusable: Set<String>
+
+    private struct PlanKey: Hashable {
+        var inputShape: [Int]
+        var fused: Bool
+        var protected: Set<String>
+    }
     private let referencePlan: Plan
 
     /// Loads the ONNX model at `url` (external data beside it) for `inputHeight` x `inputWidth` images.
@@ -103,8 +116,10 @@ public final class Network: @unchecked Sendable {
         self.model = model
         self.operators = operators
         self.constants = constants
-        referencePlan = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels)
-        plans[defaultInputShape] = referencePlan
+        let reference = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels)
+        referencePlan = reference
+        fusable = Set(Plan.fusablePairs(reference.steps, constants: reference.constants).map { reference.steps[$0.conv].outputs[0] })
+        plans[PlanKey(inputShape: defaultInputShape, fused: false, protected: [])] = reference
     }
 
     /// The name of the image input.
@@ -131,10 +146,14 @@ public final class Network: @unchecked Sendable {
         layers.last { $0.shape.count == 4 && $0.shape[2] * $0.shape[3] > 1 }?.name ?? outputName
     }
 
-    private func plan(for inputShape: [Int]) throws -> Plan {
-        if let plan = plans[inputShape] { return plan }
-        let plan = try Plan(model: model, operators: operators, constants: constants, inputShape: inputShape, kernels: kernels)
-        plans[inputShape] = plan
+    /// The plan for an input shape: unfused (every tensor exists), or fused except for the `reading` tensors.
+    private func plan(for inputShape: [Int], fusedExcept reading: Set<String>? = nil) throws -> Plan {
+        let key = PlanKey(inputShape: inputShape, fused: reading != nil, protected: (reading ?? []).intersection(fusable))
+        if let plan = plans[key] { return plan }
+        let plan = try Plan(model: model, operators: operators, constants: constants, inputShape: inputShape, kernels: kernels,
+                            fusing: reading != nil, protected: key.protected)
+        if plans.count > 64 { plans = plans.filter { !$0.key.fused } }  // bounded: fused variants are cheap to rebuild
+        plans[key] = plan
         return plan
     }
 
@@ -152,12 +171,13 @@ public final class Network: @unchecked Sendable {
         guard input.rank == 4, input.shape[0] >= 1, Array(input.shape[1...]) == Array(defaultInputShape[1...]) else {
             throw EngineError("input has shape \(input.shape); expected [N, \(defaultInputShape[1...].map(String.init).joined(separator: ", "))]")
         }
-        let plan = try plan(for: input.shape)
-        for name in retaining { try checkRuntimeTensor(name, plan) }
+        let full = try plan(for: input.shape)
+        for name in retaining { try checkRuntimeTensor(name, full) }
+        let plan = try self.plan(for: input.shape, fusedExcept: retaining)
         var values: [String: Tensor] = [model.inputName: input]
         let keep = retaining.union(model.outputNames).union([model.inputName]).union(plan.backwardReads)
         try plan.execute(nil, values: &values, keep: keep, kernels: kernels)
-        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
+        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, channelsLast: plan.channelsLast)
     }
 
     /// Computes tensors missing from `pass` (freed intermediates) from what it retained.
@@ -195,7 +215,7 @@ public final class Network: @unchecked Sendable {
         }
         needed.remove("")
         let values = try materialize(needed, pass, plan)
-        var gradients: [String: Tensor] = [outputName: seed]
+        var gradients: [String: Tensor] = [outputName: TensorMath.relayout(seed, from: false, to: plan.channelsLast.contains(outputName))]
         let context = OperatorContext(kernels: kernels, rules: rules)
         for i in relevant.reversed() {
             let step = plan.steps[i]
@@ -207,7 +227,7 @@ public final class Network: @unchecked Sendable {
             }
             if !wanted.contains(true) { continue }
             let args = BackwardArguments(
-                inputs: step.inputs.map { $0.isEmpty ? nil : (values[$0] ?? plan.constants[$0]?.tensor) },
+                inputs: try plan.stepInputs(i, values),
                 outputs: step.outputs.map { values[$0] },
                 gradients: outputGradients, wanted: wanted,
                 inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
@@ -218,7 +238,8 @@ public final class Network: @unchecked Sendable {
                 throw EngineError("\(model.nodes[step.node].label): \(error.description)")
             }
             for (k, name) in step.inputs.enumerated() where k < inputGradients.count && wanted[k] {
-                guard let g = inputGradients[k] else { continue }
+                guard var g = inputGradients[k] else { continue }
+                g = TensorMath.relayout(g, from: step.wantsChannelsLast[k], to: plan.channelsLast.contains(name))
                 if let existing = gradients[name] {
                     gradients[name] = TensorMath.add(existing, g)
                 } else {
@@ -229,7 +250,13 @@ public final class Network: @unchecked Sendable {
             for name in step.outputs where !targets.contains(name) && name != outputName { gradients[name] = nil }
         }
         var result: [String: Tensor] = [:]
-        for t in targets { result[t] = gradients[t] ?? Tensor(shape: plan.shapes[t] ?? []) }
+        for t in targets {
+            if let g = gradients[t] {
+                result[t] = TensorMath.relayout(g, from: plan.channelsLast.contains(t), to: false)
+            } else {
+                result[t] = Tensor(shape: plan.shapes[t] ?? [])
+            }
+        }
         return result
     }
 
@@ -248,12 +275,13 @@ public final class Network: @unchecked Sendable {
         guard batch == pass.batchSize || pass.batchSize == 1 else {
             throw EngineError("replacement batch \(batch) differs from the pass's batch \(pass.batchSize) (only a batch of 1 is repeated)")
         }
-        let plan = try plan(for: [batch] + pass.inputShape.dropFirst())
+        let wantedOutputs = outputs ?? Set(model.outputNames)
+        let plan = try plan(for: [batch] + pass.inputShape.dropFirst(), fusedExcept: wantedOutputs.union([name]))
         guard value.shape == plan.shapes[name] else {
             throw EngineError("replacement for '\(name)' has shape \(value.shape); expected \(plan.shapes[name] ?? [])")
         }
-        let wanted = outputs ?? Set(model.outputNames)
-        for o in wanted { try checkRuntimeTensor(o, plan) }
+        let wanted = wantedOutputs
+        for o in wanted { try checkRuntimeTensor(o, passPlan) }
         let (downstream, downstreamTensors) = plan.descendants(of: [name])
         let upstream = plan.ancestors(of: wanted) { $0 == name }
         let subset = downstream.intersection(upstream)
@@ -265,14 +293,14 @@ public final class Network: @unchecked Sendable {
         }
         let untouched = wanted.filter { !downstreamTensors.contains($0) }
         let source = try materialize(external.union(untouched), pass, passPlan)
-        var values: [String: Tensor] = [name: value]
+        var values: [String: Tensor] = [name: TensorMath.relayout(value, from: false, to: plan.channelsLast.contains(name))]
         for e in external.union(untouched) {
             guard let v = source[e] else { throw EngineError("internal: '\(e)' could not be recomputed") }
             values[e] = TensorMath.tile(v, batch: batch)
         }
         try plan.execute(subset, values: &values, keep: wanted, kernels: kernels)
         var result: [String: Tensor] = [:]
-        for o in wanted { result[o] = values[o] }
+        for o in wanted { result[o] = values[o].map { TensorMath.relayout($0, from: plan.channelsLast.contains(o), to: false) } }
         return result
     }
 }

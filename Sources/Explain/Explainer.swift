@@ -221,8 +221,9 @@ public struct Explainer<Network: ExplainableNetwork> {
         let (height, width) = (input.shape[2], input.shape[3])
         return try (0..<input.shape[0]).map { i in
             let raws = try layers.map { layer -> Tensor in
+                guard let activation = activations[layer] else { throw ExplainError.missingTensor("target layer \(layer) was not retained") }
                 let evidence = LayerEvidence(
-                    layer: layer, activation: activations[layer]!.slice(i), gradient: gradients[layer]?.slice(i),
+                    layer: layer, activation: activation.slice(i), gradient: gradients[layer]?.slice(i),
                     classIndex: classes[i], score: scores[i], image: input.slice(i),
                     scoreInputs: { batch in try self.classColumn(self.network.logits(of: self.network.forward(batch, retaining: [])), classes[i]) },
                     scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) })

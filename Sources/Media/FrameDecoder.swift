@@ -1,4 +1,9 @@
 import CFFmpeg
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How the decoder runs.
 public struct DecoderSettings: Sendable, Hashable {
@@ -57,6 +62,9 @@ public final class FrameDecoder: @unchecked Sendable {
     /// Frames delivered so far.
     public private(set) var deliveredFrameCount = 0
 
+    /// Raise it from another task to end a blocking live input (see `StopSignal`).
+    public let stopSignal: StopSignal
+
     /// The decoded video stream.
     public var video: VideoStreamInfo { source.video }
 
@@ -82,6 +90,11 @@ public final class FrameDecoder: @unchecked Sendable {
     private var consecutiveRejections = 0
     private var streamsPastEnd: Set<Int32> = []
     private var reportedEmpty = false
+    /// After a seek: the first decoded frame must be a keyframe at or before the start.
+    private var checkingSeek = false
+    private var seekedToBeginning = false
+    /// Packets read before the span's first frame (dropped if the seek has to be redone).
+    private var preroll: [StreamPacket] = []
 
     private enum State { case reading, draining, videoEnded, finished }
 
@@ -116,7 +129,11 @@ public final class FrameDecoder: @unchecked Sendable {
         for (key, value) in input.options { av_dict_set(&options, key, value, 0) }
         defer { av_dict_free(&options) }
 
-        var context: UnsafeMutablePointer<AVFormatContext>?
+        let stopSignal = StopSignal()
+        var context: UnsafeMutablePointer<AVFormatContext>? = avformat_alloc_context()
+        guard let allocated = context else { throw MediaError(file: name, reason: "cannot allocate a demuxer") }
+        camvid_set_interrupt(allocated, stopSignal.flag)
+        // avformat_open_input frees the context itself when it fails.
         var code = avformat_open_input(&context, input.url, format, &options)
         guard code >= 0, let context else { throw MediaError(file: name, while: "cannot open input", code: code) }
         var contextToClose: UnsafeMutablePointer<AVFormatContext>? = context
@@ -209,22 +226,26 @@ public final class FrameDecoder: @unchecked Sendable {
         let containerStart = context.pointee.start_time != nopts
             ? Double(context.pointee.start_time) / Double(AV_TIME_BASE) : 0
         let origin = containerStart + (span.start ?? 0)
+        var seeked = false
         let roundUp = AVRounding(rawValue: AV_ROUND_UP.rawValue | AV_ROUND_PASS_MINMAX.rawValue)
         func ceilTicks(_ seconds: Double) -> Int64 {
             av_rescale_q_rnd(Int64((seconds * 1_000_000).rounded()), camvid_time_base_q(), tb.av, roundUp)
         }
-        if span.start != nil {
+        // The container start in ticks (rounded to nearest: it came from a tick of some stream).
+        let containerStartTicks = context.pointee.start_time != nopts
+            ? av_rescale_q(context.pointee.start_time, camvid_time_base_q(), tb.av) : 0
+        if let start = span.start {
             startSeconds = origin
-            startPts = ceilTicks(origin)
+            startPts = containerStartTicks + ceilTicks(start)
             // Seeking may fail (pipes, devices): the frames before the start are then decoded and dropped.
-            _ = avformat_seek_file(context, index, Int64.min, startPts!, startPts!, 0)
+            seeked = avformat_seek_file(context, index, Int64.min, startPts!, startPts!, 0) >= 0
         } else {
             startSeconds = nil
             startPts = nil
         }
         if let spanDuration = span.duration {
             endSeconds = origin + spanDuration
-            endPts = ceilTicks(origin + spanDuration)
+            endPts = containerStartTicks + ceilTicks((span.start ?? 0) + spanDuration)
         } else {
             endSeconds = nil
             endPts = nil
@@ -233,12 +254,14 @@ public final class FrameDecoder: @unchecked Sendable {
 
         guard let packet = av_packet_alloc() else { throw MediaError(file: name, reason: "cannot allocate a packet") }
         self.packet = packet
+        self.stopSignal = stopSignal
         self.formatContext = context
         self.codecContext = codec
         self.videoIndex = index
         self.timeBase = tb
         self.copiedIndices = Set(copied.map { Int32($0.index) })
         self.source = SourceDescription(video: info, copiedStreams: copied, timeOrigin: span.start == nil ? 0 : origin)
+        self.checkingSeek = seeked
         succeeded = true
     }
 
@@ -292,14 +315,18 @@ public final class FrameDecoder: @unchecked Sendable {
         case .reading:
             try receiveFrames()
             guard state == .reading, readyHead >= ready.count else { return }
-            let code = av_read_frame(formatContext, packet)
-            if code == FFmpegErrorText.endOfFile {
+            let code = stopSignal.isStopped ? camvid_averror_exit() : av_read_frame(formatContext, packet)
+            if code == FFmpegErrorText.endOfFile || (code == camvid_averror_exit() && stopSignal.isStopped) {
                 try checkReadError()
                 avcodec_send_packet(codecContext, nil)
                 state = .draining
                 return
             }
-            if code == FFmpegErrorText.tryAgain { return }
+            if code == FFmpegErrorText.tryAgain {
+                // A non-blocking device with nothing yet: wait a little instead of spinning.
+                usleep(2_000)
+                return
+            }
             if code == camvid_averror_invaliddata() {
                 try reject(code, while: "reading a packet")
                 return
@@ -332,6 +359,7 @@ public final class FrameDecoder: @unchecked Sendable {
 
     /// A demuxer that stopped because of an I/O error, not the end, left the file cut short.
     private func checkReadError() throws {
+        guard !stopSignal.isStopped else { return }
         if let pb = formatContext.pointee.pb, pb.pointee.error < 0, pb.pointee.error != FFmpegErrorText.endOfFile {
             throw MediaError(file: input.location, frame: deliveredFrameCount, while: "cannot read the input", code: pb.pointee.error)
         }
@@ -348,7 +376,7 @@ public final class FrameDecoder: @unchecked Sendable {
                 var pointer: UnsafeMutablePointer<AVFrame>? = frame
                 av_frame_free(&pointer)
                 if code == FFmpegErrorText.tryAgain { return }
-                if code == FFmpegErrorText.endOfFile {
+                if code == FFmpegErrorText.endOfFile || (code == camvid_averror_exit() && stopSignal.isStopped) {
                     finishVideo()
                     return
                 }
@@ -369,6 +397,17 @@ public final class FrameDecoder: @unchecked Sendable {
             pts = previousPts.map { $0 + step } ?? (pts == nopts ? 0 : pts)
             repairedTimestampCount += 1
         }
+        if checkingSeek {
+            checkingSeek = false
+            // Demuxers without an index (MPEG-TS, …) may land after the start or off a keyframe:
+            // decode from the beginning instead, so the span stays frame-exact.
+            if let startPts, pts > startPts || frame.pointee.key_frame == 0, !seekedToBeginning {
+                var pointer: UnsafeMutablePointer<AVFrame>? = frame
+                av_frame_free(&pointer)
+                restartFromBeginning()
+                return
+            }
+        }
         if let startPts, pts < startPts {
             var pointer: UnsafeMutablePointer<AVFrame>? = frame
             av_frame_free(&pointer)
@@ -388,6 +427,10 @@ public final class FrameDecoder: @unchecked Sendable {
         if frame.pointee.decode_error_flags != 0 || (frame.pointee.flags & AV_FRAME_FLAG_CORRUPT) != 0 {
             damagedFrameCount += 1
         }
+        if !preroll.isEmpty {
+            ready.append(contentsOf: preroll.map { .packet($0) })
+            preroll = []
+        }
         let duration = frame.pointee.pkt_duration
         let decoded = DecodedFrame(
             frame: frame, timing: FrameTiming(index: deliveredFrameCount, pts: pts, duration: max(duration, 1)),
@@ -399,6 +442,19 @@ public final class FrameDecoder: @unchecked Sendable {
             ready.append(.frame(decoded))
         } else {
             waitingFrame = decoded
+        }
+    }
+
+    /// Seeks to the start of the input and decodes from there (once), dropping what was read.
+    private func restartFromBeginning() {
+        seekedToBeginning = true
+        preroll = []
+        previousPts = nil
+        previousDuration = nil
+        avcodec_flush_buffers(codecContext)
+        let start = formatContext.pointee.start_time != camvid_nopts_value() ? formatContext.pointee.start_time : 0
+        if avformat_seek_file(formatContext, -1, Int64.min, start, start, 0) < 0 {
+            av_seek_frame(formatContext, -1, 0, AVSEEK_FLAG_BYTE)
         }
     }
 
@@ -441,7 +497,9 @@ public final class FrameDecoder: @unchecked Sendable {
         }
         av_packet_move_ref(copy, packet)
         let item = StreamPacket(packet: copy, streamIndex: Int(stream), timeBase: tb)
-        if waitingFrame != nil {
+        if startPts != nil && deliveredFrameCount == 0 {
+            preroll.append(item)
+        } else if waitingFrame != nil {
             waitingPackets.append(item)
         } else {
             ready.append(.packet(item))

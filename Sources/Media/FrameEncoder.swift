@@ -38,8 +38,11 @@ public struct EncoderSettings: Sendable, Hashable {
 /// (minus `SourceDescription.timeOrigin`) and its duration becomes the packet duration
 /// (libx264 leaves it 0, and the MP4 muxer would then lose the last frame's length);
 /// `av_packet_rescale_ts` moves packets to the muxer's time base. The output therefore has
-/// exactly the frames given, with the same pts sequence (exact in MP4 and NUT, rounded to
-/// the millisecond in Matroska, whose time base is 1 ms).
+/// exactly the frames given, with the same pts sequence: exact in MP4 (its edit list absorbs
+/// the B-frame delay), rounded to the millisecond in Matroska (1 ms time base). NUT,
+/// fragmented MP4 and MPEG-TS cannot store the negative decoding times B-frames need, so
+/// their muxers shift every stream alike by the encoder's reorder delay (2-3 frames; MPEG-TS
+/// adds its own start offset): intervals and audio/video sync are unchanged.
 ///
 /// Pixel format: 4:2:0 (`yuv420p`, what every player decodes) when the width and height are
 /// even and the source is not 4:4:4; `yuv444p` for odd sizes (4:2:0 cannot represent them,
@@ -336,7 +339,7 @@ public final class FrameEncoder: @unchecked Sendable {
         av_packet_rescale_ts(packet, input.timeBase.av, stream.pointee.time_base)
         packet.pointee.stream_index = stream.pointee.index
         packet.pointee.pos = -1
-        try writePacket(frame: nil, action: "cannot write a \(stream.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_AUDIO ? "audio" : "") packet")
+        try writePacket(frame: nil, action: "cannot write a packet of stream \(input.streamIndex)")
     }
 
     /// Flushes the encoder, writes the trailer and closes the output; call it once, also after a failure.

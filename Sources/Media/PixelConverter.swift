@@ -129,9 +129,10 @@ public final class PixelConverter: @unchecked Sendable {
         let yuvHeight = sourceFormat == AV_PIX_FMT_RGB24.rawValue ? targetHeight : sourceHeight
         let space = Self.colorSpace(color, width: yuvWidth, height: yuvHeight)
         let fullRange = color.range == Int32(AVCOL_RANGE_JPEG.rawValue) || Self.isJPEGFormat(yuvFormat)
-        // The same size needs no resampling filter; swscale then uses its fast unscaled paths.
+        // The same size needs no resampling filter; swscale then uses its fast SIMD unscaled
+        // paths, which SWS_ACCURATE_RND or SWS_FULL_CHR_H_INT would switch off (3x slower).
         let sameSize = sourceWidth == targetWidth && sourceHeight == targetHeight
-        let flags = (sameSize ? SWS_BILINEAR : algorithm.flags) | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT
+        let flags = sameSize ? SWS_BILINEAR : algorithm.flags
         let key = Key(
             sourceWidth: sourceWidth, sourceHeight: sourceHeight, sourceFormat: sourceFormat,
             targetWidth: targetWidth, targetHeight: targetHeight, targetFormat: targetFormat,

@@ -6,6 +6,7 @@ public final class StopSignal: @unchecked Sendable {
     // Guarded by `lock`: set from a signal handler's queue, read by the decode stage.
     private let lock = NSLock()
     private var stopped = false
+    private var handlers: [@Sendable () -> Void] = []
 
     /// A signal not yet raised.
     public init() {}
@@ -15,8 +16,24 @@ public final class StopSignal: @unchecked Sendable {
         lock.withLock { stopped }
     }
 
-    /// Asks the pipeline to stop reading (before its next read); later calls change nothing.
+    /// Asks the pipeline to stop reading; later calls change nothing.
     public func stop() {
-        lock.withLock { stopped = true }
+        let toRun: [@Sendable () -> Void] = lock.withLock {
+            guard !stopped else { return [] }
+            stopped = true
+            return handlers
+        }
+        toRun.forEach { $0() }
+    }
+
+    /// Runs `handler` once when the signal is raised (at once if it already was): e.g. to
+    /// interrupt a decoder blocked reading a device or a pipe.
+    public func onStop(_ handler: @escaping @Sendable () -> Void) {
+        let runNow: Bool = lock.withLock {
+            if stopped { return true }
+            handlers.append(handler)
+            return false
+        }
+        if runNow { handler() }
     }
 }

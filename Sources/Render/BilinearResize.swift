@@ -34,7 +34,7 @@ public enum BilinearResize {
     }
 
     /// The mean of each 2x2 block, summed in OpenCV's order (rows pairwise, then together).
-    private static func halve(_ map: [Float], width: Int, toWidth: Int, toHeight: Int) -> [Float] {
+    static func halve(_ map: [Float], width: Int, toWidth: Int, toHeight: Int) -> [Float] {
         var out = [Float](repeating: 0, count: toWidth * toHeight)
         for y in 0..<toHeight {
             for x in 0..<toWidth {

@@ -30,8 +30,16 @@ public enum Colormap: String, CaseIterable, Sendable {
     /// truncated toward zero, clamped to 0...255 (NaN gives 0).
     @inlinable
     public static func index(of value: Float) -> UInt8 {
-        // Float.maximum turns NaN into 0; the clamp keeps the conversion in range without a branch.
-        UInt8(Float.minimum(Float.maximum(255 * value, 0), 255))
+        let scaled = 255 * value
+        // Selects, not Float.minimum or a checked conversion, so loops over this vectorise;
+        // `scaled > 0` is false for NaN.
+        let low = scaled > 0 ? scaled : 0
+        let clamped = low < 255 ? low : 255
+        // Adding 2^23 rounds to the nearest integer into the low mantissa bits; one step back
+        // when that rounded up gives the floor, which is the truncation for values >= 0.
+        let shifted = clamped + 8_388_608
+        let nearest = Int32(bitPattern: shifted.bitPattern) &- 0x4B00_0000
+        return UInt8(truncatingIfNeeded: nearest &- (shifted - 8_388_608 > clamped ? 1 : 0))
     }
 
     /// The colour of a heat value (`index(of:)`, then the table).

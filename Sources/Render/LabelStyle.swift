@@ -16,7 +16,8 @@ public struct LabelStyle: Sendable, Equatable {
     /// The corner the box sits in; a label too long for the frame starts at the left edge and is
     /// clipped on the right.
     public var corner: Corner
-    /// Pixel size of one font pixel; nil picks one from the frame height (`autoScale`).
+    /// Pixel size of one font pixel (1...`maximumScale`); nil picks one from the frame height
+    /// (`autoScale`).
     public var scale: Int?
     /// How much the box darkens what is behind it, 0...1.
     public var boxOpacity: Float
@@ -27,6 +28,9 @@ public struct LabelStyle: Sendable, Equatable {
         self.scale = scale
         self.boxOpacity = boxOpacity
     }
+
+    /// The largest scale drawn (a larger request draws at this one).
+    public static let maximumScale = 64
 
     /// One font pixel per 360 frame rows (2 at 720p, 3 at 1080p), at least 1.
     public static func autoScale(forHeight height: Int) -> Int {
@@ -52,7 +56,8 @@ public struct LabelLayout: Sendable, Equatable {
 
     /// The layout of `text` in `font` on a `width x height` frame.
     public init(text: String, font: BitmapFont, style: LabelStyle, width: Int, height: Int) {
-        let scale = max(1, style.scale ?? LabelStyle.autoScale(forHeight: height))
+        // Clamped so absurd requests cannot overflow the box arithmetic.
+        let scale = min(max(1, style.scale ?? LabelStyle.autoScale(forHeight: height)), LabelStyle.maximumScale)
         let padding = 3 * scale
         let margin = 4 * scale
         boxWidth = font.width(of: text, scale: scale) + 2 * padding

@@ -9,8 +9,12 @@ public struct Overlay: Sendable {
     public var labelStyle: LabelStyle
     /// The label font.
     public var font: BitmapFont
-    /// `blend[frame << 8 | heat]` for this alpha, so the per-pixel work is a table lookup.
-    private let blend: [UInt8]
+    /// How one channel is blended: exact integer arithmetic when some `(frame * (2^s - b) +
+    /// heat * b + 2^(s-1)) >> s` equals the Float formula for all 65,536 pairs (alpha 0.5 and
+    /// other dyadic alphas), else a 64 KiB table `[heat << 8 | frame]`.
+    private let kernel: BlendKernel
+    /// The colormap as one `R | G << 8 | B << 16` word per index: one load per pixel.
+    private let packedColors: [UInt32]
 
     /// An overlay; throws when `alpha` is outside 0...1.
     public init(
@@ -22,13 +26,12 @@ public struct Overlay: Sendable {
         self.alpha = alpha
         self.labelStyle = labelStyle
         self.font = font
-        var blend = [UInt8](repeating: 0, count: 256 * 256)
-        for frame in 0..<256 {
-            for heat in 0..<256 {
-                blend[frame << 8 | heat] = Overlay.blend(frame: UInt8(frame), heat: UInt8(heat), alpha: alpha)
-            }
+        kernel = BlendKernel(alpha: alpha)
+        let table = colormap.table
+        packedColors = (0..<256).map { (i: Int) -> UInt32 in
+            let r = UInt32(table[3 * i]), g = UInt32(table[3 * i + 1]), b = UInt32(table[3 * i + 2])
+            return r | g << 8 | b << 16
         }
-        self.blend = blend
     }
 
     /// One channel of the blend: `(1 - alpha) * frame + alpha * heat`, in Float, rounded half
@@ -49,41 +52,109 @@ public struct Overlay: Sendable {
         }
     }
 
-    /// Upsample, colourise and blend in one pass over the frame: each output pixel is two
-    /// multiply-adds on precomputed rows, one colormap lookup and three blend lookups.
+    /// Upsample, colourise and blend in one pass over the frame, row by row: two multiply-adds
+    /// per pixel on precomputed rows, one colormap lookup, then the blend of three bytes.
     private func blendHeat(_ map: [Float], width: Int, height: Int, into image: inout RGBImage) {
         let outWidth = image.width, outHeight = image.height
         var source = map, sourceWidth = width, sourceHeight = height
         if width == 2 * outWidth && height == 2 * outHeight {
             // OpenCV's 2x-reduction special case; the plan below is then the identity.
-            source = (try? BilinearResize.resize(map, width: width, height: height, toWidth: outWidth, toHeight: outHeight)) ?? map
+            source = BilinearResize.halve(map, width: width, toWidth: outWidth, toHeight: outHeight)
             sourceWidth = outWidth
             sourceHeight = outHeight
         }
         let plan = ResamplingPlan(width: sourceWidth, height: sourceHeight, toWidth: outWidth, toHeight: outHeight)
         let rows = plan.horizontalPass(source)
-        let table = colormap.table
+        // Two reusable rows: colormap indices (a vectorised float loop) and heat colours.
+        var indices = [UInt8](repeating: 0, count: outWidth)
+        var heat = [UInt8](repeating: 0, count: outWidth * 3)
         image.pixels.withUnsafeMutableBufferPointer { pixels in
             rows.withUnsafeBufferPointer { rows in
-                table.withUnsafeBufferPointer { table in
-                    blend.withUnsafeBufferPointer { blend in
-                        guard let out = pixels.baseAddress, let rows = rows.baseAddress,
-                              let table = table.baseAddress, let blend = blend.baseAddress else { return }
-                        for y in 0..<outHeight {
-                            let first = rows + plan.row0[y] * outWidth
-                            let second = rows + plan.row1[y] * outWidth
-                            let w0 = plan.rowWeight0[y], w1 = plan.rowWeight1[y]
-                            var p = out + y * outWidth * 3
-                            for x in 0..<outWidth {
-                                let colour = table + Int(Colormap.index(of: first[x] * w0 + second[x] * w1)) &* 3
-                                p[0] = blend[Int(p[0]) &<< 8 | Int(colour[0])]
-                                p[1] = blend[Int(p[1]) &<< 8 | Int(colour[1])]
-                                p[2] = blend[Int(p[2]) &<< 8 | Int(colour[2])]
-                                p += 3
+                packedColors.withUnsafeBufferPointer { colors in
+                    indices.withUnsafeMutableBufferPointer { indices in
+                        heat.withUnsafeMutableBufferPointer { heat in
+                            guard let out = pixels.baseAddress, let rows = rows.baseAddress, let colors = colors.baseAddress,
+                                  let index = indices.baseAddress, let heat = heat.baseAddress else { return }
+                            for y in 0..<outHeight {
+                                let first = rows + plan.row0[y] * outWidth
+                                let second = rows + plan.row1[y] * outWidth
+                                let w0 = plan.rowWeight0[y], w1 = plan.rowWeight1[y]
+                                for x in 0..<outWidth {
+                                    index[x] = Colormap.index(of: first[x] * w0 + second[x] * w1)
+                                }
+                                var h = heat
+                                for x in 0..<outWidth {
+                                    let color = colors[Int(index[x])]
+                                    h[0] = UInt8(truncatingIfNeeded: color)
+                                    h[1] = UInt8(truncatingIfNeeded: color &>> 8)
+                                    h[2] = UInt8(truncatingIfNeeded: color &>> 16)
+                                    h += 3
+                                }
+                                kernel.blend(heat, into: out + y * outWidth * 3, count: outWidth * 3)
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// One channel's blend of frame and heat bytes for a fixed alpha.
+private enum BlendKernel: Sendable {
+    /// `(frame * frameWeight + heat * heatWeight + 2^(shift-1)) >> shift`, verified exact.
+    case fixedPoint(frameWeight: UInt16, heatWeight: UInt16, shift: UInt16)
+    /// `table[heat << 8 | frame]`.
+    case table([UInt8])
+
+    /// The exact integer form when one exists for this alpha, else the table.
+    init(alpha: Float) {
+        for shift in UInt16(1)...8 {
+            let one = UInt16(1) << shift
+            let heatWeight = UInt16((alpha * Float(one)).rounded())
+            let candidate = BlendKernel.fixedPoint(frameWeight: one - heatWeight, heatWeight: heatWeight, shift: shift)
+            if candidate.matchesFloat(alpha: alpha) {
+                self = candidate
+                return
+            }
+        }
+        var table = [UInt8](repeating: 0, count: 256 * 256)
+        for heat in 0..<256 {
+            for frame in 0..<256 {
+                table[heat << 8 | frame] = Overlay.blend(frame: UInt8(frame), heat: UInt8(heat), alpha: alpha)
+            }
+        }
+        self = .table(table)
+    }
+
+    /// Whether this kernel gives `Overlay.blend` for every frame and heat byte.
+    private func matchesFloat(alpha: Float) -> Bool {
+        var frames = [UInt8](repeating: 0, count: 256), heat = [UInt8](repeating: 0, count: 256)
+        for f in 0..<256 { frames[f] = UInt8(f) }
+        for h in 0..<256 {
+            var out = frames
+            heat.withUnsafeMutableBufferPointer { $0.update(repeating: UInt8(h)) }
+            heat.withUnsafeBufferPointer { heat in
+                out.withUnsafeMutableBufferPointer { blend(heat.baseAddress!, into: $0.baseAddress!, count: 256) }
+            }
+            for f in 0..<256 where out[f] != Overlay.blend(frame: UInt8(f), heat: UInt8(h), alpha: alpha) { return false }
+        }
+        return true
+    }
+
+    /// Blends `count` heat bytes into the frame bytes at `frame`, in place.
+    func blend(_ heat: UnsafePointer<UInt8>, into frame: UnsafeMutablePointer<UInt8>, count: Int) {
+        switch self {
+        case let .fixedPoint(frameWeight, heatWeight, shift):
+            let half = UInt16(1) &<< (shift &- 1)
+            for i in 0..<count {
+                let mixed = UInt16(frame[i]) &* frameWeight &+ UInt16(heat[i]) &* heatWeight &+ half
+                frame[i] = UInt8(truncatingIfNeeded: mixed &>> shift)
+            }
+        case let .table(table):
+            table.withUnsafeBufferPointer { table in
+                guard let table = table.baseAddress else { return }
+                for i in 0..<count { frame[i] = table[Int(heat[i]) &<< 8 | Int(frame[i])] }
             }
         }
     }

@@ -81,6 +81,7 @@ enum Clips {
         var width: Int
         var height: Int
         var shownIndex: Int
+        var isDamaged: Bool
     }
 
     /// Everything decoded from an input.
@@ -105,7 +106,7 @@ enum Clips {
                 frames.append(Frame(
                     timing: frame.timing, pictureType: frame.pictureType, pixelFormat: frame.pixelFormat,
                     width: frame.width, height: frame.height,
-                    shownIndex: readPattern(rgb, width: frame.width, height: frame.height)
+                    shownIndex: readPattern(rgb, width: frame.width, height: frame.height), isDamaged: frame.isDamaged
                 ))
             case .packet(let packet):
                 packets.append((packet.streamIndex, packet.pts, packet.pts.map { packet.timeBase.seconds($0) }, packet.data))

@@ -128,3 +128,24 @@ final class ErrorBox: @unchecked Sendable {
         #expect(try Clips.decode(MediaInput(path)).frames.count == 1)
     }
 }
+
+@Suite struct TruncatedStreamTests {
+    /// A stream format cut mid-way (a pipe that died, a capture cut short): the complete
+    /// frames before the cut come out, in order, and nothing crashes.
+    @Test(arguments: ["mkv", "nut", "ts"])
+    func cutStreamDeliversTheFramesBeforeTheCut(container: String) throws {
+        let dir = try ReferenceData.temporaryDirectory("media-cut")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let whole = dir.appendingPathComponent("whole.\(container)"), cut = dir.appendingPathComponent("cut.\(container)")
+        try Clips.write(whole, width: 160, height: 120, pts: Clips.constantPts(60))
+        let bytes = try Data(contentsOf: whole)
+        try bytes.prefix(bytes.count * 2 / 3).write(to: cut)
+        let result = try Clips.decode(MediaInput(cut.path))
+        #expect(result.frames.count > 0 && result.frames.count < 60)
+        // Well before the cut every frame is intact; near it, a frame whose packet or reference
+        // was lost is left out or concealed by the decoder (FFmpeg does not always flag those).
+        #expect(result.frames.prefix(30).map(\.shownIndex) == Array(0..<30))
+        let pts = result.frames.map(\.timing.pts)
+        #expect(zip(pts, pts.dropFirst()).allSatisfy { $0 < $1 })
+    }
+}

@@ -19,6 +19,24 @@ import TestSupport
         #expect(cut.frames.map(\.timing.index) == Array(0..<expected.count))
     }
 
+    /// This MPEG-TS file starts at 2/30 s (the B-frame delay): like ffmpeg, span times count
+    /// from the input's own start, and the index-less seek is checked and redone if it overshoots.
+    @Test func spanCountsFromTheInputsStartTime() throws {
+        let dir = try ReferenceData.temporaryDirectory("media-span-ts")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.ts"), output = dir.appendingPathComponent("out.mkv")
+        try Clips.write(input, pts: Clips.constantPts(60))
+        let all = try Clips.decode(MediaInput(input.path))
+        let firstSeconds = all.info.timeBase.seconds(try #require(all.frames.first).timing.pts)
+        #expect(firstSeconds > 0)
+        let cut = try Clips.decode(MediaInput(input.path), span: TimeSpan(start: 1.0, duration: 0.5))
+        #expect(cut.frames.map(\.shownIndex) == Array(30..<45))
+        try Clips.transcode(MediaInput(input.path), to: MediaOutput(output.path), span: TimeSpan(start: 1.0, duration: 0.5))
+        let result = try Clips.decode(MediaInput(output.path))
+        #expect(result.frames.map(\.shownIndex) == Array(30..<45))
+        #expect(result.info.timeBase.seconds(try #require(result.frames.first).timing.pts) < 0.1)
+    }
+
     @Test func spanOutputStartsAtZero() throws {
         let dir = try ReferenceData.temporaryDirectory("media-span-out")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -74,5 +92,23 @@ import TestSupport
             #expect(full.count == 320 * 240 * 3)
             #expect(Clips.readPattern(full, width: 320, height: 240) == frame.index)
         }
+    }
+}
+
+@Suite struct StopSignalTests {
+    @Test func stoppingALiveSourceFromAnotherTaskEndsItNormally() async throws {
+        let decoder = try FrameDecoder(MediaInput("testsrc2=size=160x120:rate=30", format: "lavfi"))
+        var frames = 0
+        while let item = try decoder.next() {
+            if case .frame = item { frames += 1 }
+            if frames == 10 {
+                let signal = decoder.stopSignal
+                await Task.detached { signal.stop() }.value
+            }
+            #expect(frames < 100, "the source did not stop")
+            if frames >= 100 { break }
+        }
+        #expect(frames >= 10 && frames < 100)
+        #expect(decoder.stopSignal.isStopped)
     }
 }

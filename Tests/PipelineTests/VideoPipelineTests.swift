@@ -325,6 +325,19 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
         }
     }
 
+    @Test func stopSignalRunsItsHandlersOnce() {
+        let calls = ConversionCounter()
+        let stop = StopSignal()
+        stop.onStop { calls.increment() }
+        #expect(calls.value == 0)
+        stop.stop()
+        stop.stop()
+        #expect(calls.value == 1)
+        stop.onStop { calls.increment() }
+        #expect(calls.value == 2)
+        #expect(stop.isStopped)
+    }
+
     @Test func progressLineShowsRateAndTimeLeft() {
         #expect(ProgressReporter.line(frames: 120, elapsed: 5, expectedFrames: 1440)
                 == "frame 120/1440  24.0 fps  elapsed 0:05  ETA 0:55")

@@ -37,6 +37,20 @@ import Render
         #expect(Colormap.index(of: .infinity) == 255)
     }
 
+    @Test func indexEqualsTruncationNearEveryStep() {
+        // Just below, at and just above each k/255, and a dense sweep: the same as Int(255 * v).
+        var values: [Float] = []
+        for k in 0...256 {
+            let v = Float(k) / 255
+            values += [v.nextDown, v, v.nextUp, v.nextDown.nextDown]
+        }
+        values += (0...100_000).map { Float($0) / 100_000 }
+        let wrong = values.filter { v in
+            Colormap.index(of: v) != UInt8(min(max(Int((255 * v).rounded(.towardZero)), 0), 255))
+        }
+        #expect(wrong.isEmpty, "indices differ from truncation at \(wrong.prefix(5))")
+    }
+
     @Test func colorizeUsesTheTable() throws {
         let image = try Colormap.jet.colorize([0, 0.5, 1, 0.25, 0.75, 2], width: 3, height: 2)
         #expect(image.width == 3 && image.height == 2)

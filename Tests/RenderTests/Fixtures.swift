@@ -10,7 +10,13 @@ enum Fixtures {
 
     /// A little-endian float32 2-D `.npy` file: its shape (rows, columns) and values.
     static func floatArray(_ name: String) throws -> (rows: Int, columns: Int, values: [Float]) {
-        let data = try Data(contentsOf: url(name))
+        try floatArray(at: url(name))
+    }
+
+    /// A little-endian float32 2-D `.npy` file anywhere.
+    static func floatArray(at file: URL) throws -> (rows: Int, columns: Int, values: [Float]) {
+        let name = file.lastPathComponent
+        let data = try Data(contentsOf: file)
         let headerLength = Int(data[8]) | Int(data[9]) << 8
         let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
         guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),

@@ -18,6 +18,19 @@ import Render
         #expect(!font.isInk("A", x: 8, y: 7) && !font.isInk("A", x: -1, y: 7))
     }
 
+    /// Rows of a few glyphs as they are in Uni2-TerminusBold16.psf (console-setup-linux 1.221).
+    @Test(arguments: [
+        ("A", [0x00, 0x00, 0x7C, 0xC6, 0xC6, 0xC6, 0xC6, 0xFE, 0xC6, 0xC6, 0xC6, 0xC6, 0x00, 0x00, 0x00, 0x00]),
+        ("g", [0x00, 0x00, 0x00, 0x00, 0x00, 0x7E, 0xC6, 0xC6, 0xC6, 0xC6, 0xC6, 0x7E, 0x06, 0x06, 0x7C, 0x00]),
+    ] as [(Character, [UInt8])])
+    func glyphsAreTerminusBold(_ character: Character, _ rows: [UInt8]) {
+        for (y, bits) in rows.enumerated() {
+            for x in 0..<8 {
+                #expect(font.isInk(character, x: x, y: y) == (bits & (0x80 >> UInt8(x)) != 0), "\(character) row \(y)")
+            }
+        }
+    }
+
     @Test func glyphBitmapShowsUpInsideTheBox() {
         var image = RGBImage(width: 100, height: 40, fill: (200, 200, 200))
         let style = LabelStyle(scale: 1)
@@ -108,6 +121,10 @@ import Render
             image.drawLabel("x", style: LabelStyle(corner: .topLeft, scale: 5))
             #expect(image.width == width && image.height == height)
         }
+        var huge = RGBImage(width: 30, height: 20, fill: (9, 9, 9))
+        huge.drawLabel("x", style: LabelStyle(scale: Int.max))
+        huge.drawLabel("y", style: LabelStyle(scale: Int.min))
+        #expect(LabelLayout(text: "x", font: font, style: LabelStyle(scale: Int.max), width: 30, height: 20).scale == LabelStyle.maximumScale)
         var image = RGBImage(width: 50, height: 50, fill: (9, 9, 9))
         image.drawLabel("")
         #expect(image == RGBImage(width: 50, height: 50, fill: (9, 9, 9)))

@@ -1,9 +1,15 @@
+import Foundation
+
 /// One executable node of a plan: an operator with the tensor names it reads and writes.
 struct Step: Sendable {
     var node: Int
     var op: any Operator
     var inputs: [String]
     var outputs: [String]
+    /// Per input: whether the operator reads it channels-last (NHWC storage).
+    var wantsChannelsLast: [Bool] = []
+    /// Whether the outputs are stored channels-last.
+    var outputChannelsLast = false
 }
 
 /// The graph specialised to one input shape: folded constants, every tensor's shape, and the steps left to run.
@@ -14,10 +20,18 @@ struct Plan: Sendable {
     var steps: [Step]
     /// The step producing each runtime tensor.
     var producer: [String: Int]
+    /// Runtime tensors stored channels-last (NHWC) between convolutions; logical shapes stay NCHW.
+    var channelsLast: Set<String> = []
+
+    /// Whether convolutions run channels-last; `CAMVID_ENGINE_LAYOUT=nchw` selects plain NCHW (a diagnostic).
+    static let preferChannelsLast = ProcessInfo.processInfo.environment["CAMVID_ENGINE_LAYOUT"] != "nchw"
 
     /// Folds everything computable from constants and the input shape; shape-checks the rest.
+    ///
+    /// With `fusing`, a convolution whose output only feeds a Relu or Clip absorbs it (a oneDNN post-op),
+    /// unless that output is in `protected` (a tensor the caller reads) or a graph output.
     init(model: Model, operators: [(any Operator)?], constants base: [String: Constant], inputShape: [Int],
-         kernels: any KernelBackend) throws {
+         kernels: any KernelBackend, fusing: Bool = false, protected: Set<String> = []) throws {
         self.inputShape = inputShape
         var constants = base
         var shapes: [String: [Int]] = [model.inputName: inputShape]
@@ -71,6 +85,42 @@ struct Plan: Sendable {
             }
             steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs))
         }
+        // Layouts: convolutions run channels-last (oneDNN's fast direct kernels); elementwise operators keep the
+        // layout of their inputs; every other operator reads NCHW, converted at the edge.
+        var channelsLast = Set<String>()
+        for i in steps.indices {
+            let step = steps[i]
+            let runtime = step.inputs.map { !$0.isEmpty && constants[$0] == nil }
+            var wants = [Bool](repeating: false, count: step.inputs.count)
+            var outputLast = false
+            if var conv = step.op as? Conv, shapes[step.inputs[0]]?.count == 4, Plan.preferChannelsLast {
+                conv.channelsLast = true
+                steps[i].op = conv
+                wants[0] = true
+                outputLast = true
+            } else if step.op is any UnaryOperator || step.op is Clip || step.op is Identity {
+                if runtime[0] && channelsLast.contains(step.inputs[0]) {
+                    wants[0] = true
+                    outputLast = true
+                }
+            } else if step.op is Add || step.op is Sub || step.op is Mul || step.op is Div, step.inputs.count == 2,
+                      runtime[0], runtime[1], channelsLast.contains(step.inputs[0]), channelsLast.contains(step.inputs[1]),
+                      shapes[step.inputs[0]] == shapes[step.inputs[1]] {
+                wants = [true, true]
+                outputLast = true
+            }
+            steps[i].wantsChannelsLast = wants
+            steps[i].outputChannelsLast = outputLast
+            if outputLast {
+                for name in step.outputs where !name.isEmpty && shapes[name]?.count == 4 { channelsLast.insert(name) }
+            }
+        }
+        self.channelsLast = channelsLast
+        if fusing {
+            steps = Plan.fused(steps, protected: protected.union(model.outputNames), constants: constants)
+            producer = [:]
+            for (i, step) in steps.enumerated() { for name in step.outputs where !name.isEmpty { producer[name] = i } }
+        }
         for output in model.outputNames where shapes[output] == nil {
             throw EngineError("graph output '\(output)' is never produced")
         }
@@ -78,6 +128,42 @@ struct Plan: Sendable {
         self.shapes = shapes
         self.steps = steps
         self.producer = producer
+    }
+
+    /// Convolution outputs that a following Relu or Clip could be fused into.
+    static func fusablePairs(_ steps: [Step], constants: [String: Constant]) -> [(conv: Int, activation: Int, FusedActivation)] {
+        var consumers: [String: [Int]] = [:]
+        for (i, step) in steps.enumerated() { for name in step.inputs where !name.isEmpty { consumers[name, default: []].append(i) } }
+        var pairs: [(Int, Int, FusedActivation)] = []
+        for (i, step) in steps.enumerated() {
+            guard let conv = step.op as? Conv, case .none = conv.activation, let c = step.outputs.first,
+                  let users = consumers[c], users.count == 1 else { continue }
+            let j = users[0], next = steps[j]
+            if next.op is Relu {
+                pairs.append((i, j, .relu))
+            } else if let clip = next.op as? Clip {
+                let lo = next.inputs.count > 1 && !next.inputs[1].isEmpty ? constants[next.inputs[1]]?.tensor : nil
+                let hi = next.inputs.count > 2 && !next.inputs[2].isEmpty ? constants[next.inputs[2]]?.tensor : nil
+                if next.inputs.count > 1 && !next.inputs[1].isEmpty && lo == nil { continue }
+                if next.inputs.count > 2 && !next.inputs[2].isEmpty && hi == nil { continue }
+                let (l, h) = clip.bounds(lo, hi)
+                pairs.append((i, j, .clip(l, h)))
+            }
+        }
+        return pairs
+    }
+
+    private static func fused(_ steps: [Step], protected: Set<String>, constants: [String: Constant]) -> [Step] {
+        var steps = steps
+        var removed = Set<Int>()
+        for (i, j, activation) in fusablePairs(steps, constants: constants) where !protected.contains(steps[i].outputs[0]) {
+            guard var conv = steps[i].op as? Conv, steps[j].outputChannelsLast == steps[i].outputChannelsLast else { continue }
+            conv.activation = activation
+            steps[i].op = conv
+            steps[i].outputs = [steps[j].outputs[0]]
+            removed.insert(j)
+        }
+        return steps.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     }
 
     private static func isIntegerResult(_ node: Node, _ op: any Operator, _ inputs: [Constant?]) -> Bool {
@@ -128,13 +214,7 @@ struct Plan: Sendable {
         let context = OperatorContext(kernels: kernels, rules: .standard)
         for i in order {
             let step = steps[i]
-            var inputs: [Tensor?] = []
-            for name in step.inputs {
-                if name.isEmpty { inputs.append(nil); continue }
-                if let v = values[name] { inputs.append(v); continue }
-                if let c = constants[name] { inputs.append(c.tensor); continue }
-                throw EngineError("internal: tensor '\(name)' is not available for step \(i)")
-            }
+            let inputs = try stepInputs(i, values)
             let outputs = try step.op.forward(inputs, context: context)
             for (name, value) in zip(step.outputs, outputs) where !name.isEmpty {
                 values[name] = value
@@ -144,6 +224,22 @@ struct Plan: Sendable {
                 if remaining[name] == 0 && !keep.contains(name) { values[name] = nil }
             }
         }
+    }
+
+    /// The inputs of step `i` from `values` or the constants, in the layout the step reads.
+    func stepInputs(_ i: Int, _ values: [String: Tensor]) throws -> [Tensor?] {
+        let step = steps[i]
+        var inputs: [Tensor?] = []
+        for (k, name) in step.inputs.enumerated() {
+            if name.isEmpty { inputs.append(nil); continue }
+            if let v = values[name] {
+                inputs.append(TensorMath.relayout(v, from: channelsLast.contains(name), to: step.wantsChannelsLast[k]))
+                continue
+            }
+            if let c = constants[name] { inputs.append(c.tensor); continue }
+            inputs.append(nil)
+        }
+        return inputs
     }
 
     /// Runtime tensors that some step's backward reads.

@@ -15,6 +15,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         var activation: FusedActivation
         var backward: Bool
         var hasBias: Bool
+        var channelsLast: Bool
     }
 
     /// The process-wide backend (one oneDNN engine and stream).
@@ -69,9 +70,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     private func convolutionDescriptor(_ g: ConvolutionGeometry, backward: Bool, forwardKind: dnnl_prop_kind_t,
-                                       hasBias: Bool) throws -> dnnl_convolution_desc_t {
-        var src = try DNNLBackend.memoryDescriptor(g.input, dnnl_nchw)
-        var dst = try DNNLBackend.memoryDescriptor(g.output, dnnl_nchw)
+                                       hasBias: Bool, channelsLast: Bool) throws -> dnnl_convolution_desc_t {
+        let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
+        var src = try DNNLBackend.memoryDescriptor(g.input, tag)
+        var dst = try DNNLBackend.memoryDescriptor(g.output, tag)
         let (wd, _) = weightsDims(g)
         var weights = try DNNLBackend.memoryDescriptor(wd, dnnl_format_tag_any)
         var bias = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
@@ -115,15 +117,18 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             try DNNLBackend.check(dnnl_primitive_attr_set_post_ops(attr, ops), "setting post-ops")
         }
         if key.backward {
-            var forwardDesc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_training, hasBias: false)
+            var forwardDesc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_training, hasBias: false,
+                                                        channelsLast: key.channelsLast)
             var hint: dnnl_primitive_desc_t?
             try DNNLBackend.check(dnnl_primitive_desc_create(&hint, &forwardDesc, nil, engine, nil), "building a convolution \(g)")
             defer { dnnl_primitive_desc_destroy(hint) }
-            var desc = try convolutionDescriptor(g, backward: true, forwardKind: dnnl_forward_training, hasBias: false)
+            var desc = try convolutionDescriptor(g, backward: true, forwardKind: dnnl_forward_training, hasBias: false,
+                                                 channelsLast: key.channelsLast)
             try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, hint),
                                   "building a backward-data convolution \(g)")
         } else {
-            var desc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_inference, hasBias: key.hasBias)
+            var desc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_inference, hasBias: key.hasBias,
+                                                 channelsLast: key.channelsLast)
             try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, nil),
                                   "building a convolution \(g)")
         }
@@ -139,7 +144,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     /// The weights reordered into the layout `compiled` wants, made once per node and layout.
     private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledConvolution,
                                  _ g: ConvolutionGeometry, backward: Bool) throws -> PreparedBuffer {
-        let key = "dnnl.\(backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input[2...])"
+        let key = "dnnl.\(backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input).\(g.padsBegin).\(g.padsEnd)"
+            + ".\(DNNLBackend.describe(compiled.weightsDescriptor))"
         return try weights.prepared(key) {
             let (dims, tag) = weightsDims(g)
             var user = try DNNLBackend.memoryDescriptor(dims, tag)
@@ -192,25 +198,28 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: ConvolutionGeometry,
-                     activation: FusedActivation) throws -> Tensor {
+                     activation: FusedActivation, channelsLast: Bool) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        let key = ConvolutionKey(geometry: g, activation: activation, backward: false, hasBias: weights.bias != nil)
+        let key = ConvolutionKey(geometry: g, activation: activation, backward: false, hasBias: weights.bias != nil,
+                                 channelsLast: channelsLast)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: false)
-        var input = x.storage
-        var output = [Float](repeating: 0, count: Tensor.elementCount(g.output))
-        var bias = weights.bias?.storage ?? []
-        let src = try DNNLBackend.memoryDescriptor(g.input, dnnl_nchw)
-        let dst = try DNNLBackend.memoryDescriptor(g.output, dnnl_nchw)
+        var output = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
+        let src = try DNNLBackend.memoryDescriptor(g.input, tag)
+        let dst = try DNNLBackend.memoryDescriptor(g.output, tag)
         let biasMD = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
-        try input.withUnsafeMutableBytes { pi in
+        let bias = weights.bias?.storage ?? []
+        // oneDNN only reads sources; the casts to mutable pointers avoid copying the arrays.
+        try x.storage.withUnsafeBufferPointer { pi in
             try output.withUnsafeMutableBytes { po in
                 try prepared.storage.withUnsafeMutableBytes { pw in
-                    try bias.withUnsafeMutableBytes { pb in
-                        var arguments = [(DNNL_ARG_SRC, src, pi.baseAddress), (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
+                    try bias.withUnsafeBufferPointer { pb in
+                        var arguments = [(DNNL_ARG_SRC, src, UnsafeMutableRawPointer(mutating: pi.baseAddress)),
+                                         (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
                                          (DNNL_ARG_DST, dst, po.baseAddress)]
-                        if weights.bias != nil { arguments.append((DNNL_ARG_BIAS, biasMD, pb.baseAddress)) }
+                        if weights.bias != nil { arguments.append((DNNL_ARG_BIAS, biasMD, UnsafeMutableRawPointer(mutating: pb.baseAddress))) }
                         try execute(conv.primitive, arguments)
                     }
                 }
@@ -220,26 +229,34 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ g: ConvolutionGeometry) throws -> Tensor {
+                                 _ g: ConvolutionGeometry, channelsLast: Bool) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false)
+        let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, channelsLast: channelsLast)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: true)
-        var diffDst = gradient.storage
-        var diffSrc = [Float](repeating: 0, count: Tensor.elementCount(g.input))
-        let src = try DNNLBackend.memoryDescriptor(g.input, dnnl_nchw)
-        let dst = try DNNLBackend.memoryDescriptor(g.output, dnnl_nchw)
-        try diffDst.withUnsafeMutableBytes { pd in
+        var diffSrc = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.input)) { _, n in n = Tensor.elementCount(g.input) }
+        let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
+        let src = try DNNLBackend.memoryDescriptor(g.input, tag)
+        let dst = try DNNLBackend.memoryDescriptor(g.output, tag)
+        try gradient.storage.withUnsafeBufferPointer { pd in
             try diffSrc.withUnsafeMutableBytes { ps in
                 try prepared.storage.withUnsafeMutableBytes { pw in
-                    try execute(conv.primitive, [(DNNL_ARG_DIFF_DST, dst, pd.baseAddress),
+                    try execute(conv.primitive, [(DNNL_ARG_DIFF_DST, dst, UnsafeMutableRawPointer(mutating: pd.baseAddress)),
                                                  (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
                                                  (DNNL_ARG_DIFF_SRC, src, ps.baseAddress)])
                 }
             }
         }
         return Tensor(shape: g.input, storage: diffSrc)
+    }
+
+    /// A short fingerprint of a memory layout, to key prepared weights.
+    static func describe(_ md: dnnl_memory_desc_t) -> String {
+        var copy = md
+        return "\(dnnl_memory_desc_get_size(&copy)).\(md.format_kind.rawValue).\(md.format_desc.blocking.inner_nblks)"
+            + ".\(md.format_desc.blocking.inner_blks.0).\(md.format_desc.blocking.inner_blks.1).\(md.format_desc.blocking.strides.0)"
+            + ".\(md.format_desc.blocking.strides.1).\(md.format_desc.blocking.strides.2)"
     }
 
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,

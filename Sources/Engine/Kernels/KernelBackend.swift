@@ -58,12 +58,12 @@ final class ConvolutionWeights: @unchecked Sendable {
 
 /// The numeric kernels the operators delegate to, so that another backend could replace oneDNN.
 protocol KernelBackend: Sendable {
-    /// `activation(conv(x, W) + b)` for an NCHW input.
+    /// `activation(conv(x, W) + b)`; input and output stored NHWC when `channelsLast`, else NCHW.
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: ConvolutionGeometry,
-                     activation: FusedActivation) throws -> Tensor
+                     activation: FusedActivation, channelsLast: Bool) throws -> Tensor
     /// The gradient of a convolution's input given the gradient of its output (bias and activation excluded).
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ geometry: ConvolutionGeometry) throws -> Tensor
+                                 _ geometry: ConvolutionGeometry, channelsLast: Bool) throws -> Tensor
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

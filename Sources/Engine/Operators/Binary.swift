@@ -42,7 +42,7 @@ struct Add: BinaryOperator {
     var backwardNeeds: BackwardNeeds { BackwardNeeds() }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
-        let (inputs, gradients, wanted) = (a.inputs, a.gradients, a.wanted)
+        let (gradients, wanted) = (a.gradients, a.wanted)
         guard let g = gradients[0] else { return [nil, nil] }
         return [wanted[0] ? TensorMath.reduce(g, to: try Operand.shape(a.inputShapes, 0, "Add")) : nil,
                 wanted[1] ? TensorMath.reduce(g, to: try Operand.shape(a.inputShapes, 1, "Add")) : nil]

@@ -73,6 +73,8 @@ struct Conv: Operator {
     let groups: Int
     /// The activation fused into this convolution by the planner (none for a plain ONNX Conv).
     var activation: FusedActivation = .none
+    /// Whether the planner keeps this convolution's input and output channels-last (NHWC storage).
+    var channelsLast = false
     private let cache = WeightsCache()
 
     /// The prepared weights, built from the first (constant) weights seen.
@@ -126,7 +128,8 @@ struct Conv: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label), w = try Operand.required(inputs, 1, label)
         let g = try geometry(x.shape, w.shape)
-        return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation)]
+        return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation,
+                                                  channelsLast: channelsLast)]
     }
 
     var backwardNeeds: BackwardNeeds {
@@ -154,7 +157,8 @@ struct Conv: Operator {
         }
         let x = try Operand.shape(a.inputShapes, 0, label)
         let geometry = try geometry([g.shape[0]] + x.dropFirst(), w.shape)
-        return [try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry)]
+        return [try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry,
+                                                               channelsLast: channelsLast)]
     }
 }
 

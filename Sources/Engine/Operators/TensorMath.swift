@@ -58,17 +58,7 @@ enum TensorMath {
 
     /// Elementwise `f(a, b)` with numpy broadcasting.
     static func broadcast(_ a: Tensor, _ b: Tensor, _ op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
-        if a.shape == b.shape {
-            var out = [Float](repeating: 0, count: a.count)
-            a.storage.withUnsafeBufferPointer { pa in
-                b.storage.withUnsafeBufferPointer { pb in
-                    out.withUnsafeMutableBufferPointer { po in
-                        for i in 0..<po.count { po[i] = f(pa[i], pb[i]) }
-                    }
-                }
-            }
-            return Tensor(shape: a.shape, storage: out)
-        }
+        if a.shape == b.shape { return zip(a, b, f) }
         let shape = try broadcastShape(a.shape, b.shape, op)
         let sa = broadcastStrides(a.shape, to: shape), sb = broadcastStrides(b.shape, to: shape)
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
@@ -99,10 +89,10 @@ enum TensorMath {
     /// Elementwise map of one tensor.
     @inline(__always)
     static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
-        var out = [Float](repeating: 0, count: x.count)
-        x.storage.withUnsafeBufferPointer { px in
-            out.withUnsafeMutableBufferPointer { po in
-                for i in 0..<po.count { po[i] = f(px[i]) }
+        let out = x.storage.withUnsafeBufferPointer { px in
+            [Float](unsafeUninitializedCapacity: px.count) { po, n in
+                for i in 0..<px.count { po[i] = f(px[i]) }
+                n = px.count
             }
         }
         return Tensor(shape: x.shape, storage: out)
@@ -111,11 +101,11 @@ enum TensorMath {
     /// Elementwise combination of two tensors of one shape.
     @inline(__always)
     static func zip(_ x: Tensor, _ y: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        var out = [Float](repeating: 0, count: x.count)
-        x.storage.withUnsafeBufferPointer { px in
+        let out = x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeBufferPointer { py in
-                out.withUnsafeMutableBufferPointer { po in
-                    for i in 0..<po.count { po[i] = f(px[i], py[i]) }
+                [Float](unsafeUninitializedCapacity: px.count) { po, n in
+                    for i in 0..<px.count { po[i] = f(px[i], py[i]) }
+                    n = px.count
                 }
             }
         }
@@ -153,5 +143,49 @@ enum TensorMath {
         storage.reserveCapacity(x.count * count)
         for _ in 0..<count { storage.append(contentsOf: x.storage) }
         return Tensor(shape: [count] + x.shape.dropFirst(), storage: storage)
+    }
+
+    /// NCHW storage to NHWC storage (the logical shape stays `[N, C, H, W]`).
+    static func toChannelsLast(_ x: Tensor) -> Tensor {
+        guard x.rank == 4 else { return x }
+        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                for b in 0..<n {
+                    let base = b * c * hw
+                    for ch in 0..<c {
+                        let src = base + ch * hw
+                        for i in 0..<hw { po[base + i * c + ch] = px[src + i] }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+
+    /// NHWC storage back to NCHW storage.
+    static func toChannelsFirst(_ x: Tensor) -> Tensor {
+        guard x.rank == 4 else { return x }
+        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                for b in 0..<n {
+                    let base = b * c * hw
+                    for i in 0..<hw {
+                        let src = base + i * c
+                        for ch in 0..<c { po[base + ch * hw + i] = px[src + ch] }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
+
+    /// `x` converted from one storage order to another (`true` = channels-last).
+    static func relayout(_ x: Tensor, from: Bool, to: Bool) -> Tensor {
+        if from == to { return x }
+        return to ? toChannelsLast(x) : toChannelsFirst(x)
     }
 }

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// `camvid layers`: every tensor of a network with its producing operator and shape.
+public struct LayersCommand: ParsableCommand {
+    /// The command's name and summary.
+    public static let configuration = CommandConfiguration(
+        commandName: "layers",
+        abstract: "List every tensor of a network (producing op, shape for a 224x224 input); * marks the default target layer."
+    )
+
+    /// The ONNX model (default: the bundled EfficientNet-Lite0).
+    @Option(name: .long, help: "ONNX model file (default: bundled EfficientNet-Lite0).")
+    public var model: String?
+
+    /// Creates the command (argument parsing fills it in).
+    public init() {}
+
+    /// Prints the table.
+    public func run() throws {
+        let url = model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url
+        let network = try Network(contentsOf: url, inputHeight: 224, inputWidth: 224)
+        print(LayersCommand.table(network), terminator: "")
+    }
+
+    /// The listing as text: one line per tensor, `*` before the default target layer.
+    public static func table(_ network: Network) -> String {
+        let layers = network.layers
+        let nameWidth = min(max(layers.map(\.name.count).max() ?? 4, 4), 60)
+        let opWidth = max(layers.map(\.opType.count).max() ?? 2, 2)
+        var text = "  " + "tensor".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
+            + "op".padding(toLength: opWidth, withPad: " ", startingAt: 0) + "  shape  node\n"
+        let target = network.defaultTargetLayer
+        for layer in layers {
+            let mark = layer.name == target ? "* " : "  "
+            let name = layer.name.count > nameWidth ? layer.name : layer.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            text += mark + name + "  " + layer.opType.padding(toLength: opWidth, withPad: " ", startingAt: 0)
+                + "  [" + layer.shape.map(String.init).joined(separator: ",") + "]  " + layer.nodeName + "\n"
+        }
+        text += "input \(network.inputName) \(network.inputShape), output \(network.outputName), default target layer \(target)\n"
+        return text
+    }
+}

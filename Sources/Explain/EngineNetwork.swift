@@ -1,0 +1,178 @@
+import Foundation
+import Engine
+
+/// `ExplainableNetwork` over the engine's ONNX `Network`: the only file of Explain that knows the engine's API.
+public struct EngineNetwork: ExplainableNetwork, Sendable {
+    /// A forward pass, plus batch-of-one passes of its images made on demand for re-runs.
+    public final class Pass {
+        let forward: ForwardPass
+        let input: Tensor
+        private var singles: [Int: ForwardPass] = [:]
+
+        init(forward: ForwardPass, input: Tensor) {
+            self.forward = forward
+            self.input = input
+        }
+
+        /// The engine repeats only a batch-of-one pass for a re-run of another batch size.
+        func single(_ image: Int, network: Network) throws -> ForwardPass {
+            if forward.batchSize == 1 { return forward }
+            if let pass = singles[image] { return pass }
+            guard image >= 0, image < input.shape[0] else {
+                throw ExplainError.invalidOption("image \(image) is outside the batch of \(input.shape[0])")
+            }
+            let pass = try network.forward(Tensor.stack([input.slice(image)]), retaining: [])
+            singles[image] = pass
+            return pass
+        }
+    }
+
+    /// The engine network.
+    public let network: Network
+    private let head = HeadCache()
+
+    /// Explains `network`.
+    public init(_ network: Network) {
+        self.network = network
+    }
+
+    /// The measured head, shared by copies of this value: measuring it takes one re-run per 64 channels.
+    private final class HeadCache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: LinearHead?
+
+        func get(_ make: () throws -> LinearHead) throws -> LinearHead {
+            lock.lock()
+            defer { lock.unlock() }
+            if let value { return value }
+            let made = try make()
+            value = made
+            return made
+        }
+    }
+
+    /// The engine's input name.
+    public var inputName: String { network.inputName }
+    /// The engine's default layer: the last 4-D tensor with more than one position.
+    public var defaultTargetLayer: String { network.defaultTargetLayer }
+
+    /// Runs the engine, retaining `names`.
+    public func forward(_ input: Tensor, retaining names: Set<String>) throws -> Pass {
+        Pass(forward: try network.forward(input, retaining: names), input: input)
+    }
+
+    /// The logits of the pass.
+    public func logits(of pass: Pass) -> Tensor { pass.forward.logits }
+
+    /// A retained tensor.
+    public func activation(_ name: String, in pass: Pass) throws -> Tensor {
+        guard let value = pass.forward[name] else {
+            throw ExplainError.missingTensor("tensor '\(name)' was not retained by the forward pass")
+        }
+        return value
+    }
+
+    /// The engine's backward pass from the logits.
+    public func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rule: GradientRule) throws -> [String: Tensor] {
+        if rule.guidesClip {
+            throw ExplainError.invalidOption("the engine's guided backpropagation guides ReLU only; guiding Clip (ReLU6) is not available")
+        }
+        return try network.backward(pass.forward, seed: seed, at: nil, to: names,
+                                    rules: rule.guidesReLU ? .guidedBackprop : .standard)
+    }
+
+    /// The engine's re-run downstream of `name`, from a batch-of-one pass of image `image`.
+    public func logits(of pass: Pass, image: Int, replacing name: String, with value: Tensor) throws -> Tensor {
+        let source = try pass.single(image, network: network)
+        let outputs = try network.rerun(source, replacing: name, with: value, outputs: [network.outputName])
+        guard let logits = outputs[network.outputName] else {
+            throw ExplainError.missingTensor("the re-run from '\(name)' produced no '\(network.outputName)'")
+        }
+        return logits
+    }
+
+    /// Finds a global-average-pooling + linear head after the last spatial tensor and reads its weights.
+    ///
+    /// The operators after that tensor must be pooling, reshaping and one Gemm/MatMul (+Add); the
+    /// weights are then measured by re-running the head on constant channel probes, and linearity
+    /// in the spatial mean is verified on a non-constant probe.
+    public func linearHead() throws -> LinearHead {
+        try head.get(measureLinearHead)
+    }
+
+    private func measureLinearHead() throws -> LinearHead {
+        let layers = network.layers
+        guard let index = layers.lastIndex(where: { $0.shape.count == 4 && $0.shape[2] * $0.shape[3] > 1 }) else {
+            throw ExplainError.noLinearHead("no spatial layer")
+        }
+        let feature = layers[index]
+        let tail = layers[(index + 1)...]
+        let operators = tail.map(\.opType)
+        let pooling: Set = ["ReduceMean", "GlobalAveragePool"]
+        let shaping: Set = ["Reshape", "Flatten", "Squeeze", "Dropout", "Identity"]
+        let linear: Set = ["Gemm", "MatMul", "Add"]
+        guard operators.allSatisfy({ pooling.contains($0) || shaping.contains($0) || linear.contains($0) }),
+              operators.filter(pooling.contains).count == 1,
+              operators.filter({ $0 == "Gemm" || $0 == "MatMul" }).count == 1,
+              tail.last?.name == network.outputName else {
+            throw ExplainError.noLinearHead("after '\(feature.name)' the network applies \(operators.joined(separator: ", "))")
+        }
+        let (channels, height, width) = (feature.shape[1], feature.shape[2], feature.shape[3])
+        let plane = height * width
+        let base = try network.forward(Tensor(shape: network.inputShape), retaining: [])
+        func run(_ probes: Tensor) throws -> Tensor {
+            let out = try network.rerun(base, replacing: feature.name, with: probes, outputs: [network.outputName])
+            guard let logits = out[network.outputName], logits.rank == 2 else {
+                throw ExplainError.noLinearHead("the head after '\(feature.name)' does not give [N,K] logits")
+            }
+            return logits
+        }
+        // Probe 0 is all zeros (the bias); probe 1 + c is channel c set to one.
+        var rows: [Tensor] = []
+        var start = 0
+        let chunk = 64
+        while start <= channels {
+            let end = min(start + chunk, channels + 1)
+            var probes = Tensor(shape: [end - start, channels, height, width])
+            for probe in start..<end where probe > 0 {
+                let c = probe - 1
+                let offset = ((probe - start) * channels + c) * plane
+                for p in 0..<plane { probes.storage[offset + p] = 1 }
+            }
+            rows.append(try run(probes))
+            start = end
+        }
+        let responses = Tensor.concatenate(rows)
+        let classes = responses.shape[1]
+        let bias = Array(responses.storage[0..<classes])
+        var weights = [Float](repeating: 0, count: classes * channels)
+        for c in 0..<channels {
+            for k in 0..<classes {
+                weights[k * channels + c] = responses.storage[(c + 1) * classes + k] - bias[k]
+            }
+        }
+        // A spatially varying probe must give W · mean_hw + b, or the head is not GAP + linear.
+        var check = Tensor(shape: [1, channels, height, width])
+        var means = [Double](repeating: 0, count: channels)
+        for c in 0..<channels {
+            for p in 0..<plane {
+                let value = Float(((c * 7 + p * 13) % 17)) / 8 - 1
+                check.storage[c * plane + p] = value
+                means[c] += Double(value) / Double(plane)
+            }
+        }
+        let measured = try run(check)
+        var worst = 0.0, scale = 0.0
+        for k in 0..<classes {
+            var expected = Double(bias[k])
+            for c in 0..<channels { expected += Double(weights[k * channels + c]) * means[c] }
+            worst = max(worst, abs(expected - Double(measured.storage[k])))
+            scale = max(scale, abs(expected))
+        }
+        guard worst <= 1e-3 * max(scale, 1) else {
+            throw ExplainError.noLinearHead("the head after '\(feature.name)' is not linear in its spatial mean")
+        }
+        return LinearHead(featureLayer: feature.name, weights: Tensor(shape: [classes, channels], storage: weights),
+                          bias: Tensor(shape: [classes], storage: bias))
+    }
+}

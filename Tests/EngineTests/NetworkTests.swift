@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+import Engine
+import TestSupport
+
+@Suite struct ModelLoadingTests {
+    /// A small valid model: Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm.
+    static func smallModel() throws -> Data {
+        var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, 8, 8])
+        var rng = SeededGenerator(state: 11)
+        b.addInitializer("w", rng.tensor([4, 3, 3, 3], -1, 1))
+        b.addInitializer("fc", rng.tensor([5, 4], -1, 1))
+        b.addNode("Conv", inputs: ["input", "w"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])])
+        b.addNode("Relu", inputs: ["c"], outputs: ["r"])
+        b.addNode("GlobalAveragePool", inputs: ["r"], outputs: ["g"])
+        b.addNode("Flatten", inputs: ["g"], outputs: ["f"])
+        b.addNode("Gemm", inputs: ["f", "fc"], outputs: ["output"], attributes: ["transB": .int(1)])
+        b.addOutput("output")
+        return try b.serialized()
+    }
+
+    @Test func unsupportedOperatorNamesOpAndNode() throws {
+        var b = ONNXModelBuilder(inputShape: [nil, 3, 4, 4])
+        b.addNode("NonMaxSuppression", inputs: ["input"], outputs: ["output"], name: "nms_7")
+        b.addOutput("output")
+        let error = #expect(throws: EngineError.self) {
+            try Network(model: try b.serialized(), baseDirectory: nil, inputHeight: 4, inputWidth: 4)
+        }
+        #expect(error?.description.contains("NonMaxSuppression") == true && error?.description.contains("nms_7") == true)
+    }
+
+    @Test func unsupportedAttributeNamesIt() throws {
+        var b = ONNXModelBuilder(inputShape: [nil, 3, 4, 4])
+        b.addNode("Relu", inputs: ["input"], outputs: ["output"], name: "act", attributes: ["flavour": .int(2)])
+        b.addOutput("output")
+        let error = #expect(throws: EngineError.self) {
+            try Network(model: try b.serialized(), baseDirectory: nil, inputHeight: 4, inputWidth: 4)
+        }
+        #expect(error?.description.contains("flavour") == true && error?.description.contains("act") == true)
+    }
+
+    @Test func shapeErrorsAreReportedAtLoad() throws {
+        var b = ONNXModelBuilder(inputShape: [nil, 3, 4, 4])
+        b.addInitializer("w", Tensor(shape: [2, 5, 3, 3]))
+        b.addNode("Conv", inputs: ["input", "w"], outputs: ["output"], name: "conv_bad")
+        b.addOutput("output")
+        let error = #expect(throws: EngineError.self) {
+            try Network(model: try b.serialized(), baseDirectory: nil, inputHeight: 4, inputWidth: 4)
+        }
+        #expect(error?.description.contains("conv_bad") == true)
+    }
+
+    @Test func externalDataLoadsRelativeToTheModel() throws {
+        let dir = try ReferenceData.temporaryDirectory("camvid-external")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var b = ONNXModelBuilder(inputShape: [nil, 2, 2, 2])
+        let weights: [Float] = [1, 2, 3, 4, 5, 6]  // [3, 2, 1, 1]
+        b.addExternalInitializer("w", shape: [3, 2, 1, 1], location: "weights.bin", offset: 16)
+        b.addNode("Conv", inputs: ["input", "w"], outputs: ["output"])
+        b.addOutput("output")
+        var side = Data(repeating: 0xAB, count: 16)
+        for v in weights { withUnsafeBytes(of: v.bitPattern.littleEndian) { side.append(contentsOf: $0) } }
+        try side.write(to: dir.appendingPathComponent("weights.bin"))
+        try b.serialized().write(to: dir.appendingPathComponent("model.onnx"))
+        let network = try Network(contentsOf: dir.appendingPathComponent("model.onnx"), inputHeight: 2, inputWidth: 2)
+        let y = try network.forward(Tensor(shape: [1, 2, 2, 2], storage: [1, 1, 1, 1, 10, 10, 10, 10])).logits
+        #expect(y.storage == [21, 21, 21, 21, 43, 43, 43, 43, 65, 65, 65, 65])
+        // A missing side file is an error naming the tensor.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("weights.bin"))
+        let error = #expect(throws: EngineError.self) {
+            try Network(contentsOf: dir.appendingPathComponent("model.onnx"), inputHeight: 2, inputWidth: 2)
+        }
+        #expect(error?.description.contains("'w'") == true)
+    }
+
+    /// Truncations and random byte flips of a small model must load or throw, never crash.
+    @Test func malformedModelsThrowOrLoad() throws {
+        let model = try Self.smallModel()
+        #expect(throws: EngineError.self) { try Network(model: Data(), baseDirectory: nil, inputHeight: 8, inputWidth: 8) }
+        #expect(throws: EngineError.self) { try Network(model: Data("not a model".utf8), baseDirectory: nil, inputHeight: 8, inputWidth: 8) }
+        var rng = SeededGenerator(state: 99)
+        var loaded = 0, rejected = 0
+        let input = Tensor(shape: [1, 3, 8, 8], repeating: 0.5)
+        func attempt(_ data: Data) {
+            do {
+                let network = try Network(model: data, baseDirectory: nil, inputHeight: 8, inputWidth: 8)
+                _ = try? network.forward(input)
+                loaded += 1
+            } catch {
+                rejected += 1
+            }
+        }
+        for length in stride(from: 0, to: model.count, by: max(1, model.count / 150)) { attempt(model.prefix(length)) }
+        for _ in 0..<300 {
+            var bytes = [UInt8](model)
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            attempt(Data(bytes))
+        }
+        #expect(rejected > 0)
+        print("fuzz: \(loaded) variants loaded, \(rejected) rejected")
+    }
+}
+
+@Suite(.serialized) struct NetworkBehaviourTests {
+    static func resnet() throws -> (Network, [Tensor])? {
+        guard let reference = ReferenceData.referenceOrSkip("NetworkBehaviourTests") else { return nil }
+        let network = try Network(contentsOf: reference.appendingPathComponent("models/resnet18.onnx"))
+        let inputs = try ["chelsea", "coffee", "bbb_f100"].map {
+            try NumPyFile.read(path: reference.appendingPathComponent("inputs/\($0).npy").path)
+        }
+        return (network, inputs)
+    }
+
+    @Test func batchEqualsOneByOne() throws {
+        guard let (network, inputs) = try Self.resnet() else { return }
+        let target = network.defaultTargetLayer
+        let batch = Tensor.concatenate(inputs)
+        let pass = try network.forward(batch, retaining: [target])
+        var seed = Tensor(shape: pass.logits.shape)
+        for i in 0..<inputs.count { seed.storage[i * 1000 + [285, 504, 3][i]] = 1 }
+        let gradients = try network.backward(pass, seed: seed, to: [target])
+        for (i, x) in inputs.enumerated() {
+            let single = try network.forward(x, retaining: [target])
+            let g = try network.backward(single, seed: seed.slice(i).reshaped([1, 1000]), to: [target])
+            for (a, b) in [(pass.logits.slice(i), single.logits.slice(0)), (pass[target]!.slice(i), single[target]!.slice(0)),
+                           (gradients[target]!.slice(i), g[target]!.slice(0))] {
+                let scale = max(b.storage.map(abs).max() ?? 0, 1e-6)
+                #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+            }
+        }
+    }
+
+    @Test func rerunDownstreamWithAnotherBatchSize() throws {
+        guard let (network, inputs) = try Self.resnet() else { return }
+        let target = "relu_12"
+        let pass = try network.forward(inputs[0], retaining: [target])
+        let activation = try #require(pass[target])
+        // Three copies: unchanged, zeroed channel 0, everything zero.
+        var ablated = activation
+        let plane = activation.count / activation.shape[1]
+        for i in 0..<plane { ablated.storage[i] = 0 }
+        let batch = Tensor.concatenate([activation, ablated, Tensor(shape: activation.shape)])
+        let out = try network.rerun(pass, replacing: target, with: batch)
+        let logits = try #require(out[network.outputName])
+        #expect(logits.shape == [3, 1000])
+        #expect(zip(logits.slice(0).storage, pass.logits.storage).allSatisfy { abs($0 - $1) < 1e-4 })
+        // The ablated copy equals a full forward pass with the same replacement computed separately.
+        let second = try network.rerun(pass, replacing: target, with: ablated)[network.outputName]!
+        #expect(zip(logits.slice(1).storage, second.storage).allSatisfy { abs($0 - $1) < 1e-4 })
+        #expect(logits.slice(1).storage != logits.slice(0).storage)
+        #expect(throws: EngineError.self) { try network.rerun(pass, replacing: "no_such_tensor", with: activation) }
+    }
+
+    @Test func backwardToAnUnknownTensorIsAnError() throws {
+        guard let (network, inputs) = try Self.resnet() else { return }
+        let pass = try network.forward(inputs[0])
+        #expect(throws: EngineError.self) { try network.backward(pass, seed: Tensor(shape: [1, 1000]), to: ["nope"]) }
+        #expect(throws: EngineError.self) { try network.backward(pass, seed: Tensor(shape: [1, 10]), to: ["relu_12"]) }
+        #expect(throws: EngineError.self) { try network.forward(Tensor(shape: [1, 3, 100, 100])) }
+    }
+
+    @Test func defaultModelIsBundledAndClassifiesTheCat() throws {
+        let network = try Network(contentsOf: DefaultModel.url)
+        #expect(ImageNetClasses.names.count == 1000 && ImageNetClasses.names[285] == "Egyptian cat")
+        #expect(network.defaultTargetLayer == "hardtanh_32")
+        guard let reference = ReferenceData.referenceOrSkip("defaultModelIsBundledAndClassifiesTheCat") else { return }
+        let x = try NumPyFile.read(path: reference.appendingPathComponent("inputs/chelsea.npy").path)
+        let logits = try network.forward(x).logits
+        #expect(logits.storage.indices.max { logits.storage[$0] < logits.storage[$1] } == 285)
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+import Engine
+import Explain
+import TestSupport
+
+/// The network-driven methods through the real engine (`EngineNetwork`), against pytorch-grad-cam.
+@Suite(.serialized) struct EngineParityTests {
+    struct Fixture {
+        let directory: URL
+        let cases: [ReferenceCase]
+        var networks: [String: EngineNetwork] = [:]
+
+        init?(_ test: String) throws {
+            guard let directory = ReferenceData.referenceOrSkip("EngineParityTests.\(test)") else { return nil }
+            self.directory = directory
+            cases = try ReferenceCase.load(directory)
+        }
+
+        mutating func network(_ model: String) throws -> EngineNetwork {
+            if let network = networks[model] { return network }
+            let network = EngineNetwork(try Network(contentsOf: directory.appendingPathComponent("models/\(model).onnx")))
+            networks[model] = network
+            return network
+        }
+
+        func load(_ path: String) throws -> Tensor {
+            try NumPyFile.read(path: directory.appendingPathComponent(path).path)
+        }
+
+        /// The case's last (head) layer: the one with Score-CAM and Ablation-CAM maps.
+        func headLayer(_ reference: ReferenceCase) throws -> ReferenceCase.Layer {
+            try #require(reference.layers.first { $0.cams["scorecam"] != nil })
+        }
+    }
+
+    func within(_ actual: Explanation, raw expectedRaw: Tensor, map expectedMap: Tensor, rawTolerance: Float = 1e-3) -> (Bool, String) {
+        let raw = MapComparison(actual.raw, expectedRaw)
+        let map = MapComparison(actual.map, expectedMap)
+        let ok = actual.raw.shape == expectedRaw.shape && actual.map.shape == expectedMap.shape
+            && raw.maxRelative <= rawTolerance && map.maxAbs <= 2e-2 && map.meanAbs <= 2e-3
+        return (ok, "raw rel \(raw.maxRelative), map max \(map.maxAbs) mean \(map.meanAbs)")
+    }
+
+    @Test func camFindsTheHeadAndMatchesGradCAM() throws {
+        guard var fixture = try Fixture("camFindsTheHeadAndMatchesGradCAM") else { return }
+        var passed = 0, checked = 0
+        for reference in fixture.cases {
+            let network = try fixture.network(reference.model)
+            let layer = try fixture.headLayer(reference)
+            let head = try network.linearHead()
+            #expect(head.featureLayer == layer.tensor, "\(reference.model): head input \(head.featureLayer)")
+            let input = try fixture.load(reference.input)
+            let explanation = try #require(try Explainer(network: network, method: .cam).explain(input).first)
+            #expect(explanation.classIndex == reference.classIndex)
+            // CAM's weights are W[k]; Grad-CAM's are W[k]/(hw): the same map, raw scaled by hw.
+            let files = try #require(layer.cams["gradcam"])
+            var scaled = explanation
+            let positions = Float(explanation.raw.count)
+            scaled.raws = [Tensor(shape: explanation.raw.shape, storage: explanation.raw.storage.map { $0 / positions })]
+            let (ok, detail) = within(scaled, raw: try fixture.load(files.raw), map: try fixture.load(files.map))
+            #expect(ok, "\(reference.title) cam vs gradcam: \(detail)")
+            checked += 1
+            if ok { passed += 1 }
+        }
+        print("EngineParityTests.cam: \(passed)/\(checked) within tolerance of the Grad-CAM reference")
+    }
+
+    @Test func ablationCAMMatchesReference() throws {
+        guard var fixture = try Fixture("ablationCAMMatchesReference") else { return }
+        var passed = 0, checked = 0
+        for reference in fixture.cases {
+            let network = try fixture.network(reference.model)
+            let layer = try fixture.headLayer(reference)
+            let files = try #require(layer.cams["ablationcam"])
+            let explainer = try Explainer(network: network, method: .ablationcam, options: ExplainerOptions(layers: [layer.tensor]))
+            let explanation = try #require(try explainer.explain(try fixture.load(reference.input)).first)
+            let (ok, detail) = within(explanation, raw: try fixture.load(files.raw), map: try fixture.load(files.map))
+            #expect(ok, "\(reference.title) ablationcam: \(detail)")
+            checked += 1
+            if ok { passed += 1 }
+        }
+        print("EngineParityTests.ablationcam: \(passed)/\(checked) within tolerance")
+    }
+
+    @Test func scoreCAMMatchesReference() throws {
+        guard var fixture = try Fixture("scoreCAMMatchesReference") else { return }
+        var passed = 0, checked = 0
+        // One picture per model: Score-CAM runs one forward pass per channel (up to 1280).
+        for reference in fixture.cases where reference.input.hasSuffix("chelsea.npy") {
+            let network = try fixture.network(reference.model)
+            let layer = try fixture.headLayer(reference)
+            let files = try #require(layer.cams["scorecam"])
+            let explainer = try Explainer(network: network, method: .scorecam,
+                                          options: ExplainerOptions(layers: [layer.tensor], batchSize: 32))
+            let explanation = try #require(try explainer.explain(try fixture.load(reference.input)).first)
+            let (ok, detail) = within(explanation, raw: try fixture.load(files.raw), map: try fixture.load(files.map))
+            #expect(ok, "\(reference.title) scorecam: \(detail)")
+            checked += 1
+            if ok { passed += 1 }
+        }
+        print("EngineParityTests.scorecam: \(passed)/\(checked) within tolerance")
+    }
+
+    @Test func saliencyAndGuidedBackpropMatchReference() throws {
+        guard var fixture = try Fixture("saliencyAndGuidedBackpropMatchReference") else { return }
+        var worstSaliency: Float = 0, worstGuided: Float = 0
+        for reference in fixture.cases {
+            let network = try fixture.network(reference.model)
+            let input = try fixture.load(reference.input)
+            let saliency = try #require(try Explainer(network: network, method: .saliency).explain(input).first)
+            let expectedSaliency = try fixture.load(reference.saliency)
+            let s = MapComparison(saliency.raw, expectedSaliency.reshaped([224, 224]))
+            #expect(saliency.raw.shape == [224, 224] && s.maxRelative <= 1e-3, "\(reference.title) saliency: rel \(s.maxRelative)")
+            worstSaliency = max(worstSaliency, s.maxRelative)
+
+            let guided = try #require(try Explainer(network: network, method: .guidedBackprop).explain(input).first)
+            let hwc = try fixture.load(reference.guidedBackprop)
+            var chw = [Float](repeating: 0, count: hwc.count)
+            for p in 0..<(224 * 224) {
+                for c in 0..<3 { chw[c * 224 * 224 + p] = hwc.storage[p * 3 + c] }
+            }
+            let g = MapComparison(guided.raw, Tensor(shape: [3, 224, 224], storage: chw))
+            #expect(guided.raw.shape == [3, 224, 224] && g.maxRelative <= 1e-3, "\(reference.title) guided backprop: rel \(g.maxRelative)")
+            worstGuided = max(worstGuided, g.maxRelative)
+        }
+        print("EngineParityTests: saliency worst rel \(worstSaliency), guided backprop worst rel \(worstGuided) over 9 cases")
+    }
+
+    @Test func gradCAMEndToEndOnEveryLayer() throws {
+        guard var fixture = try Fixture("gradCAMEndToEndOnEveryLayer") else { return }
+        var passed = 0, checked = 0
+        for reference in fixture.cases {
+            let network = try fixture.network(reference.model)
+            let input = try fixture.load(reference.input)
+            let layers = reference.layers
+            // One forward + backward for all layers: explain with several layers, compare each raw.
+            let explainer = try Explainer(network: network, method: .gradcam, options: ExplainerOptions(layers: layers.map(\.tensor)))
+            let explanation = try #require(try explainer.explain(input).first)
+            for (index, layer) in layers.enumerated() {
+                let files = try #require(layer.cams["gradcam"])
+                var single = explanation
+                single.raws = [explanation.raws[index]]
+                single.map = CAMSteps.finalMap(raws: single.raws, height: 224, width: 224)
+                let (ok, detail) = within(single, raw: try fixture.load(files.raw), map: try fixture.load(files.map))
+                #expect(ok, "\(reference.title) \(layer.name) gradcam: \(detail)")
+                checked += 1
+                if ok { passed += 1 }
+            }
+        }
+        print("EngineParityTests.gradcam end to end: \(passed)/\(checked) within tolerance")
+    }
+
+    @Test func batchedEqualsOneByOneOnTheEngine() throws {
+        guard var fixture = try Fixture("batchedEqualsOneByOneOnTheEngine") else { return }
+        let reference = try #require(fixture.cases.first { $0.model == "resnet18" })
+        let network = try fixture.network(reference.model)
+        let inputs = try ["inputs/chelsea.npy", "inputs/coffee.npy"].map { try fixture.load($0).slice(0) }
+        for method in [ExplanationMethod.gradcam, .ablationcam, .guidedGradcam] {
+            let explainer = try Explainer(network: network, method: method)
+            let batched = try explainer.explain(Tensor.stack(inputs))
+            for i in 0..<2 {
+                let single = try #require(try explainer.explain(Tensor.stack([inputs[i]])).first)
+                #expect(batched[i].classIndex == single.classIndex)
+                let raw = MapComparison(batched[i].raw, single.raw), map = MapComparison(batched[i].map, single.map)
+                #expect(raw.maxRelative <= 1e-4 && map.maxAbs <= 1e-3, "\(method.rawValue) image \(i): raw \(raw.maxRelative) map \(map.maxAbs)")
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Testing
+import Engine
+import Explain
+
+/// Batching, multi-layer aggregation and the smoothing options, on `AnalyticNetwork`.
+@Suite struct ExplainerBehaviourTests {
+    @Test(arguments: ExplanationMethod.allCases)
+    func batchedEqualsOneByOne(method: ExplanationMethod) throws {
+        let network = AnalyticNetwork()
+        let images = AnalyticNetwork.images(3, seed: 5)
+        let explainer = try Explainer(network: network, method: method)
+        let batched = try explainer.explain(images)
+        #expect(batched.count == 3)
+        for i in 0..<3 {
+            let single = try #require(try explainer.explain(Tensor.stack([images.slice(i)])).first)
+            #expect(batched[i].classIndex == single.classIndex)
+            let logits = try network.forward(Tensor.stack([images.slice(i)]), retaining: []).logits.storage
+            #expect(single.classIndex == logits.firstIndex(of: logits.max()!), "top1 per image")
+            #expect(batched[i].raws.map(\.shape) == single.raws.map(\.shape))
+            for (a, b) in zip(batched[i].raws, single.raws) {
+                #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+            }
+            #expect(zip(batched[i].map.storage, single.map.storage).allSatisfy { abs($0 - $1) <= 1e-5 })
+        }
+        #expect(Set(batched.map(\.classIndex)).count > 1, "the test images must pick different classes")
+    }
+
+    @Test func perImageTargets() throws {
+        let explainer = try Explainer(network: AnalyticNetwork(), method: .gradcam,
+                                      labels: ClassLabels(names: ["a", "b", "c", "d", "e"]))
+        let images = AnalyticNetwork.images(2)
+        let result = try explainer.explain(images, targets: [.index(3), .label("B")])
+        #expect(result.map(\.classIndex) == [3, 1])
+        #expect(throws: ExplainError.self) { _ = try explainer.explain(images, targets: [.top1, .top1, .top1]) }
+        #expect(throws: ExplainError.self) { _ = try explainer.explain(Tensor(shape: [3, 8, 8])) }
+    }
+
+    @Test func severalLayersAverageTheirNormalisedMaps() throws {
+        let network = AnalyticNetwork()
+        let image = AnalyticNetwork.images(1, seed: 2)
+        let both = try #require(try Explainer(network: network, method: .layercam,
+                                              options: ExplainerOptions(layers: ["features", "input"])).explain(image).first)
+        let features = try #require(try Explainer(network: network, method: .layercam,
+                                                  options: ExplainerOptions(layers: ["features"])).explain(image).first)
+        let input = try #require(try Explainer(network: network, method: .layercam,
+                                               options: ExplainerOptions(layers: ["input"])).explain(image).first)
+        #expect(both.layers == ["features", "input"])
+        #expect(both.raws == [features.raw, input.raw])
+        let expected = CAMSteps.finalMap(raws: [features.raw, input.raw], height: 8, width: 8)
+        #expect(both.map == expected)
+        #expect(both.map != features.map)
+    }
+
+    @Test func eigenSmoothProjectsTheWeightedActivations() throws {
+        let network = AnalyticNetwork()
+        let image = AnalyticNetwork.images(1, seed: 3)
+        let k = 4
+        let smooth = try #require(try Explainer(network: network, method: .gradcam, options: ExplainerOptions(eigenSmooth: true))
+            .explain(image, target: .index(k)).first)
+        let a = try network.forward(image, retaining: []).features.slice(0)
+        let weights = (0..<4).map { network.w[k * 4 + $0] / 16 }
+        let weighted = Tensor(shape: a.shape, storage: a.storage.indices.map { a.storage[$0] * weights[$0 / 16] })
+        let expected = PrincipalProjection.project(weighted).storage.map { max($0, 0) }
+        #expect(zip(smooth.raw.storage, expected).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(throws: ExplainError.self) {
+            _ = try Explainer(network: network, method: .saliency, options: ExplainerOptions(eigenSmooth: true))
+        }
+    }
+
+    @Test func augSmoothAveragesTheSixDeaugmentedMaps() throws {
+        let network = AnalyticNetwork()
+        let images = AnalyticNetwork.images(2, seed: 4)
+        let plainExplainer = try Explainer(network: network, method: .gradcamPlusPlus)
+        let plain = try plainExplainer.explain(images)
+        let smooth = try Explainer(network: network, method: .gradcamPlusPlus, options: ExplainerOptions(augSmooth: true)).explain(images)
+        for i in 0..<2 {
+            let image = Tensor.stack([images.slice(i)])
+            var sum = [Float](repeating: 0, count: 64)
+            for flip in [false, true] {
+                for factor: Float in [0.9, 1, 1.1] {
+                    var augmented = flip ? CAMSteps.flippedHorizontally(image) : image
+                    augmented.storage = augmented.storage.map { $0 * factor }
+                    let map = try #require(try plainExplainer.explain(augmented, target: .index(plain[i].classIndex)).first).map
+                    let back = flip ? CAMSteps.flippedHorizontally(map) : map
+                    for p in 0..<64 { sum[p] += back.storage[p] }
+                }
+            }
+            #expect(smooth[i].classIndex == plain[i].classIndex)
+            #expect(smooth[i].raws == plain[i].raws)
+            #expect(zip(smooth[i].map.storage, sum.map { $0 / 6 }).allSatisfy { abs($0 - $1) < 1e-6 })
+            #expect(smooth[i].map != plain[i].map)
+        }
+    }
+}
