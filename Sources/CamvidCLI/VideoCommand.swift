@@ -110,6 +110,8 @@ struct VideoCommand: AsyncParsableCommand {
 
     func run() async throws {
         FFmpegLog.setLevel(verbose ? .warning : .quiet)
+        // A reader that goes away (ffplay closed) must be a write error, reported, not a silent kill.
+        signal(SIGPIPE, SIG_IGN)
         let stop = Pipeline.StopSignal()
         let interrupts = InterruptHandler(stop: stop)
 

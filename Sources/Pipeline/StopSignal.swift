@@ -16,7 +16,7 @@ public final class StopSignal: @unchecked Sendable {
         lock.withLock { stopped }
     }
 
-    /// Asks the pipeline to stop reading; later calls do nothing.
+    /// Asks the pipeline to stop reading; later calls change nothing.
     public func stop() {
         let toRun: [@Sendable () -> Void] = lock.withLock {
             guard !stopped else { return [] }
@@ -26,8 +26,8 @@ public final class StopSignal: @unchecked Sendable {
         toRun.forEach { $0() }
     }
 
-    /// Runs `handler` once when the signal is raised (at once if it already was), e.g. to
-    /// interrupt a read blocked on a pipe or device.
+    /// Runs `handler` once when the signal is raised (at once if it already was): e.g. to
+    /// interrupt a decoder blocked reading a device or a pipe.
     public func onStop(_ handler: @escaping @Sendable () -> Void) {
         let runNow: Bool = lock.withLock {
             if stopped { return true }

@@ -47,6 +47,8 @@ public struct VideoJob: Sendable {
         explainer: any FrameExplainer, overlay: any FrameOverlay,
         configuration: PipelineConfiguration, stop: StopSignal = StopSignal(), progress: ProgressReporter? = nil
     ) async throws -> PipelineSummary {
+        // The decoder's own signal also ends a read blocked on a device or a pipe.
+        stop.onStop { [decoder] in decoder.stopSignal.stop() }
         let summary = try await VideoPipeline.run(
             source: DecoderSource(decoder), converter: PixelConverter(file: decoder.input.location),
             explainer: explainer, overlay: overlay, sink: encoder,

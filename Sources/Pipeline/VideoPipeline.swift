@@ -143,7 +143,11 @@ public enum VideoPipeline {
                     stoppedEarly.set()
                     break
                 }
-                guard let item = try await decoder.run({ try $0.next() }) else { break }
+                guard let item = try await decoder.run({ try $0.next() }) else {
+                    // A source interrupted by the stop signal ends as if the input ended there.
+                    if stop.isStopped { stoppedEarly.set() }
+                    break
+                }
                 switch item {
                 case .frame(let frame):
                     try await output.send(.frame(NumberedFrame(index: index, frame: frame)))

@@ -39,18 +39,20 @@ struct SyntheticSource: PipelineSource {
     var stopAfterFrame: Int?
     var stop: StopSignal?
     var onEnd: (@Sendable () -> Void)?
+    var onFrame: (@Sendable () -> Void)?
     private var frame = 0
     private var packetDue = false
     private var packet = 0
 
     init(count: Int, packetEvery: Int = 3, failAtFrame: Int? = nil, stopAfterFrame: Int? = nil,
-         stop: StopSignal? = nil, onEnd: (@Sendable () -> Void)? = nil) {
+         stop: StopSignal? = nil, onEnd: (@Sendable () -> Void)? = nil, onFrame: (@Sendable () -> Void)? = nil) {
         self.count = count
         self.packetEvery = packetEvery
         self.failAtFrame = failAtFrame
         self.stopAfterFrame = stopAfterFrame
         self.stop = stop
         self.onEnd = onEnd
+        self.onFrame = onFrame
     }
 
     mutating func next() throws -> SourceItem<SyntheticFrame, Int>? {
@@ -65,6 +67,7 @@ struct SyntheticSource: PipelineSource {
         }
         if frame == failAtFrame { throw TestFailure(description: "input.bin: frame \(frame): corrupt") }
         if frame == stopAfterFrame { stop?.stop() }
+        onFrame?()
         defer { frame += 1 }
         packetDue = (frame + 1) % packetEvery == 0
         return .frame(SyntheticFrame(number: frame, pts: Int64(frame) * 512))
@@ -84,6 +87,7 @@ struct RecordingSink: PipelineSink {
     let recorder: Recorder
     var failAtFrame: Int?
     var gate: DispatchSemaphore?
+    var onFrame: (@Sendable () -> Void)?
 
     mutating func encode(_ frame: VideoFrame) throws {
         if let gate {
@@ -91,6 +95,7 @@ struct RecordingSink: PipelineSink {
             self.gate = nil
         }
         if frame.index == failAtFrame { throw TestFailure(description: "out.bin: cannot write frame \(frame.index)") }
+        onFrame?()
         let image = frame.image
         #expect(image.pixels.count == 4 * 2 * 3)
         let pattern = Int(image[1, 1].r)
@@ -190,10 +195,31 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
             explainer: explainer, overlay: MarkingOverlay(), sink: RecordingSink(recorder: recorder),
             configuration: PipelineConfiguration(channelCapacity: capacity, batchSize: batchSize))
         #expect(recorder.written == expectedItems(frames: 60, marked: true))
-        #expect(summary == PipelineSummary(framesWritten: 60, packetsWritten: 20, framesDropped: 0, stoppedEarly: false))
+        #expect(summary == PipelineSummary(framesWritten: 60, packetsWritten: 20, framesDropped: 0,
+                                          stoppedEarly: false, endTimestamp: 60 * 512))
         #expect(recorder.finished == 1)
         #expect(explainer.batchSizes.allSatisfy { $0 >= 1 && $0 <= batchSize })
         #expect(explainer.batchSizes.reduce(0, +) == 60)
+    }
+
+    @Test(arguments: [(1, 1), (2, 4), (8, 3)])
+    func framesInFlightStayBounded(capacity: Int, batchSize: Int) async throws {
+        // Read minus written, sampled at every write: what the stages and channels hold.
+        let read = ConversionCounter(), written = ConversionCounter(), peak = ConversionCounter()
+        let recorder = Recorder()
+        let summary = try await VideoPipeline.run(
+            source: SyntheticSource(count: 3000, packetEvery: 1_000_000, onFrame: { read.increment() }),
+            converter: SyntheticConverter(), explainer: MarkingExplainer(), overlay: MarkingOverlay(),
+            sink: RecordingSink(recorder: recorder, onFrame: {
+                written.increment()
+                let inFlight = read.value - written.value
+                while peak.value < inFlight { peak.increment() }
+            }),
+            configuration: PipelineConfiguration(channelCapacity: capacity, batchSize: batchSize))
+        #expect(summary.framesWritten == 3000)
+        // Four channels, one item in each of four stages plus a batch in the explain stage, and
+        // one frame the decoder has read but not yet handed on.
+        #expect(peak.value <= 4 * capacity + 4 + batchSize + 1)
     }
 
     @Test func identityExplainerLeavesFramesUnchanged() async throws {
@@ -297,6 +323,19 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
             #expect(pattern == expected)
             #expect(marker == expected)
         }
+    }
+
+    @Test func stopSignalRunsItsHandlersOnce() {
+        let calls = ConversionCounter()
+        let stop = StopSignal()
+        stop.onStop { calls.increment() }
+        #expect(calls.value == 0)
+        stop.stop()
+        stop.stop()
+        #expect(calls.value == 1)
+        stop.onStop { calls.increment() }
+        #expect(calls.value == 2)
+        #expect(stop.isStopped)
     }
 
     @Test func progressLineShowsRateAndTimeLeft() {

@@ -1,0 +1,186 @@
+import CamvidCLI
+import Foundation
+import Media
+import TestSupport
+import Testing
+
+/// The built `camvid` executable, run as a user runs it.
+enum CamvidProcess {
+    /// Where SwiftPM put the executable: beside the test bundle, in the same build folder.
+    static let executable: URL? = {
+        let bundleFolder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [
+            bundleFolder.appendingPathComponent("camvid"),
+            bundleFolder.deletingLastPathComponent().appendingPathComponent("camvid"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }()
+
+    struct Result {
+        var status: Int32
+        var standardError: String
+        var errorLines: [Substring] { standardError.split(separator: "\n") }
+    }
+
+    /// Starts `camvid arguments…` with standard input and output from and to files.
+    static func start(_ arguments: [String], input: URL? = nil, output: URL? = nil, errors: URL) throws -> Process {
+        guard let executable else {
+            throw TestFailure(description: "the camvid executable was not built beside \(CommandLine.arguments[0])")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardInput = try input.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
+        if let output {
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: output)
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+        }
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        return process
+    }
+
+    /// Runs `camvid arguments…` to its end.
+    static func run(_ arguments: [String], in folder: URL, input: URL? = nil, output: URL? = nil) throws -> Result {
+        let errors = folder.appendingPathComponent("stderr-\(UUID().uuidString).txt")
+        let process = try start(arguments, input: input, output: output, errors: errors)
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, standardError: try String(contentsOf: errors, encoding: .utf8))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+@Suite(.serialized) struct VideoCommandTests {
+    @Test func helpShowsTheExamples() {
+        let help = Camvid.helpMessage()
+        #expect(help.contains("camvid in.mp4 out.mp4 --method gradcam"))
+        #expect(help.contains("ffmpeg -f v4l2 -i /dev/video0 -f nut - | camvid - - --format nut | ffplay -"))
+    }
+
+    @Test func pipeInPipeOutKeepsEveryFrame() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("in.nut")
+        let output = folder.appendingPathComponent("out.nut")
+        try PatternClips.write(input, count: 30)
+
+        let result = try CamvidProcess.run(["-", "-", "--format", "nut", "--batch-size", "3", "--channel-capacity", "2"],
+                                           in: folder, input: input, output: output)
+        #expect(result.status == 0, "\(result.standardError)")
+        let source = try PatternClips.read(MediaInput(input.path))
+        let written = try PatternClips.read(MediaInput(output.path))
+        #expect(written.shown == Array(0..<30))
+        #expect(written.pts == source.pts)
+    }
+
+    @Test func startAndDurationSelectASpan() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("in.mkv")
+        let output = folder.appendingPathComponent("out.mkv")
+        try PatternClips.write(input, count: 100)
+
+        let result = try CamvidProcess.run([input.path, output.path, "--start", "1", "--duration", "0:01.22"], in: folder)
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(try PatternClips.read(MediaInput(output.path)).shown == Array(25..<56))
+    }
+
+    @Test func lavfiSourceForADuration() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let exact = folder.appendingPathComponent("exact.mkv")
+        let live = folder.appendingPathComponent("live.mkv")
+        let source = "testsrc2=size=128x96:rate=25"
+
+        let paced = try CamvidProcess.run([source, exact.path, "--input-format", "lavfi", "--duration", "1", "--no-realtime"], in: folder)
+        #expect(paced.status == 0, "\(paced.standardError)")
+        let frames = try PatternClips.read(MediaInput(exact.path))
+        #expect(frames.pts == (0..<25).map { Int64($0) * 40_000 })
+
+        // A live source may drop frames to keep up; every frame is then written or counted as dropped.
+        let realtime = try CamvidProcess.run([source, live.path, "--input-format", "lavfi", "--duration", "1"], in: folder)
+        #expect(realtime.status == 0, "\(realtime.standardError)")
+        let kept = try PatternClips.read(MediaInput(live.path)).pts.count
+        let dropped = realtime.errorLines.compactMap { line -> Int? in
+            guard let range = line.range(of: "dropped ") else { return nil }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }.first ?? 0
+        #expect(kept > 0)
+        #expect(kept + dropped == 25)
+    }
+
+    @Test func truncatedInputKeepsTheFramesBeforeTheCut() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let whole = folder.appendingPathComponent("whole.mkv")
+        let cut = folder.appendingPathComponent("cut.mkv")
+        let output = folder.appendingPathComponent("out.mp4")
+        try PatternClips.write(whole, count: 200)
+        let bytes = try Data(contentsOf: whole)
+        try bytes.prefix(bytes.count / 2).write(to: cut)
+
+        let result = try CamvidProcess.run([cut.path, output.path], in: folder)
+        #expect(result.status == 1)
+        #expect(result.errorLines.count == 1)
+        #expect(result.standardError.contains(cut.path))
+        let written = try PatternClips.read(MediaInput(output.path))
+        #expect(!written.shown.isEmpty)
+        #expect(written.shown == Array(0..<written.shown.count))
+    }
+
+    @Test func garbageInputIsOneLineNamingTheFile() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let garbage = folder.appendingPathComponent("garbage.mp4")
+        var generator = SystemRandomNumberGenerator()
+        try Data((0..<20_000).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: garbage)
+
+        let result = try CamvidProcess.run([garbage.path, folder.appendingPathComponent("out.mp4").path], in: folder)
+        #expect(result.status == 1)
+        #expect(result.errorLines.count == 1)
+        #expect(result.errorLines.first?.hasPrefix("camvid: \(garbage.path)") == true)
+    }
+
+    @Test func badArgumentsAreRefused() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let unknownMethod = try CamvidProcess.run(["in.mp4", "out.mp4", "--method", "no-such-method"], in: folder)
+        #expect(unknownMethod.status != 0)
+        #expect(unknownMethod.standardError.contains("no-such-method"))
+        let pipeWithoutFormat = try CamvidProcess.run(["in.mp4", "-"], in: folder)
+        #expect(pipeWithoutFormat.status != 0)
+        #expect(pipeWithoutFormat.standardError.contains("--format"))
+    }
+
+    @Test func interruptLeavesAPlayablePrefix() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("long.mkv")
+        let output = folder.appendingPathComponent("out.mp4")
+        let total = 1500
+        try PatternClips.write(input, count: total, width: 96, height: 64, noisy: true)
+
+        let errors = folder.appendingPathComponent("stderr.txt")
+        let process = try CamvidProcess.start([input.path, output.path, "--quiet"], errors: errors)
+        // Once media data reaches the output the signal handlers are installed and frames are flowing.
+        while process.isRunning, ((try? FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0) < 65_536 {
+            usleep(2_000)
+        }
+        process.interrupt()
+        process.waitUntilExit()
+        let standardError = try String(contentsOf: errors, encoding: .utf8)
+        #expect(process.terminationStatus == 130, "\(standardError)")
+        #expect(standardError.contains("interrupted by SIGINT"))
+
+        let written = try PatternClips.read(MediaInput(output.path))
+        #expect(written.shown.count > 0)
+        #expect(written.shown.count < total)
+        #expect(written.shown == (0..<written.shown.count).map { $0 % 256 })
+    }
+}
