@@ -22,13 +22,10 @@ struct VideoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "video",
         abstract: "Explain every frame of a video and write the annotated video (the default command).",
-        discussion: examples + """
-
-
-            The output keeps the input's frames, timestamps and audio and subtitle streams
-            (copied packet for packet). Ctrl-C stops reading, finishes the frames in flight and
-            finalises the output, which then plays and holds every completed frame.
-            """
+        discussion: examples + "\n\n"
+            + "The output keeps the input's frames, timestamps and audio and subtitle streams (copied packet for packet). "
+            + "Ctrl-C stops reading, finishes the frames in flight and finalises the output, which then plays and "
+            + "holds every completed frame."
     )
 
     @Argument(help: "The input: a file, a URL, '-' for standard input, or a device or source named with --input-format.")
