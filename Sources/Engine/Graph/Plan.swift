@@ -100,6 +100,11 @@ struct Plan: Sendable {
                 steps[i].op = conv
                 wants[0] = true
                 outputLast = true
+            } else if var pool = step.op as? MaxPool, runtime[0], channelsLast.contains(step.inputs[0]) {
+                pool.channelsLast = true
+                steps[i].op = pool
+                wants[0] = true
+                outputLast = true
             } else if step.op is any UnaryOperator || step.op is Clip || step.op is Identity {
                 if runtime[0] && channelsLast.contains(step.inputs[0]) {
                     wants[0] = true
