@@ -17,9 +17,10 @@ public struct VisualizeCommand: ParsableCommand {
 
             Gradient ascent from a zero (mean-grey) input on S_c(I) - λ‖I‖², in the network's
             normalised input space. For display the result is de-normalised
-            (pixel = value * std + mean, per channel) and then stretched linearly so that its
-            minimum over all three channels is 0 and its maximum 255 (one scale for all channels
-            keeps the colour balance).
+            (pixel = value * std + mean, per channel) and then stretched linearly so that the
+            0.5th percentile of all values (three channels together) becomes 0 and the 99.5th
+            becomes 255, clipping the few beyond: one scale for all channels keeps the colour
+            balance, and the percentiles keep a handful of extreme pixels from greying out the rest.
             """
     )
 
@@ -85,19 +86,22 @@ public struct VisualizeCommand: ParsableCommand {
     }
 
     /// `[3,H,W]` normalised input → RGB24: de-normalise per channel, then one linear stretch of
-    /// the whole picture to 0...255 (a flat picture becomes mid-grey).
+    /// the whole picture mapping its 0.5th and 99.5th percentiles to 0 and 255, clipped
+    /// (a flat picture becomes mid-grey).
     public static func displayPixels(_ image: Tensor, mean: [Float], std: [Float]) -> [UInt8] {
         let plane = image.count / 3
         var values = [Float](repeating: 0, count: image.count)
         for c in 0..<3 {
             for p in 0..<plane { values[c * plane + p] = image.storage[c * plane + p] * std[c] + mean[c] }
         }
-        let low = values.min() ?? 0, high = values.max() ?? 0
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return [] }
+        let low = sorted[Int(Double(sorted.count - 1) * 0.005)], high = sorted[Int(Double(sorted.count - 1) * 0.995)]
         let scale: Float = high > low ? 255 / (high - low) : 0
         var pixels = [UInt8](repeating: 128, count: plane * 3)
         guard scale > 0 else { return pixels }
         for p in 0..<plane {
-            for c in 0..<3 { pixels[p * 3 + c] = UInt8(((values[c * plane + p] - low) * scale).rounded()) }
+            for c in 0..<3 { pixels[p * 3 + c] = UInt8(min(max(((values[c * plane + p] - low) * scale).rounded(), 0), 255)) }
         }
         return pixels
     }

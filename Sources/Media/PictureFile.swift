@@ -44,7 +44,11 @@ public enum PictureFile {
         guard picture.width > 0, picture.height > 0, picture.pixels.count == picture.width * picture.height * 3 else {
             throw MediaError(file: path, reason: "RGB picture of \(picture.pixels.count) bytes is not \(picture.width)x\(picture.height)x3")
         }
+        // image2 falls back to MJPEG for an extension it does not list: check the list first.
         let image2 = av_guess_format("image2", path, nil)
+        guard let image2, let extensions = image2.pointee.extensions, av_match_ext(path, extensions) != 0 else {
+            throw MediaError(file: path, reason: "no picture encoder for this file extension (use .png, .jpg, .bmp, .tiff, …)")
+        }
         let codecID = av_guess_codec(image2, nil, path, nil, AVMEDIA_TYPE_VIDEO)
         guard codecID != AV_CODEC_ID_NONE, let encoder = avcodec_find_encoder(codecID) else {
             throw MediaError(file: path, reason: "no picture encoder for this file extension (use .png, .jpg, .bmp, .tiff, …)")
