@@ -10,7 +10,7 @@ public struct Camvid: AsyncParsableCommand {
         abstract: "Explain what a convolutional network sees in a video.",
         discussion: VideoCommand.examples,
         version: "0.1.0",
-        subcommands: [VideoCommand.self, LayersCommand.self, TensorCommand.self],
+        subcommands: [VideoCommand.self, ImageCommand.self, LayersCommand.self, TensorCommand.self, VisualizeCommand.self],
         defaultSubcommand: VideoCommand.self
     )
 

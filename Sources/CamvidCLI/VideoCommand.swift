@@ -3,13 +3,7 @@ import Foundation
 import Media
 import Pipeline
 import Render
-
-/// What the video command draws on each frame (`--method`): only the methods that work in
-/// the video path are accepted.
-enum VideoMethod: String, CaseIterable, ExpressibleByArgument {
-    /// No network: every frame is re-encoded unchanged, through the whole pipeline.
-    case none
-}
+import Explain
 
 /// `camvid IN OUT [options]`: decode, explain, blend, encode, keeping timing and audio.
 struct VideoCommand: AsyncParsableCommand {
@@ -56,8 +50,14 @@ struct VideoCommand: AsyncParsableCommand {
     @Option(help: "libx264 preset (ultrafast … veryslow).")
     var preset: String = "veryfast"
 
-    @Option(help: "What to draw on each frame: none re-encodes every frame unchanged.")
-    var method: VideoMethod = .none
+    @Option(help: ArgumentHelp("The explanation drawn on each frame: \(VideoMethod.allValueStrings.joined(separator: ", ")); none re-encodes every frame unchanged.", valueName: "method"))
+    var method: VideoMethod = .explained(.gradcam)
+
+    @OptionGroup(title: "Explanation")
+    var explanation: ExplanationOptions
+
+    @OptionGroup(title: "Explanation outputs")
+    var explanationOutputs: VideoExplanationOutputs
 
     @Flag(inversion: .prefixedNo,
           help: "Drop the oldest waiting frame when the pipeline falls behind (default: on for devices and lavfi, off for files and pipes).")
@@ -117,6 +117,15 @@ struct VideoCommand: AsyncParsableCommand {
             let parts = option.split(separator: "=", maxSplits: 1)
             options[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
+        let setup: VideoExplanationSetup
+        do {
+            let overlay = try Overlay(colormap: Colormap(rawValue: colormap) ?? .jet, alpha: alpha)
+            setup = try VideoExplanationSetup(method: method, options: explanation, outputs: explanationOutputs, overlay: overlay)
+        } catch {
+            // Option errors (an unknown --class label, a missing layer) are one line, before any file is opened.
+            note("\(error)")
+            throw ExitCode.failure
+        }
         let span = TimeSpan(start: start.flatMap(TimeArgument.seconds), duration: duration.flatMap(TimeArgument.seconds))
         let job: VideoJob
         do {
@@ -133,9 +142,12 @@ struct VideoCommand: AsyncParsableCommand {
 
         let summary: PipelineSummary
         do {
-            let overlay = try Overlay(colormap: Colormap(rawValue: colormap) ?? .jet, alpha: alpha)
+            let (explainer, sinks) = try setup.start(timeBase: job.decoder.video.timeBase)
+            defer {
+                do { try VideoExplanationSetup.finish(sinks) } catch { note("\(error)") }
+            }
             summary = try await job.run(
-                explainer: explainer(), overlay: HeatmapOverlay(overlay),
+                explainer: explainer, overlay: setup.overlay,
                 configuration: configuration, stop: stop, progress: progress)
         } catch {
             throw fail(error)
@@ -155,13 +167,6 @@ struct VideoCommand: AsyncParsableCommand {
         if let number = interrupts.signalReceived, summary.stoppedEarly {
             note("interrupted by \(InterruptHandler.name(of: number)): \(output) is finalised with \(summary.framesWritten) frames")
             throw ExitCode(128 + number)
-        }
-    }
-
-    /// The explainer for `--method`.
-    private func explainer() -> any FrameExplainer {
-        switch method {
-        case .none: IdentityExplainer()
         }
     }
 

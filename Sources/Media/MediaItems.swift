@@ -43,7 +43,8 @@ public final class DecodedFrame: @unchecked Sendable {
     public var pictureType: Character {
         Character(Unicode.Scalar(UInt8(bitPattern: av_get_picture_type_char(frame.pointee.pict_type))))
     }
-    /// Whether the decoder reported damage it concealed (a corrupt packet in this or a reference frame).
+    /// Whether the decoder reported damage it concealed (a corrupt packet in this or a reference
+    /// frame); FFmpeg does not flag every concealed frame, so false is no guarantee.
     public var isDamaged: Bool {
         frame.pointee.decode_error_flags != 0 || (frame.pointee.flags & AV_FRAME_FLAG_CORRUPT) != 0
     }

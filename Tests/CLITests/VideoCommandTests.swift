@@ -70,7 +70,7 @@ struct TestFailure: Error, CustomStringConvertible {
         let output = folder.appendingPathComponent("out.nut")
         try PatternClips.write(input, count: 30)
 
-        let result = try CamvidProcess.run(["-", "-", "--format", "nut", "--batch-size", "3", "--channel-capacity", "2"],
+        let result = try CamvidProcess.run(["-", "-", "--format", "nut", "--batch-size", "3", "--channel-capacity", "2", "--method", "none"],
                                            in: folder, input: input, output: output)
         #expect(result.status == 0, "\(result.standardError)")
         let source = try PatternClips.read(MediaInput(input.path))
@@ -86,7 +86,7 @@ struct TestFailure: Error, CustomStringConvertible {
         let output = folder.appendingPathComponent("out.mkv")
         try PatternClips.write(input, count: 100)
 
-        let result = try CamvidProcess.run([input.path, output.path, "--start", "1", "--duration", "0:01.22"], in: folder)
+        let result = try CamvidProcess.run([input.path, output.path, "--start", "1", "--duration", "0:01.22", "--method", "none"], in: folder)
         #expect(result.status == 0, "\(result.standardError)")
         #expect(try PatternClips.read(MediaInput(output.path)).shown == Array(25..<56))
     }
@@ -98,13 +98,13 @@ struct TestFailure: Error, CustomStringConvertible {
         let live = folder.appendingPathComponent("live.mkv")
         let source = "testsrc2=size=128x96:rate=25"
 
-        let paced = try CamvidProcess.run([source, exact.path, "--input-format", "lavfi", "--duration", "1", "--no-realtime"], in: folder)
+        let paced = try CamvidProcess.run([source, exact.path, "--input-format", "lavfi", "--duration", "1", "--no-realtime", "--method", "none"], in: folder)
         #expect(paced.status == 0, "\(paced.standardError)")
         let frames = try PatternClips.read(MediaInput(exact.path))
         #expect(frames.pts == (0..<25).map { Int64($0) * 40_000 })
 
         // A live source may drop frames to keep up; every frame is then written or counted as dropped.
-        let realtime = try CamvidProcess.run([source, live.path, "--input-format", "lavfi", "--duration", "1"], in: folder)
+        let realtime = try CamvidProcess.run([source, live.path, "--input-format", "lavfi", "--duration", "1", "--method", "none"], in: folder)
         #expect(realtime.status == 0, "\(realtime.standardError)")
         let kept = try PatternClips.read(MediaInput(live.path)).pts.count
         let dropped = realtime.errorLines.compactMap { line -> Int? in
@@ -125,7 +125,7 @@ struct TestFailure: Error, CustomStringConvertible {
         let bytes = try Data(contentsOf: whole)
         try bytes.prefix(bytes.count / 2).write(to: cut)
 
-        let result = try CamvidProcess.run([cut.path, output.path], in: folder)
+        let result = try CamvidProcess.run([cut.path, output.path, "--method", "none"], in: folder)
         #expect(result.status == 1)
         #expect(result.errorLines.count == 1)
         #expect(result.standardError.contains(cut.path))
@@ -167,7 +167,7 @@ struct TestFailure: Error, CustomStringConvertible {
         try PatternClips.write(input, count: total, width: 96, height: 64, noisy: true)
 
         let errors = folder.appendingPathComponent("stderr.txt")
-        let process = try CamvidProcess.start([input.path, output.path, "--quiet"], errors: errors)
+        let process = try CamvidProcess.start([input.path, output.path, "--quiet", "--method", "none"], errors: errors)
         // Once media data reaches the output the signal handlers are installed and frames are flowing.
         while process.isRunning, ((try? FileManager.default.attributesOfItem(atPath: output.path)[.size] as? Int) ?? 0) < 65_536 {
             usleep(2_000)

@@ -123,6 +123,22 @@ func checkGradient(_ label: String, _ shape: [Int], opset: Int = 17, range: (Flo
         }
     }
 
+    /// After a convolution the planner keeps tensors channels-last: pooling and elementwise ops then run on NHWC storage.
+    @Test func channelsLastChain() throws {
+        var rng = SeededGenerator(state: 17)
+        let weights = rng.tensor([5, 3, 1, 1], -1, 1), weights2 = rng.tensor([4, 5, 3, 3], -1, 1)
+        try checkGradient("Conv-MaxPool-Relu-Conv-Add", [2, 3, 7, 7]) { b in
+            b.addInitializer("w", weights); b.addInitializer("w2", weights2)
+            b.addNode("Conv", inputs: ["input", "w"], outputs: ["c"])
+            b.addNode("MaxPool", inputs: ["c"], outputs: ["p"], attributes: ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]),
+                                                                               "pads": .ints([1, 1, 1, 1]), "ceil_mode": .int(1)])
+            b.addNode("Relu", inputs: ["p"], outputs: ["r"])
+            b.addNode("Conv", inputs: ["r", "w2"], outputs: ["c2"], attributes: ["pads": .ints([1, 1, 1, 1])])
+            b.addNode("Tanh", inputs: ["c2"], outputs: ["t"])
+            b.addNode("Add", inputs: ["c2", "t"], outputs: ["output"])
+        }
+    }
+
     @Test func normalisationAndActivationsWithParameters() throws {
         try checkGradient("BatchNormalization", [2, 3, 3, 3]) { b in
             b.addInitializer("s", Tensor(shape: [3], storage: [1, 2, -0.5])); b.addInitializer("b", Tensor(shape: [3], storage: [0.1, 0, 1]))

@@ -23,15 +23,16 @@ struct Plan: Sendable {
     /// Runtime tensors stored channels-last (NHWC) between convolutions; logical shapes stay NCHW.
     var channelsLast: Set<String> = []
 
-    /// Whether convolutions run channels-last; `CAMVID_ENGINE_LAYOUT=nchw` selects plain NCHW (a diagnostic).
-    static let preferChannelsLast = ProcessInfo.processInfo.environment["CAMVID_ENGINE_LAYOUT"] != "nchw"
+    /// `CAMVID_ENGINE_LAYOUT=blocked` turns channels-last off so that the backend's blocked layouts are used (a diagnostic).
+    static let blockedDiagnostic = ProcessInfo.processInfo.environment["CAMVID_ENGINE_LAYOUT"] == "blocked"
 
     /// Folds everything computable from constants and the input shape; shape-checks the rest.
     ///
     /// With `fusing`, a convolution whose output only feeds a Relu or Clip absorbs it (a oneDNN post-op),
     /// unless that output is in `protected` (a tensor the caller reads) or a graph output.
     init(model: Model, operators: [(any Operator)?], constants base: [String: Constant], inputShape: [Int],
-         kernels: any KernelBackend, fusing: Bool = false, protected: Set<String> = []) throws {
+         kernels: any KernelBackend, channelsLastConvolutions: Bool = true, fusing: Bool = false,
+         protected: Set<String> = []) throws {
         self.inputShape = inputShape
         var constants = base
         var shapes: [String: [Int]] = [model.inputName: inputShape]
@@ -93,9 +94,15 @@ struct Plan: Sendable {
             let runtime = step.inputs.map { !$0.isEmpty && constants[$0] == nil }
             var wants = [Bool](repeating: false, count: step.inputs.count)
             var outputLast = false
-            if var conv = step.op as? Conv, shapes[step.inputs[0]]?.count == 4, Plan.preferChannelsLast {
+            if var conv = step.op as? Conv, shapes[step.inputs[0]]?.count == 4,
+               channelsLastConvolutions && !Plan.blockedDiagnostic {
                 conv.channelsLast = true
                 steps[i].op = conv
+                wants[0] = true
+                outputLast = true
+            } else if var pool = step.op as? MaxPool, runtime[0], channelsLast.contains(step.inputs[0]) {
+                pool.channelsLast = true
+                steps[i].op = pool
                 wants[0] = true
                 outputLast = true
             } else if step.op is any UnaryOperator || step.op is Clip || step.op is Identity {

@@ -34,6 +34,22 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         self.stream = stream
     }
 
+    /// `CAMVID_ENGINE_LAYOUT=blocked`: NCHW tensors, convolutions in oneDNN's blocked layouts with reorders (a diagnostic).
+    static let blockedFormats = ProcessInfo.processInfo.environment["CAMVID_ENGINE_LAYOUT"] == "blocked"
+
+    /// Runs `body` with `pointer` viewed in layout `wanted`: reordered into a scratch buffer when `user` differs.
+    private func withLayout(_ pointer: UnsafeMutableRawPointer?, user: dnnl_memory_desc_t, wanted: dnnl_memory_desc_t,
+                            copyIn: Bool, copyOut: Bool, _ body: (UnsafeMutableRawPointer?) throws -> Void) throws {
+        var u = user, w = wanted
+        if dnnl_memory_desc_equal(&u, &w) != 0 { return try body(pointer) }
+        var scratch = [Float](repeating: 0, count: dnnl_memory_desc_get_size(&w) / 4)
+        try scratch.withUnsafeMutableBytes { buffer in
+            if copyIn { try reorder(&u, pointer, &w, buffer.baseAddress) }
+            try body(buffer.baseAddress)
+            if copyOut { try reorder(&w, buffer.baseAddress, &u, pointer) }
+        }
+    }
+
     static func check(_ status: dnnl_status_t, _ what: String) throws {
         guard status == dnnl_success else { throw EngineError("oneDNN failed \(what) (status \(status.rawValue))") }
     }
@@ -50,6 +66,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         var descriptor: dnnl_primitive_desc_t?
         var primitive: dnnl_primitive_t?
         var weightsDescriptor = dnnl_memory_desc_t()
+        /// The primitive's source (or diff-source) and destination (or diff-destination) layouts.
+        var sourceDescriptor = dnnl_memory_desc_t()
+        var destinationDescriptor = dnnl_memory_desc_t()
 
         deinit {
             if let primitive { dnnl_primitive_destroy(primitive) }
@@ -71,7 +90,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
 
     private func convolutionDescriptor(_ g: ConvolutionGeometry, backward: Bool, forwardKind: dnnl_prop_kind_t,
                                        hasBias: Bool, channelsLast: Bool) throws -> dnnl_convolution_desc_t {
-        let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
+        let tag = channelsLast ? dnnl_nhwc : (DNNLBackend.blockedFormats ? dnnl_format_tag_any : dnnl_nchw)
         var src = try DNNLBackend.memoryDescriptor(g.input, tag)
         var dst = try DNNLBackend.memoryDescriptor(g.output, tag)
         let (wd, _) = weightsDims(g)
@@ -136,6 +155,13 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             throw EngineError("oneDNN gave no weights layout for convolution \(g)")
         }
         result.weightsDescriptor = md.pointee
+        let (srcQuery, dstQuery) = key.backward ? (dnnl_query_diff_src_md, dnnl_query_diff_dst_md) : (dnnl_query_src_md, dnnl_query_dst_md)
+        guard let src = dnnl_primitive_desc_query_md(result.descriptor, srcQuery, 0),
+              let dst = dnnl_primitive_desc_query_md(result.descriptor, dstQuery, 0) else {
+            throw EngineError("oneDNN gave no data layouts for convolution \(g)")
+        }
+        result.sourceDescriptor = src.pointee
+        result.destinationDescriptor = dst.pointee
         try DNNLBackend.check(dnnl_primitive_create(&result.primitive, result.descriptor), "creating a convolution primitive")
         convolutions[key] = result
         return result
@@ -216,11 +242,18 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             try output.withUnsafeMutableBytes { po in
                 try prepared.storage.withUnsafeMutableBytes { pw in
                     try bias.withUnsafeBufferPointer { pb in
-                        var arguments = [(DNNL_ARG_SRC, src, UnsafeMutableRawPointer(mutating: pi.baseAddress)),
-                                         (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
-                                         (DNNL_ARG_DST, dst, po.baseAddress)]
-                        if weights.bias != nil { arguments.append((DNNL_ARG_BIAS, biasMD, UnsafeMutableRawPointer(mutating: pb.baseAddress))) }
-                        try execute(conv.primitive, arguments)
+                        try withLayout(UnsafeMutableRawPointer(mutating: pi.baseAddress), user: src, wanted: conv.sourceDescriptor,
+                                       copyIn: true, copyOut: false) { source in
+                            try withLayout(po.baseAddress, user: dst, wanted: conv.destinationDescriptor, copyIn: false, copyOut: true) { destination in
+                                var arguments = [(DNNL_ARG_SRC, conv.sourceDescriptor, source),
+                                                 (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
+                                                 (DNNL_ARG_DST, conv.destinationDescriptor, destination)]
+                                if weights.bias != nil {
+                                    arguments.append((DNNL_ARG_BIAS, biasMD, UnsafeMutableRawPointer(mutating: pb.baseAddress)))
+                                }
+                                try execute(conv.primitive, arguments)
+                            }
+                        }
                     }
                 }
             }
@@ -242,9 +275,14 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         try gradient.storage.withUnsafeBufferPointer { pd in
             try diffSrc.withUnsafeMutableBytes { ps in
                 try prepared.storage.withUnsafeMutableBytes { pw in
-                    try execute(conv.primitive, [(DNNL_ARG_DIFF_DST, dst, UnsafeMutableRawPointer(mutating: pd.baseAddress)),
-                                                 (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
-                                                 (DNNL_ARG_DIFF_SRC, src, ps.baseAddress)])
+                    try withLayout(UnsafeMutableRawPointer(mutating: pd.baseAddress), user: dst, wanted: conv.destinationDescriptor,
+                                   copyIn: true, copyOut: false) { diffDst in
+                        try withLayout(ps.baseAddress, user: src, wanted: conv.sourceDescriptor, copyIn: false, copyOut: true) { diffSrc in
+                            try execute(conv.primitive, [(DNNL_ARG_DIFF_DST, conv.destinationDescriptor, diffDst),
+                                                         (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
+                                                         (DNNL_ARG_DIFF_SRC, conv.sourceDescriptor, diffSrc)])
+                        }
+                    }
                 }
             }
         }

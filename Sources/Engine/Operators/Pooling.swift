@@ -3,6 +3,8 @@ struct MaxPool: Operator {
     let label: String
     let window: SpatialWindow
     let kernel: [Int]
+    /// Whether the planner hands this pool NHWC storage (it then pools with channels innermost).
+    var channelsLast = false
 
     init(_ node: Node) throws {
         try node.checkAttributes(["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"])
@@ -22,8 +24,9 @@ struct MaxPool: Operator {
         return [Array(x[0...1]) + (try window.resolve(input: Array(x[2...]), kernel: kernel, label)).output]
     }
 
-    /// Calls `body(outputIndex, inputIndexOfMax)` for every output element.
+    /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage order).
     private func argmax(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
+        if channelsLast { return try argmaxChannelsLast(x, body) }
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let (h, w) = (x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
         x.storage.withUnsafeBufferPointer { px in
@@ -51,12 +54,45 @@ struct MaxPool: Operator {
         }
     }
 
+    /// The NHWC scan: the same window order and first-maximum rule as the NCHW one, with channels innermost.
+    private func argmaxChannelsLast(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
+        let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
+        var best = [Float](repeating: 0, count: c), index = [Int](repeating: -1, count: c)
+        x.storage.withUnsafeBufferPointer { px in
+            for b in 0..<n {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        for k in 0..<c { best[k] = -.infinity; index[k] = -1 }
+                        for ki in 0..<kernel[0] {
+                            let y = i * r.strides[0] - r.begin[0] + ki * r.dilations[0]
+                            if y < 0 || y >= h { continue }
+                            for kj in 0..<kernel[1] {
+                                let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
+                                if xx < 0 || xx >= w { continue }
+                                let base = ((b * h + y) * w + xx) * c
+                                for k in 0..<c {
+                                    let v = px[base + k]
+                                    if v > best[k] || index[k] < 0 || v.isNaN { best[k] = v; index[k] = base + k }
+                                }
+                            }
+                        }
+                        let o = ((b * oh + i) * ow + j) * c
+                        for k in 0..<c { body(o + k, index[k]) }
+                    }
+                }
+            }
+        }
+    }
+
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
         let shape = try outputShapes([x.shape], constants: [])[0]
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
         try x.storage.withUnsafeBufferPointer { px in
-            try argmax(x) { o, i in out[o] = i >= 0 ? px[i] : -.infinity }
+            try out.withUnsafeMutableBufferPointer { po in
+                try argmax(x) { o, i in po[o] = i >= 0 ? px[i] : -.infinity }
+            }
         }
         return [Tensor(shape: shape, storage: out)]
     }
@@ -68,7 +104,9 @@ struct MaxPool: Operator {
         guard let g = a.gradients[0] else { return [nil] }
         var out = [Float](repeating: 0, count: x.count)
         try g.storage.withUnsafeBufferPointer { pg in
-            try argmax(x) { o, i in if i >= 0 { out[i] += pg[o] } }
+            try out.withUnsafeMutableBufferPointer { po in
+                try argmax(x) { o, i in if i >= 0 { po[i] += pg[o] } }
+            }
         }
         return [Tensor(shape: x.shape, storage: out)]
     }

@@ -1,0 +1,340 @@
+import Explain
+import Foundation
+import Media
+
+/// One explained frame as it leaves the explain stage, in decode order.
+public struct ExplainedFrameRecord: Sendable {
+    /// The frame's position in decode order.
+    public var frameIndex: Int
+    /// Its presentation time in seconds.
+    public var seconds: Double
+    /// The frame's size in pixels.
+    public var frameWidth: Int, frameHeight: Int
+    /// What the explainer said (after temporal smoothing, when on).
+    public var explanation: FrameExplanation
+
+    /// A record of frame `frameIndex`.
+    public init(frameIndex: Int, seconds: Double, frameWidth: Int, frameHeight: Int, explanation: FrameExplanation) {
+        self.frameIndex = frameIndex
+        self.seconds = seconds
+        self.frameWidth = frameWidth
+        self.frameHeight = frameHeight
+        self.explanation = explanation
+    }
+}
+
+/// Somewhere explained frames are written as they finish (`--json`, `--cams`).
+public protocol ExplanationSink: Sendable {
+    /// Writes one frame; frames arrive in decode order.
+    func record(_ frame: ExplainedFrameRecord) throws
+    /// Completes the file (called once, also after a failure, so that what was written is usable).
+    func finish() throws
+}
+
+/// Exponential smoothing of the maps over time (`--smooth N`):
+/// `shown_t = a · map_t + (1 - a) · shown_{t-1}`, `a = 2 / (N + 1)` (an N-frame span).
+///
+/// This changes what each frame shows: a frame's map is no longer its own explanation but a
+/// decaying average of it and the frames before (a flickering map becomes steady, a moving
+/// object leaves a short trail). The label and class stay the frame's own. It restarts when
+/// the map's size changes.
+public final class TemporalSmoothing: @unchecked Sendable {
+    /// The weight of the newest map.
+    public let weight: Float
+    private let lock = NSLock()
+    // Guarded by `lock`: the last shown map of each stream (a grid's tiles are separate streams).
+    private var previous: [Int: Heatmap] = [:]
+
+    /// Smoothing over a span of `frames` (1 = none); nil below 1.
+    public init?(frames: Int) {
+        guard frames >= 1 else { return nil }
+        weight = 2 / Float(frames + 1)
+    }
+
+    /// The smoothed map for the next frame in order of `stream`.
+    public func smooth(_ map: Heatmap, stream: Int = 0) -> Heatmap {
+        lock.withLock {
+            guard let last = previous[stream], last.width == map.width, last.height == map.height else {
+                previous[stream] = map
+                return map
+            }
+            let a = weight, b = 1 - weight
+            var values = map.values
+            for i in values.indices { values[i] = a * values[i] + b * last.values[i] }
+            let smoothed = Heatmap(width: map.width, height: map.height, values: values) ?? map
+            previous[stream] = smoothed
+            return smoothed
+        }
+    }
+}
+
+/// Wraps an explainer: smooths its maps over time (when asked) and writes every explained frame
+/// to the sinks, in decode order, as batches finish.
+public struct RecordingExplainer: FrameExplainer {
+    /// The explainer wrapped.
+    public let base: any FrameExplainer
+    /// The temporal smoothing, when on.
+    public let smoothing: TemporalSmoothing?
+    /// Where frames are written.
+    public let sinks: [any ExplanationSink]
+    /// The input stream's time base (to give pts in seconds).
+    public let timeBase: Rational
+    private let frames = FrameTable()
+
+    /// A wrapper of `base`.
+    public init(_ base: any FrameExplainer, smoothing: TemporalSmoothing? = nil, sinks: [any ExplanationSink] = [], timeBase: Rational) {
+        self.base = base
+        self.smoothing = smoothing
+        self.sinks = sinks
+        self.timeBase = timeBase
+    }
+
+    /// Notes the frame's time and size, then prepares it with `base`.
+    public func prepare(_ frame: VideoFrame) throws -> ModelInput {
+        frames.remember(frame.index, seconds: timeBase.seconds(frame.pts), width: frame.image.width, height: frame.image.height)
+        return try base.prepare(frame)
+    }
+
+    /// `base`'s explanations, smoothed, after writing them to the sinks.
+    public func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation] {
+        var explanations = try await base.explain(batch)
+        for i in explanations.indices where i < batch.count {
+            if let smoothing {
+                if explanations[i].tiles.isEmpty {
+                    explanations[i].heatmap = explanations[i].heatmap.map { smoothing.smooth($0) }
+                } else {
+                    for t in explanations[i].tiles.indices {
+                        explanations[i].tiles[t].heatmap = explanations[i].tiles[t].heatmap.map { smoothing.smooth($0, stream: t) }
+                    }
+                    explanations[i].heatmap = explanations[i].tiles[0].heatmap
+                }
+            }
+            guard let frame = frames.take(batch[i].frameIndex) else { continue }
+            let record = ExplainedFrameRecord(frameIndex: batch[i].frameIndex, seconds: frame.seconds,
+                                              frameWidth: frame.width, frameHeight: frame.height, explanation: explanations[i])
+            for sink in sinks { try sink.record(record) }
+        }
+        return explanations
+    }
+
+    /// Time and size per prepared frame until it is explained.
+    private final class FrameTable: @unchecked Sendable {
+        struct Entry { var seconds: Double; var width: Int; var height: Int }
+        private let lock = NSLock()
+        // Guarded by `lock`.
+        private var entries: [Int: Entry] = [:]
+
+        func remember(_ index: Int, seconds: Double, width: Int, height: Int) {
+            lock.withLock { entries[index] = Entry(seconds: seconds, width: width, height: height) }
+        }
+
+        func take(_ index: Int) -> Entry? {
+            lock.withLock { entries.removeValue(forKey: index) }
+        }
+    }
+}
+
+/// Where a map peaks and what it covers, in frame pixels.
+public struct HeatmapSummary: Sendable, Equatable {
+    /// The centre of the highest cell (the first one, row by row, among equals).
+    public var peakX: Double, peakY: Double
+    /// The bounding box of the cells at or above the threshold, when there are any.
+    public var box: PixelRect?
+
+    /// The summary of `map` drawn over a `frameWidth` x `frameHeight` frame; nil for an empty map.
+    public init?(_ map: Heatmap, frameWidth: Int, frameHeight: Int, threshold: Float) {
+        guard let peak = map.values.indices.max(by: { map.values[$0] < map.values[$1] }) else { return nil }
+        let best = map.values.firstIndex(of: map.values[peak]) ?? peak
+        let sx = Double(frameWidth) / Double(map.width), sy = Double(frameHeight) / Double(map.height)
+        peakX = (Double(best % map.width) + 0.5) * sx
+        peakY = (Double(best / map.width) + 0.5) * sy
+        var left = Int.max, top = Int.max, right = -1, bottom = -1
+        for y in 0..<map.height {
+            for x in 0..<map.width where map.values[y * map.width + x] >= threshold {
+                left = min(left, x); right = max(right, x)
+                top = min(top, y); bottom = max(bottom, y)
+            }
+        }
+        if right >= 0 {
+            let x0 = Int((Double(left) * sx).rounded(.down)), y0 = Int((Double(top) * sy).rounded(.down))
+            let x1 = min(frameWidth, Int((Double(right + 1) * sx).rounded(.up)))
+            let y1 = min(frameHeight, Int((Double(bottom + 1) * sy).rounded(.up)))
+            box = PixelRect(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
+        } else {
+            box = nil
+        }
+    }
+}
+
+/// `--json PATH`: one JSON object a line per explained frame, written as each batch finishes.
+///
+/// Fields: `frame` (index), `pts` (seconds), `class` (`index`, `name`, `probability` of the
+/// explained class), `top5` (the five most probable classes), `peak` (`x`, `y` in frame
+/// pixels), `box` (`x`, `y`, `width`, `height` in frame pixels of the map at or above the
+/// threshold, or null).
+public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
+    /// Class names.
+    public let labels: ClassLabels
+    /// The map value at or above which a cell counts into `box`.
+    public let boxThreshold: Float
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private let handle: FileHandle
+    private let path: String
+    private let encoder: JSONEncoder
+
+    /// Creates (or truncates) the file at `path`; `-` is standard output.
+    public init(path: String, labels: ClassLabels, boxThreshold: Float = 0.5) throws {
+        self.path = path
+        self.labels = labels
+        self.boxThreshold = boxThreshold
+        if path == "-" {
+            handle = FileHandle.standardOutput
+        } else {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+                throw PipelineError.stageFailed(stage: "json", frame: nil, reason: "\(path): cannot create the file")
+            }
+            handle = file
+        }
+        encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    }
+
+    struct ClassEntry: Encodable { var index: Int; var name: String; var probability: Float }
+    struct Point: Encodable { var x: Double; var y: Double }
+    struct Box: Encodable { var x: Int; var y: Int; var width: Int; var height: Int }
+    struct Line: Encodable {
+        var frame: Int
+        var pts: Double
+        var `class`: ClassEntry?
+        var top5: [ClassEntry]
+        var peak: Point?
+        var box: Box?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(frame, forKey: .frame)
+            try container.encode(pts, forKey: .pts)
+            try container.encode(`class`, forKey: .class)
+            try container.encode(top5, forKey: .top5)
+            try container.encode(peak, forKey: .peak)
+            try container.encode(box, forKey: .box)
+        }
+
+        enum CodingKeys: String, CodingKey { case frame, pts, `class`, top5, peak, box }
+    }
+
+    /// The line for one frame, without the newline.
+    public func line(for frame: ExplainedFrameRecord) throws -> String {
+        let explanation = frame.explanation
+        let probabilities = explanation.probabilities ?? []
+        let ranked = probabilities.indices.sorted { probabilities[$0] != probabilities[$1] ? probabilities[$0] > probabilities[$1] : $0 < $1 }
+        let top5 = ranked.prefix(5).map { ClassEntry(index: $0, name: labels.name(of: $0), probability: probabilities[$0]) }
+        let explained = explanation.classIndex.map {
+            ClassEntry(index: $0, name: labels.name(of: $0), probability: probabilities.indices.contains($0) ? probabilities[$0] : 0)
+        }
+        let summary = explanation.heatmap.flatMap {
+            HeatmapSummary($0, frameWidth: frame.frameWidth, frameHeight: frame.frameHeight, threshold: boxThreshold)
+        }
+        let line = Line(frame: frame.frameIndex, pts: frame.seconds, class: explained, top5: top5,
+                        peak: summary.map { Point(x: $0.peakX, y: $0.peakY) },
+                        box: summary?.box.map { Box(x: $0.x, y: $0.y, width: $0.width, height: $0.height) })
+        return String(decoding: try encoder.encode(line), as: UTF8.self)
+    }
+
+    /// Writes the frame's line.
+    public func record(_ frame: ExplainedFrameRecord) throws {
+        let text = try line(for: frame) + "\n"
+        try lock.withLock {
+            do {
+                try handle.write(contentsOf: Data(text.utf8))
+            } catch {
+                throw PipelineError.stageFailed(stage: "json", frame: frame.frameIndex, reason: "\(path): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// Closes the file.
+    public func finish() throws {
+        try lock.withLock {
+            if path != "-" { try handle.close() }
+        }
+    }
+}
+
+/// `--cams PATH.npy`: every frame's map (as drawn, in frame orientation) in one float32 NumPy
+/// array `[frames,h,w]`, streamed to the file; the header's frame count is rewritten at the end,
+/// so memory stays flat for any length.
+public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private let handle: FileHandle
+    private let path: String
+    private var frames = 0
+    private var size: (width: Int, height: Int)?
+    /// Header bytes reserved (a multiple of 64, as NumPy aligns), enough for any frame count.
+    private static let headerLength = 128
+
+    /// Creates (or truncates) the file at `path`.
+    public init(path: String) throws {
+        self.path = path
+        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+            throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): cannot create the file")
+        }
+        handle = file
+        try write(Self.header(frames: 0, height: 0, width: 0), frame: nil)
+    }
+
+    /// The `.npy` v1.0 header for float32 `[frames,height,width]`, padded to `headerLength`.
+    static func header(frames: Int, height: Int, width: Int) -> Data {
+        var text = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(frames), \(height), \(width)), }"
+        let padded = headerLength - 10 - 1
+        text += String(repeating: " ", count: max(0, padded - text.utf8.count)) + "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        let length = UInt16(text.utf8.count)
+        data.append(contentsOf: [UInt8(length & 0xff), UInt8(length >> 8)])
+        data.append(contentsOf: Array(text.utf8))
+        return data
+    }
+
+    /// Appends the frame's map; every map must have the first one's size.
+    public func record(_ frame: ExplainedFrameRecord) throws {
+        guard let map = frame.explanation.heatmap else {
+            throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex, reason: "\(path): the method gave no map for this frame")
+        }
+        try lock.withLock {
+            if let size, size != (map.width, map.height) {
+                throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
+                                                reason: "\(path): the map is \(map.width)x\(map.height), earlier frames' \(size.width)x\(size.height) (the frame size changed)")
+            }
+            size = (map.width, map.height)
+            var bytes = Data(capacity: map.values.count * 4)
+            for value in map.values {
+                withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            }
+            try write(bytes, frame: frame.frameIndex)
+            frames += 1
+        }
+    }
+
+    /// Rewrites the header with the final frame count and closes the file.
+    public func finish() throws {
+        try lock.withLock {
+            do {
+                try handle.seek(toOffset: 0)
+                try handle.write(contentsOf: Self.header(frames: frames, height: size?.height ?? 0, width: size?.width ?? 0))
+                try handle.close()
+            } catch {
+                throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): \(error.localizedDescription)")
+            }
+        }
+    }
+
+    private func write(_ data: Data, frame: Int?) throws {
+        do {
+            try handle.write(contentsOf: data)
+        } catch {
+            throw PipelineError.stageFailed(stage: "cams", frame: frame, reason: "\(path): \(error.localizedDescription)")
+        }
+    }
+}
