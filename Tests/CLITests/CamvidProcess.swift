@@ -6,16 +6,20 @@ enum CamvidProcess {
         var status: Int32
         var standardOutput: String
         var standardError: String
+        var errorLines: [Substring] { standardError.split(separator: "\n") }
     }
 
     /// The `camvid` executable beside the test bundle (SwiftPM builds both into one folder).
     static var executable: URL? {
         let here = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-        let candidates = [here, Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
+        let bundleFolder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [here, bundleFolder, bundleFolder.deletingLastPathComponent(),
+                          Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
             .map { $0.appendingPathComponent("camvid") }
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
+    /// Runs `camvid arguments…` to its end, capturing both output streams.
     static func run(_ arguments: [String]) throws -> Result {
         guard let executable else { throw Missing() }
         let process = Process()
@@ -31,6 +35,36 @@ enum CamvidProcess {
         process.waitUntilExit()
         return Result(status: process.terminationStatus, standardOutput: String(decoding: out, as: UTF8.self),
                       standardError: String(decoding: err, as: UTF8.self))
+    }
+
+    /// Starts `camvid arguments…` with standard input and output from and to files
+    /// (the null device when not given) and standard error into `errors`.
+    static func start(_ arguments: [String], input: URL? = nil, output: URL? = nil, errors: URL) throws -> Process {
+        guard let executable else { throw Missing() }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardInput = try input.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
+        if let output {
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: output)
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+        }
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: errors)
+        try process.run()
+        return process
+    }
+
+    /// Runs `camvid arguments…` to its end with standard input and output from and to files
+    /// (kept in `folder`); standard output is not captured.
+    static func run(_ arguments: [String], in folder: URL, input: URL? = nil, output: URL? = nil) throws -> Result {
+        let errors = folder.appendingPathComponent("stderr-\(UUID().uuidString).txt")
+        let process = try start(arguments, input: input, output: output, errors: errors)
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, standardOutput: "",
+                      standardError: try String(contentsOf: errors, encoding: .utf8))
     }
 
     struct Missing: Error, CustomStringConvertible {

@@ -4,54 +4,6 @@ import Media
 import TestSupport
 import Testing
 
-/// The built `camvid` executable, run as a user runs it.
-enum CamvidProcess {
-    /// Where SwiftPM put the executable: beside the test bundle, in the same build folder.
-    static let executable: URL? = {
-        let bundleFolder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [
-            bundleFolder.appendingPathComponent("camvid"),
-            bundleFolder.deletingLastPathComponent().appendingPathComponent("camvid"),
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
-
-    struct Result {
-        var status: Int32
-        var standardError: String
-        var errorLines: [Substring] { standardError.split(separator: "\n") }
-    }
-
-    /// Starts `camvid arguments…` with standard input and output from and to files.
-    static func start(_ arguments: [String], input: URL? = nil, output: URL? = nil, errors: URL) throws -> Process {
-        guard let executable else {
-            throw TestFailure(description: "the camvid executable was not built beside \(CommandLine.arguments[0])")
-        }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.standardInput = try input.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
-        if let output {
-            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-            process.standardOutput = try FileHandle(forWritingTo: output)
-        } else {
-            process.standardOutput = FileHandle.nullDevice
-        }
-        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: errors)
-        try process.run()
-        return process
-    }
-
-    /// Runs `camvid arguments…` to its end.
-    static func run(_ arguments: [String], in folder: URL, input: URL? = nil, output: URL? = nil) throws -> Result {
-        let errors = folder.appendingPathComponent("stderr-\(UUID().uuidString).txt")
-        let process = try start(arguments, input: input, output: output, errors: errors)
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, standardError: try String(contentsOf: errors, encoding: .utf8))
-    }
-}
-
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
 }
