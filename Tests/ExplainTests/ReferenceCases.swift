@@ -120,6 +120,7 @@ struct MapComparison {
     let maxAbs: Float
     let meanAbs: Float
     let maxRelative: Float
+    let meanRelative: Float
 
     init(_ actual: Tensor, _ expected: Tensor) {
         var worst: Float = 0, total: Double = 0
@@ -132,5 +133,6 @@ struct MapComparison {
         meanAbs = Float(total / Double(max(expected.count, 1)))
         let scale = expected.storage.map(abs).max() ?? 0
         maxRelative = scale > 0 ? worst / scale : worst
+        meanRelative = scale > 0 ? meanAbs / scale : meanAbs
     }
 }
