@@ -80,8 +80,8 @@ enum ExplainArguments {
     /// Runs `body`; any error becomes one line `camvid: MESSAGE` on standard error and exit status 1.
     ///
     /// Messages from Media, Engine and the `.npy` reader already name their file or ONNX node;
-    /// others get `context` (the file the command was working on) in front.
-    static func reporting<T>(context: String, _ body: () throws -> T) throws -> T {
+    /// others get `context` (the file the command was working on, when there is one) in front.
+    static func reporting<T>(context: String?, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as ExitCode {
@@ -89,7 +89,7 @@ enum ExplainArguments {
         } catch {
             let text = "\(error)"
             let namesItsFile = error is CommandError || error is MediaError || error is EngineError || error is NumPyFile.FormatError
-            let named = namesItsFile || text.contains(context) ? text : "\(context): \(text)"
+            let named = namesItsFile || context.map { text.contains($0) } != false ? text : "\(context ?? ""): \(text)"
             FileHandle.standardError.write(Data("camvid: \(named.replacingOccurrences(of: "\n", with: " "))\n".utf8))
             throw ExitCode.failure
         }

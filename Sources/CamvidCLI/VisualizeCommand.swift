@@ -62,7 +62,7 @@ public struct VisualizeCommand: ParsableCommand {
     /// Optimises the input and writes the picture; prints one summary line.
     public func run() throws {
         FFmpegLog.setLevel(.quiet)
-        let summary = try ExplainArguments.reporting(context: output) { try work() }
+        let summary = try ExplainArguments.reporting(context: nil) { try work() }
         print(summary)
     }
 

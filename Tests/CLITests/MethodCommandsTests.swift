@@ -113,10 +113,10 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.jpg").path
         try PictureFile.write(Self.testPicture(width: 300, height: 180), to: input)
-        for (method, extensionName) in [("eigencam", "jpg"), ("layercam", "bmp")] {
+        for (method, extensionName, extra) in [("eigencam", "jpg", ["--aug-smooth"]), ("layercam", "bmp", ["--eigen-smooth"])] {
             let output = dir.appendingPathComponent("out-\(method).\(extensionName)").path
             try ImageCommand.parse([input, output, "--method", method, "--class", "goldfish", "--alpha", "0.4",
-                                    "--colormap", "viridis"]).run()
+                                    "--colormap", "viridis", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"] + extra).run()
             let result = try PictureFile.read(output)
             #expect(result.width == 300 && result.height == 180, "\(method): \(result.width)x\(result.height)")
         }
@@ -224,6 +224,9 @@ import TestSupport
             (["image", picture, out, "--layer", "no_such_tensor"], "no_such_tensor"),
             (["image", picture, out, "--model", dir.appendingPathComponent("absent.onnx").path], "absent.onnx"),
             (["image", picture, dir.appendingPathComponent("o.unknownext").path], "o.unknownext"),
+            (["image", picture, out, "--std", "0,1,1"], "--std"),
+            (["image", picture, out, "--fit", "crop"], "--fit"),
+            (["image", picture, out, "--method", "saliency", "--eigen-smooth"], "eigen-smooth"),
             (["tensor", "--input", dir.appendingPathComponent("absent.npy").path, "--raw", out], "absent.npy"),
             (["tensor", "--input", picture, "--map", out], "p.png"),
             (["visualize", "--class", "tab", out, "--steps", "1"], "tabby"),
