@@ -82,6 +82,9 @@ struct VideoCommand: AsyncParsableCommand {
     var verbose = false
 
     mutating func validate() throws {
+        if output == "-" && explanationOutputs.json == "-" {
+            throw ValidationError("--json - and the video cannot both go to standard output")
+        }
         if output == "-" && format == nil {
             throw ValidationError("writing to standard output ('-') needs --format (e.g. --format nut)")
         }

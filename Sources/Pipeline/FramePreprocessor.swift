@@ -53,23 +53,48 @@ public struct FramePreprocessor: Sendable {
     /// The network input `[1,3,inputHeight,inputWidth]` for `image`.
     public func tensor(for image: RGBImage) -> Tensor {
         let geometry = geometry(frameWidth: image.width, frameHeight: image.height)
-        let source = geometry.source, destination = geometry.destination
-        let columns = AreaTaps(source: source.width, destination: destination.width)
-        let rows = AreaTaps(source: source.height, destination: destination.height)
+        let destination = geometry.destination
+        let resampled = AreaResampling.resample(image, region: geometry.source, toWidth: destination.width, toHeight: destination.height)
         let plane = inputWidth * inputHeight
         var output = [Float](repeating: 0, count: 3 * plane)
-        // Horizontal pass over the source rows, interleaved RGB: `source.height x destination.width x 3`.
-        var horizontal = [Float](repeating: 0, count: source.height * destination.width * 3)
-        var line = [Float](repeating: 0, count: destination.width * 3)
         let scale = (0..<3).map { 1 / (255 * normalization.std[$0]) }
         let offset = (0..<3).map { normalization.mean[$0] / normalization.std[$0] }
+        resampled.withUnsafeBufferPointer { resampled in
+            output.withUnsafeMutableBufferPointer { output in
+                for c in 0..<3 {
+                    let s = scale[c], o = offset[c]
+                    for y in 0..<destination.height {
+                        let from = resampled.baseAddress! + y * destination.width * 3 + c
+                        let to = output.baseAddress! + c * plane + (destination.y + y) * inputWidth + destination.x
+                        for x in 0..<destination.width {
+                            // OpenCV's uint8 resize rounds (and saturates) each value.
+                            let value = min(max(from[x &* 3].rounded(), 0), 255)
+                            to[x] = value * s - o
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [1, 3, inputHeight, inputWidth], storage: output)
+    }
+}
+
+/// Area resampling of packed RGB (OpenCV `INTER_AREA` weights), separable: rows, then columns.
+enum AreaResampling {
+    /// The `region` of `image` resampled to `toWidth` x `toHeight`, interleaved RGB floats (not rounded).
+    static func resample(_ image: RGBImage, region: PixelRect, toWidth: Int, toHeight: Int) -> [Float] {
+        let columns = AreaTaps(source: region.width, destination: toWidth)
+        let rows = AreaTaps(source: region.height, destination: toHeight)
+        let width3 = toWidth * 3
+        var horizontal = [Float](repeating: 0, count: region.height * width3)
+        var output = [Float](repeating: 0, count: toHeight * width3)
         image.pixels.withUnsafeBufferPointer { pixels in
             horizontal.withUnsafeMutableBufferPointer { horizontal in
                 columns.withPointers { start, count, weights in
-                    for y in 0..<source.height {
-                        let row = pixels.baseAddress! + ((source.y + y) * image.width + source.x) * 3
-                        let out = horizontal.baseAddress! + y * destination.width * 3
-                        for x in 0..<destination.width {
+                    for y in 0..<region.height {
+                        let row = pixels.baseAddress! + ((region.y + y) * image.width + region.x) * 3
+                        let out = horizontal.baseAddress! + y * width3
+                        for x in 0..<toWidth {
                             var r: Float = 0, g: Float = 0, b: Float = 0
                             let first = start[x], taps = count[x], base = x &* columns.maxTaps
                             for t in 0..<taps {
@@ -78,43 +103,29 @@ public struct FramePreprocessor: Sendable {
                                 g += Float(p[1]) * w
                                 b += Float(p[2]) * w
                             }
-                            out[x * 3] = r
-                            out[x * 3 + 1] = g
-                            out[x * 3 + 2] = b
+                            out[x &* 3] = r
+                            out[x &* 3 &+ 1] = g
+                            out[x &* 3 &+ 2] = b
                         }
                     }
                 }
             }
             horizontal.withUnsafeBufferPointer { horizontal in
-                line.withUnsafeMutableBufferPointer { line in
-                    output.withUnsafeMutableBufferPointer { output in
-                        rows.withPointers { start, count, weights in
-                            let width3 = destination.width * 3
-                            for y in 0..<destination.height {
-                                let sum = line.baseAddress!
-                                sum.update(repeating: 0, count: width3)
-                                let first = start[y], taps = count[y], base = y &* rows.maxTaps
-                                for t in 0..<taps {
-                                    let from = horizontal.baseAddress! + (first &+ t) &* width3, w = weights[base &+ t]
-                                    for i in 0..<width3 { sum[i] += from[i] * w }
-                                }
-                                let target = (destination.y + y) * inputWidth + destination.x
-                                for c in 0..<3 {
-                                    let out = output.baseAddress! + c * plane + target
-                                    let s = scale[c], o = offset[c]
-                                    for x in 0..<destination.width {
-                                        // OpenCV's uint8 resize rounds (and saturates) each value.
-                                        let value = min(max(sum[x * 3 + c].rounded(), 0), 255)
-                                        out[x] = value * s - o
-                                    }
-                                }
+                output.withUnsafeMutableBufferPointer { output in
+                    rows.withPointers { start, count, weights in
+                        for y in 0..<toHeight {
+                            let sum = output.baseAddress! + y * width3
+                            let first = start[y], taps = count[y], base = y &* rows.maxTaps
+                            for t in 0..<taps {
+                                let from = horizontal.baseAddress! + (first &+ t) &* width3, w = weights[base &+ t]
+                                for i in 0..<width3 { sum[i] += from[i] * w }
                             }
                         }
                     }
                 }
             }
         }
-        return Tensor(shape: [1, 3, inputHeight, inputWidth], storage: output)
+        return output
     }
 }
 

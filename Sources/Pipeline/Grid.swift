@@ -87,30 +87,8 @@ public struct GridOverlay: FrameOverlay {
     /// `image` area-resampled to `width` x `height` (each output pixel the mean of the source area it covers).
     public static func areaResized(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
         if image.width == width && image.height == height { return image }
-        let columns = AreaTaps(source: image.width, destination: width)
-        let rows = AreaTaps(source: image.height, destination: height)
-        var horizontal = [Float](repeating: 0, count: image.height * width * 3)
-        for y in 0..<image.height {
-            for x in 0..<width {
-                for c in 0..<3 {
-                    var sum: Float = 0
-                    for t in 0..<columns.count[x] {
-                        sum += Float(image.pixels[(y * image.width + columns.start[x] + t) * 3 + c]) * columns.weights[x * columns.maxTaps + t]
-                    }
-                    horizontal[(y * width + x) * 3 + c] = sum
-                }
-            }
-        }
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        for y in 0..<height {
-            for i in 0..<(width * 3) {
-                var sum: Float = 0
-                for t in 0..<rows.count[y] {
-                    sum += horizontal[(rows.start[y] + t) * width * 3 + i] * rows.weights[y * rows.maxTaps + t]
-                }
-                pixels[y * width * 3 + i] = UInt8(min(max(sum.rounded(), 0), 255))
-            }
-        }
-        return RGBImage(width: width, height: height, pixels: pixels)
+        let whole = PixelRect(x: 0, y: 0, width: image.width, height: image.height)
+        let values = AreaResampling.resample(image, region: whole, toWidth: width, toHeight: height)
+        return RGBImage(width: width, height: height, pixels: values.map { UInt8(min(max($0.rounded(), 0), 255)) })
     }
 }
