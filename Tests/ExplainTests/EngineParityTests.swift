@@ -83,9 +83,7 @@ import TestSupport
         print("EngineParityTests.ablationcam: \(passed)/\(checked) within tolerance")
     }
 
-    // Passed (3/3 models, then 1/1) when run, but its batch-32 forward passes leave libdnnl in a state
-    // where the next Network's forward crashes (engine bug), taking the whole test process down.
-    @Test(.disabled("engine: after a batch > 1 forward, another Network's forward crashes in libdnnl"))
+    @Test
     func scoreCAMMatchesReference() throws {
         guard var fixture = try Fixture("scoreCAMMatchesReference") else { return }
         var passed = 0, checked = 0
@@ -163,9 +161,7 @@ import TestSupport
         print("EngineParityTests.gradcam end to end: \(passed)/\(checked) within tolerance")
     }
 
-    // A forward pass of a batch of 2 through a second `Network` crashes inside libdnnl (engine bug,
-    // reproduced with Network.forward alone); batching is proven on AnalyticNetwork meanwhile.
-    @Test(.disabled("engine: batch-2 forward in a second Network crashes in libdnnl"))
+    @Test
     func batchedEqualsOneByOneOnTheEngine() throws {
         guard var fixture = try Fixture("batchedEqualsOneByOneOnTheEngine") else { return }
         let reference = try #require(fixture.cases.first { $0.model == "resnet18" })

@@ -9,6 +9,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private let stream: dnnl_stream_t
     private let lock = NSLock()
     private var convolutions: [ConvolutionKey: CompiledConvolution] = [:]
+    /// The scratch memory every cached convolution runs with (user scratchpad mode), grown to the largest asked for.
+    private var scratchpad: UnsafeMutableRawPointer?
+    private var scratchpadBytes = 0
 
     private struct ConvolutionKey: Hashable {
         var geometry: ConvolutionGeometry
@@ -56,6 +59,12 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         }
     }
 
+    deinit {
+        scratchpad?.deallocate()
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
     static func check(_ status: dnnl_status_t, _ what: String) throws {
         guard status == dnnl_success else { throw EngineError("oneDNN failed \(what) (status \(status.rawValue))") }
     }
@@ -71,14 +80,19 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private final class CompiledConvolution {
         var descriptor: dnnl_primitive_desc_t?
         var primitive: dnnl_primitive_t?
+        /// A backward primitive descriptor keeps a pointer to its forward hint: the hint lives as long as it.
+        var forwardHint: dnnl_primitive_desc_t?
         var weightsDescriptor = dnnl_memory_desc_t()
         /// The primitive's source (or diff-source) and destination (or diff-destination) layouts.
         var sourceDescriptor = dnnl_memory_desc_t()
         var destinationDescriptor = dnnl_memory_desc_t()
+        /// The scratch memory the primitive needs per call (zero bytes when none).
+        var scratchpadDescriptor = dnnl_memory_desc_t()
 
         deinit {
             if let primitive { dnnl_primitive_destroy(primitive) }
             if let descriptor { dnnl_primitive_desc_destroy(descriptor) }
+            if let forwardHint { dnnl_primitive_desc_destroy(forwardHint) }
         }
     }
 
@@ -129,6 +143,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         var attr: dnnl_primitive_attr_t?
         try DNNLBackend.check(dnnl_primitive_attr_create(&attr), "creating primitive attributes")
         defer { dnnl_primitive_attr_destroy(attr) }
+        // Cached primitives run on whichever thread calls; oneDNN's library scratchpad (this build has no
+        // DNNL_ENABLE_CONCURRENT_EXEC) is a thread-local buffer sized on the creating thread, so another thread would
+        // overrun its own smaller one. With a user scratchpad each call passes memory of the size the primitive asked.
+        try DNNLBackend.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "asking for a user scratchpad")
         if case .none = key.activation {} else {
             var ops: dnnl_post_ops_t?
             try DNNLBackend.check(dnnl_post_ops_create(&ops), "creating post-ops")
@@ -144,12 +162,11 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         if key.backward {
             var forwardDesc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_training, hasBias: false,
                                                         channelsLast: key.channelsLast)
-            var hint: dnnl_primitive_desc_t?
-            try DNNLBackend.check(dnnl_primitive_desc_create(&hint, &forwardDesc, nil, engine, nil), "building a convolution \(g)")
-            defer { dnnl_primitive_desc_destroy(hint) }
+            try DNNLBackend.check(dnnl_primitive_desc_create(&result.forwardHint, &forwardDesc, nil, engine, nil),
+                                  "building a convolution \(g)")
             var desc = try convolutionDescriptor(g, backward: true, forwardKind: dnnl_forward_training, hasBias: false,
                                                  channelsLast: key.channelsLast)
-            try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, hint),
+            try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, result.forwardHint),
                                   "building a backward-data convolution \(g)")
         } else {
             var desc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_inference, hasBias: key.hasBias,
@@ -168,6 +185,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         }
         result.sourceDescriptor = src.pointee
         result.destinationDescriptor = dst.pointee
+        if let scratch = dnnl_primitive_desc_query_md(result.descriptor, dnnl_query_scratchpad_md, 0) {
+            result.scratchpadDescriptor = scratch.pointee
+        }
         try DNNLBackend.check(dnnl_primitive_create(&result.primitive, result.descriptor), "creating a convolution primitive")
         convolutions[key] = result
         return result
@@ -211,6 +231,28 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: a), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: b)]
         try DNNLBackend.check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "reordering")
         try DNNLBackend.check(dnnl_stream_wait(stream), "waiting for a reorder")
+    }
+
+    /// Scratch memory of at least `descriptor`'s size, shared by all convolutions (calls are serialised by `lock`).
+    private func scratchpad(for descriptor: dnnl_memory_desc_t) -> UnsafeMutableRawPointer? {
+        var md = descriptor
+        let bytes = dnnl_memory_desc_get_size(&md)
+        if bytes == 0 { return nil }
+        if bytes > scratchpadBytes {
+            scratchpad?.deallocate()
+            scratchpad = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            scratchpadBytes = bytes
+        }
+        return scratchpad
+    }
+
+    /// Runs the compiled convolution `conv` with the given (argument, descriptor, pointer) triples and its scratchpad.
+    private func execute(_ conv: CompiledConvolution, _ arguments: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer?)]) throws {
+        var arguments = arguments
+        if let scratch = scratchpad(for: conv.scratchpadDescriptor) {
+            arguments.append((DNNL_ARG_SCRATCHPAD, conv.scratchpadDescriptor, scratch))
+        }
+        try execute(conv.primitive, arguments)
     }
 
     /// Runs `primitive` with the given (argument, descriptor, pointer) triples.
@@ -257,7 +299,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                                 if weights.bias != nil {
                                     arguments.append((DNNL_ARG_BIAS, biasMD, UnsafeMutableRawPointer(mutating: pb.baseAddress)))
                                 }
-                                try execute(conv.primitive, arguments)
+                                try execute(conv, arguments)
                             }
                         }
                     }
@@ -284,7 +326,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                     try withLayout(UnsafeMutableRawPointer(mutating: pd.baseAddress), user: dst, wanted: conv.destinationDescriptor,
                                    copyIn: true, copyOut: false) { diffDst in
                         try withLayout(ps.baseAddress, user: src, wanted: conv.sourceDescriptor, copyIn: false, copyOut: true) { diffSrc in
-                            try execute(conv.primitive, [(DNNL_ARG_DIFF_DST, conv.destinationDescriptor, diffDst),
+                            try execute(conv, [(DNNL_ARG_DIFF_DST, conv.destinationDescriptor, diffDst),
                                                          (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
                                                          (DNNL_ARG_DIFF_SRC, conv.sourceDescriptor, diffSrc)])
                         }
