@@ -51,13 +51,15 @@ let package = Package(
         .executableTarget(name: "camvid", dependencies: ["CamvidCLI"]),
         // Locating the sample clip and the optional shared parity suite, for the tests only.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
+        // Generated pattern clips shared by the Pipeline and CLI tests.
+        .target(name: "MediaTestSupport", dependencies: ["Media"]),
 
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
         .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine"]),
         .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Explain", "Engine"]),
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"], exclude: ["Fixtures"]),
-        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "Pipeline", "Media", "Engine", "Explain", "Render"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "CamvidCLI", "Media"]),
+        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "MediaTestSupport", "Pipeline", "Media", "Engine", "Explain", "Render"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "CamvidCLI", "Media"]),
     ],
     swiftLanguageModes: [.v6]
 )

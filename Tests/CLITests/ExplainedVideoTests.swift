@@ -2,6 +2,7 @@ import Foundation
 import Media
 import TestSupport
 import Testing
+import MediaTestSupport
 
 /// A clip of a bright disc crossing a dark background from left to right.
 enum MovingDiscClip {

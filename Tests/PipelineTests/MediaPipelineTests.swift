@@ -4,6 +4,7 @@ import Pipeline
 import Render
 import TestSupport
 import Testing
+import MediaTestSupport
 
 /// The pipeline on real media: Media's decoder and encoder at both ends.
 @Suite struct MediaPipelineTests {

@@ -6,6 +6,7 @@ import Pipeline
 import Render
 import TestSupport
 import Testing
+import MediaTestSupport
 
 /// Keeps every explained frame in memory, in the order written.
 final class CollectingSink: ExplanationSink, @unchecked Sendable {

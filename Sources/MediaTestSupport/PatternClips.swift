@@ -1,14 +1,14 @@
 import Foundation
 import Media
 
-/// Generated clips whose frames show their own index as 8 black or white blocks, and the
+/// For the tests of several modules: generated clips whose frames show their own index as 8 black or white blocks, and the
 /// decoding that reads the index back.
-enum PatternClips {
+public enum PatternClips {
     /// FFmpeg's own messages would drown the test output.
-    static let quiet: Void = FFmpegLog.setLevel(.quiet)
+    public static let quiet: Void = FFmpegLog.setLevel(.quiet)
 
     /// An RGB picture showing `index` as 8 blocks (4 columns, 2 rows): white for a 1 bit.
-    static func pattern(_ index: Int, width: Int, height: Int) -> [UInt8] {
+    public static func pattern(_ index: Int, width: Int, height: Int) -> [UInt8] {
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         for y in 0..<height {
             let row = min(1, y * 2 / height)
@@ -25,23 +25,44 @@ enum PatternClips {
     }
 
     /// The index a picture shows, from the centre of each block.
-    static func readPattern(_ pixels: [UInt8], width: Int, height: Int) -> Int {
+    public static func readPattern(_ pixels: [UInt8], width: Int, height: Int) -> Int {
         var index = 0
         for bit in 0..<8 {
             let cx = (bit % 4) * width / 4 + width / 8, cy = (bit / 4) * height / 2 + height / 4
-            let i = (cy * width + cx) * 3
-            if Int(pixels[i]) + Int(pixels[i + 1]) + Int(pixels[i + 2]) > 3 * 128 { index |= 1 << bit }
+            // The mean of a 5x5 patch, so that grain cannot flip a bit.
+            var sum = 0
+            for y in (cy - 2)...(cy + 2) {
+                for x in (cx - 2)...(cx + 2) {
+                    let i = (y * width + x) * 3
+                    sum += Int(pixels[i]) + Int(pixels[i + 1]) + Int(pixels[i + 2])
+                }
+            }
+            if sum > 25 * 3 * 128 { index |= 1 << bit }
         }
         return index
     }
 
-    /// Writes `count` pattern frames at 25 fps (pts 0, 1, 2, … in 1/25 s).
-    static func write(_ url: URL, count: Int, format: String? = nil, width: Int = 64, height: Int = 48) throws {
+    /// Writes `count` pattern frames at 25 fps (pts 0, 1, 2, … in 1/25 s); `noisy` frames carry
+    /// grain that changes every frame, so that they compress poorly and the output grows steadily.
+    public static func write(_ url: URL, count: Int, format: String? = nil, width: Int = 64, height: Int = 48, noisy: Bool = false) throws {
         _ = quiet
         let video = VideoStreamInfo(width: width, height: height, timeBase: Rational(1, 25), averageFrameRate: Rational(25, 1))
         let encoder = try FrameEncoder(output: MediaOutput(url.path, format: format), source: SourceDescription(video: video))
+        var seed: UInt32 = 12345
+        let grain: [UInt8] = (0..<65_521).map { _ in
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            return UInt8(seed >> 26)  // 0…63
+        }
         for index in 0..<count {
-            try encoder.encode(rgb: pattern(index % 256, width: width, height: height), width: width, height: height,
+            var pixels = pattern(index % 256, width: width, height: height)
+            if noisy {
+                let offset = index &* 7_919
+                for i in pixels.indices {
+                    let noise = grain[(i &+ offset) % grain.count]
+                    pixels[i] = pixels[i] > 127 ? pixels[i] - noise : pixels[i] + noise
+                }
+            }
+            try encoder.encode(rgb: pixels, width: width, height: height,
                                timing: FrameTiming(index: index, pts: Int64(index), duration: 1))
         }
         try encoder.finish()
@@ -49,14 +70,14 @@ enum PatternClips {
 
     /// What a file holds: each frame's pts (in microseconds, comparable across time bases) and
     /// shown index, and the other streams' packets.
-    struct Contents {
-        var pts: [Int64] = []
-        var shown: [Int] = []
-        var packets: [(stream: Int, pts: Int64?, data: [UInt8])] = []
+    public struct Contents {
+        public var pts: [Int64] = []
+        public var shown: [Int] = []
+        public var packets: [(stream: Int, pts: Int64?, data: [UInt8])] = []
     }
 
     /// Decodes a whole file (or span).
-    static func read(_ input: MediaInput, span: TimeSpan = .all) throws -> Contents {
+    public static func read(_ input: MediaInput, span: TimeSpan = .all) throws -> Contents {
         _ = quiet
         let decoder = try FrameDecoder(input, span: span)
         let converter = PixelConverter(file: input.location)
