@@ -191,11 +191,33 @@ public final class Network: @unchecked Sendable {
         }
         let full = try plan(for: input.shape)
         for name in retaining { try checkRuntimeTensor(name, full) }
-        let plan = try self.plan(for: input.shape, fusedExcept: retaining)
+        // Kept: what a backward from the outputs to the retained tensors reads. Everything else is freed once used, so the
+        // working set stays small (a later backward to an earlier tensor recomputes what it misses).
+        let keep = retaining.union(model.outputNames).union([model.inputName])
+        let batch = input.shape[0], chunk = min(batch, full.cacheFriendlyBatch)
+        if chunk == batch {
+            let plan = try self.plan(for: input.shape, fusedExcept: retaining)
+            var values: [String: Tensor] = [model.inputName: input]
+            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
+            return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, channelsLast: plan.channelsLast)
+        }
+        // Large batches run in chunks whose activations stay in cache; the kept tensors are joined along the batch.
+        var parts: [[String: Tensor]] = []
+        var channelsLast = Set<String>()
+        for start in stride(from: 0, to: batch, by: chunk) {
+            let rows = min(chunk, batch - start)
+            let slice = TensorMath.rows(input, start..<(start + rows))
+            let plan = try self.plan(for: slice.shape, fusedExcept: retaining)
+            var values: [String: Tensor] = [model.inputName: slice]
+            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
+            parts.append(values)
+            channelsLast = plan.channelsLast
+        }
         var values: [String: Tensor] = [model.inputName: input]
-        let keep = retaining.union(model.outputNames).union([model.inputName]).union(plan.backwardReads)
-        try plan.execute(nil, values: &values, keep: keep, kernels: kernels)
-        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, channelsLast: plan.channelsLast)
+        for name in parts[0].keys where name != model.inputName {
+            values[name] = Tensor.concatenate(parts.compactMap { $0[name] })
+        }
+        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, channelsLast: channelsLast)
     }
 
     /// Computes tensors missing from `pass` (freed intermediates) from what it retained.
@@ -250,6 +272,8 @@ public final class Network: @unchecked Sendable {
                 gradients: outputGradients, wanted: wanted,
                 inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
             let inputGradients: [Tensor?]
+            let started = StepProfile.enabled ? DispatchTime.now().uptimeNanoseconds : 0
+            defer { if StepProfile.enabled { StepProfile.shared.record(step, since: started, backward: true) } }
             do {
                 inputGradients = try step.op.backward(args, context: context)
             } catch let error as EngineError {

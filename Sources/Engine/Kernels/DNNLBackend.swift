@@ -8,7 +8,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private let engine: dnnl_engine_t
     private let stream: dnnl_stream_t
     private let lock = NSLock()
-    private var convolutions: [ConvolutionKey: CompiledConvolution] = [:]
+    private var convolutions: [ConvolutionKey: CompiledPrimitive] = [:]
+    private var poolings: [PoolingGeometry: CompiledPrimitive] = [:]
     /// The scratch memory every cached convolution runs with (user scratchpad mode), grown to the largest asked for.
     private var scratchpad: UnsafeMutableRawPointer?
     private var scratchpadBytes = 0
@@ -76,13 +77,15 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return md
     }
 
-    /// A primitive with its memory descriptors, built for one geometry.
-    private final class CompiledConvolution {
+    /// A primitive with its memory descriptors, built for one geometry (weights unused by pooling).
+    private final class CompiledPrimitive {
         var descriptor: dnnl_primitive_desc_t?
         var primitive: dnnl_primitive_t?
         /// A backward primitive descriptor keeps a pointer to its forward hint: the hint lives as long as it.
         var forwardHint: dnnl_primitive_desc_t?
         var weightsDescriptor = dnnl_memory_desc_t()
+        /// The key of the weights reordered for this primitive in `ConvolutionWeights.prepared`.
+        var weightsKey = ""
         /// The primitive's source (or diff-source) and destination (or diff-destination) layouts.
         var sourceDescriptor = dnnl_memory_desc_t()
         var destinationDescriptor = dnnl_memory_desc_t()
@@ -136,9 +139,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return desc
     }
 
-    private func compiled(_ key: ConvolutionKey) throws -> CompiledConvolution {
+    private func compiled(_ key: ConvolutionKey) throws -> CompiledPrimitive {
         if let cached = convolutions[key] { return cached }
-        let result = CompiledConvolution()
+        let result = CompiledPrimitive()
         let g = key.geometry
         var attr: dnnl_primitive_attr_t?
         try DNNLBackend.check(dnnl_primitive_attr_create(&attr), "creating primitive attributes")
@@ -178,6 +181,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             throw EngineError("oneDNN gave no weights layout for convolution \(g)")
         }
         result.weightsDescriptor = md.pointee
+        // Built once here: the key is looked up on every call.
+        result.weightsKey = "dnnl.\(key.backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input).\(g.padsBegin)"
+            + ".\(g.padsEnd).\(DNNLBackend.describe(md.pointee))"
         let (srcQuery, dstQuery) = key.backward ? (dnnl_query_diff_src_md, dnnl_query_diff_dst_md) : (dnnl_query_src_md, dnnl_query_dst_md)
         guard let src = dnnl_primitive_desc_query_md(result.descriptor, srcQuery, 0),
               let dst = dnnl_primitive_desc_query_md(result.descriptor, dstQuery, 0) else {
@@ -194,11 +200,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     /// The weights reordered into the layout `compiled` wants, made once per node and layout.
-    private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledConvolution,
+    private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledPrimitive,
                                  _ g: ConvolutionGeometry, backward: Bool) throws -> PreparedBuffer {
-        let key = "dnnl.\(backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input).\(g.padsBegin).\(g.padsEnd)"
-            + ".\(DNNLBackend.describe(compiled.weightsDescriptor))"
-        return try weights.prepared(key) {
+        return try weights.prepared(compiled.weightsKey) {
             let (dims, tag) = weightsDims(g)
             var user = try DNNLBackend.memoryDescriptor(dims, tag)
             var wanted = compiled.weightsDescriptor
@@ -246,8 +250,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return scratchpad
     }
 
-    /// Runs the compiled convolution `conv` with the given (argument, descriptor, pointer) triples and its scratchpad.
-    private func execute(_ conv: CompiledConvolution, _ arguments: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer?)]) throws {
+    /// Runs the compiled primitive `conv` with the given (argument, descriptor, pointer) triples and its scratchpad.
+    private func execute(_ conv: CompiledPrimitive, _ arguments: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer?)]) throws {
         var arguments = arguments
         if let scratch = scratchpad(for: conv.scratchpadDescriptor) {
             arguments.append((DNNL_ARG_SCRATCHPAD, conv.scratchpadDescriptor, scratch))
@@ -337,12 +341,62 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return Tensor(shape: g.input, storage: diffSrc)
     }
 
-    /// A short fingerprint of a memory layout, to key prepared weights.
+    /// A fingerprint of a memory layout, to key prepared weights: size, format and the blocking (sizes, indices, strides).
     static func describe(_ md: dnnl_memory_desc_t) -> String {
         var copy = md
-        return "\(dnnl_memory_desc_get_size(&copy)).\(md.format_kind.rawValue).\(md.format_desc.blocking.inner_nblks)"
-            + ".\(md.format_desc.blocking.inner_blks.0).\(md.format_desc.blocking.inner_blks.1).\(md.format_desc.blocking.strides.0)"
-            + ".\(md.format_desc.blocking.strides.1).\(md.format_desc.blocking.strides.2)"
+        let b = md.format_desc.blocking
+        let blocks = [b.inner_blks.0, b.inner_blks.1, b.inner_blks.2, b.inner_idxs.0, b.inner_idxs.1, b.inner_idxs.2]
+        let strides = [b.strides.0, b.strides.1, b.strides.2, b.strides.3, b.strides.4, b.strides.5]
+        return "\(dnnl_memory_desc_get_size(&copy)).\(md.ndims).\(md.format_kind.rawValue).\(b.inner_nblks).\(blocks).\(strides)"
+    }
+
+    func maxPooling(_ x: Tensor, _ g: PoolingGeometry, channelsLast: Bool) throws -> Tensor {
+        lock.lock()
+        defer { lock.unlock() }
+        let pool = try compiledPooling(g, channelsLast: channelsLast)
+        var output = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        try x.storage.withUnsafeBufferPointer { pi in
+            try output.withUnsafeMutableBytes { po in
+                try execute(pool, [(DNNL_ARG_SRC, pool.sourceDescriptor, UnsafeMutableRawPointer(mutating: pi.baseAddress)),
+                                   (DNNL_ARG_DST, pool.destinationDescriptor, po.baseAddress)])
+            }
+        }
+        return Tensor(shape: g.output, storage: output)
+    }
+
+    private func compiledPooling(_ g: PoolingGeometry, channelsLast: Bool) throws -> CompiledPrimitive {
+        var key = g
+        key.channelsLast = channelsLast
+        if let cached = poolings[key] { return cached }
+        let result = CompiledPrimitive()
+        let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
+        var src = try DNNLBackend.memoryDescriptor(g.input, tag)
+        var dst = try DNNLBackend.memoryDescriptor(g.output, tag)
+        // oneDNN wants the end padding that makes its floor formula give our (possibly ceil_mode) output size;
+        // max pooling ignores padded positions, so the extra padding changes no value.
+        var padsEnd = g.padsEnd
+        for i in 0..<2 {
+            let extent = (g.kernel[i] - 1) * g.dilations[i] + 1
+            padsEnd[i] = max(padsEnd[i], (g.output[i + 2] - 1) * g.strides[i] + extent - g.input[i + 2] - g.padsBegin[i])
+        }
+        var desc = dnnl_pooling_v2_desc_t()
+        try DNNLBackend.check(dnnl_pooling_v2_forward_desc_init(
+            &desc, dnnl_forward_inference, dnnl_pooling_max, &src, &dst, g.strides.map { dnnl_dim_t($0) },
+            g.kernel.map { dnnl_dim_t($0) }, g.dilations.map { dnnl_dim_t($0 - 1) }, g.padsBegin.map { dnnl_dim_t($0) },
+            padsEnd.map { dnnl_dim_t($0) }), "describing a max pooling \(g)")
+        var attr: dnnl_primitive_attr_t?
+        try DNNLBackend.check(dnnl_primitive_attr_create(&attr), "creating primitive attributes")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        try DNNLBackend.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "asking for a user scratchpad")
+        try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, nil), "building a max pooling \(g)")
+        result.sourceDescriptor = src
+        result.destinationDescriptor = dst
+        if let scratch = dnnl_primitive_desc_query_md(result.descriptor, dnnl_query_scratchpad_md, 0) {
+            result.scratchpadDescriptor = scratch.pointee
+        }
+        try DNNLBackend.check(dnnl_primitive_create(&result.primitive, result.descriptor), "creating a pooling primitive")
+        poolings[key] = result
+        return result
     }
 
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,

@@ -16,6 +16,20 @@ struct ConvolutionGeometry: Hashable, Sendable {
     var groups: Int
 }
 
+/// The shape of one 2-D pooling: input and output `[N, C, H, W]`, and the window.
+struct PoolingGeometry: Hashable, Sendable {
+    var input: [Int]
+    var output: [Int]
+    var kernel: [Int]
+    var strides: [Int]
+    /// ONNX dilations (1 = dense).
+    var dilations: [Int]
+    var padsBegin: [Int]
+    var padsEnd: [Int]
+    /// Storage order (set by the backend for its cache key).
+    var channelsLast = false
+}
+
 /// An activation a convolution kernel applies to its output in the same pass.
 enum FusedActivation: Hashable, Sendable {
     case none
@@ -64,6 +78,8 @@ protocol KernelBackend: Sendable {
     /// The gradient of a convolution's input given the gradient of its output (bias and activation excluded).
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
                                  _ geometry: ConvolutionGeometry, channelsLast: Bool) throws -> Tensor
+    /// Max pooling (padded positions never win); NHWC storage when `channelsLast`, else NCHW.
+    func maxPooling(_ x: Tensor, _ geometry: PoolingGeometry, channelsLast: Bool) throws -> Tensor
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

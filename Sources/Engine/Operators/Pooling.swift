@@ -87,14 +87,10 @@ struct MaxPool: Operator {
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let shape = try outputShapes([x.shape], constants: [])[0]
-        var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
-        try x.storage.withUnsafeBufferPointer { px in
-            try out.withUnsafeMutableBufferPointer { po in
-                try argmax(x) { o, i in po[o] = i >= 0 ? px[i] : -.infinity }
-            }
-        }
-        return [Tensor(shape: shape, storage: out)]
+        let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
+        let geometry = PoolingGeometry(input: x.shape, output: Array(x.shape[0...1]) + r.output, kernel: kernel, strides: r.strides,
+                                       dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end)
+        return [try context.kernels.maxPooling(x, geometry, channelsLast: channelsLast)]
     }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }

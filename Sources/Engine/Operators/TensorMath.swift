@@ -136,6 +136,12 @@ enum TensorMath {
         (Tensor.elementCount(Array(shape[..<axis])), shape[axis], Tensor.elementCount(Array(shape[(axis + 1)...])))
     }
 
+    /// Rows `range` of the first dimension.
+    static func rows(_ x: Tensor, _ range: Swift.Range<Int>) -> Tensor {
+        let size = x.count / max(x.shape[0], 1)
+        return Tensor(shape: [range.count] + x.shape.dropFirst(), storage: Array(x.storage[(range.lowerBound * size)..<(range.upperBound * size)]))
+    }
+
     /// Repeats a batch-1 tensor `count` times along the first dimension.
     static func tile(_ x: Tensor, batch count: Int) -> Tensor {
         if x.shape.first == count { return x }
