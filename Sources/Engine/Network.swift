@@ -69,7 +69,8 @@ public final class Network: @unchecked Sendable {
     private let defaultInputShape: [Int]
     private let lock = NSLock()
     private var plans: [PlanKey: Plan] = [:]
-    /// Convolution outputs that fused plans may drop (each fused with the Relu/Clip after it).
+    /// Tensors that fused plans may drop: convolution outputs fused with the Relu/Clip or residual Add after them, and
+    /// residual sums.
     private let fusable: Set<String>
 
     private struct PlanKey: Hashable {
@@ -136,7 +137,11 @@ public final class Network: @unchecked Sendable {
         let reference = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels,
                                  channelsLastConvolutions: layout == .channelsLast)
         referencePlan = reference
-        fusable = Set(Plan.fusablePairs(reference.steps, constants: reference.constants).map { reference.steps[$0.conv].outputs[0] })
+        let steps = reference.steps, folded = reference.constants
+        fusable = Set(Plan.fusablePairs(steps, constants: folded).map { steps[$0.conv].outputs[0] })
+            .union(Plan.residualJoins(steps, constants: folded).flatMap { join in
+                [steps[join.conv].outputs[0], steps[join.add].outputs[0]]
+            })
         plans[PlanKey(inputShape: defaultInputShape, fused: false, protected: [])] = reference
     }
 

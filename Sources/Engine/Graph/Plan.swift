@@ -160,11 +160,53 @@ struct Plan: Sendable {
         return pairs
     }
 
+    /// A convolution whose output only feeds an Add of two channels-last tensors of one shape (a residual join), and
+    /// the Relu that alone reads the sum, if any.
+    static func residualJoins(_ steps: [Step], constants: [String: Constant]) -> [(conv: Int, add: Int, relu: Int?)] {
+        var consumers: [String: [Int]] = [:]
+        for (i, step) in steps.enumerated() { for name in step.inputs where !name.isEmpty { consumers[name, default: []].append(i) } }
+        var joins: [(Int, Int, Int?)] = []
+        for (i, step) in steps.enumerated() {
+            guard let conv = step.op as? Conv, conv.channelsLast, case .none = conv.activation, let c = step.outputs.first,
+                  let users = consumers[c], users.count == 1 else { continue }
+            let j = users[0], add = steps[j]
+            guard add.op is Add, add.inputs.count == 2, add.inputs[0] != add.inputs[1], add.wantsChannelsLast == [true, true],
+                  add.inputs.allSatisfy({ constants[$0] == nil }) else { continue }
+            // When both branches are convolutions, the later one absorbs the Add (the other is ready by then).
+            if let other = joins.firstIndex(where: { $0.1 == j }) { joins.remove(at: other) }
+            let sum = add.outputs[0]
+            let relu = consumers[sum].flatMap { $0.count == 1 && steps[$0[0]].op is Relu ? $0[0] : nil }
+            joins.append((i, j, relu))
+        }
+        return joins
+    }
+
     private static func fused(_ steps: [Step], protected: Set<String>, constants: [String: Constant]) -> [Step] {
         var steps = steps
         var removed = Set<Int>()
-        for (i, j, activation) in fusablePairs(steps, constants: constants) where !protected.contains(steps[i].outputs[0]) {
-            guard var conv = steps[i].op as? Conv, steps[j].outputChannelsLast == steps[i].outputChannelsLast else { continue }
+        // Residual joins first: the convolution moves to the Add's place (the other branch is ready there) and adds it.
+        // oneDNN may add the bias after the branch (a rounding apart), so a sum the caller reads is never fused.
+        for (i, j, k) in residualJoins(steps, constants: constants)
+        where !protected.contains(steps[i].outputs[0]) && !protected.contains(steps[j].outputs[0]) {
+            guard var conv = steps[i].op as? Conv else { continue }
+            let other = steps[j].inputs[0] == steps[i].outputs[0] ? steps[j].inputs[1] : steps[j].inputs[0]
+            var step = steps[i]
+            conv.addsResidual = true
+            step.inputs = Array(step.inputs.prefix(2)) + [step.inputs.count > 2 ? step.inputs[2] : "", other]
+            step.wantsChannelsLast = Array(step.wantsChannelsLast.prefix(2)) + [false, true]
+            step.outputs = steps[j].outputs
+            if let k {
+                conv.activation = .relu
+                step.outputs = steps[k].outputs
+                removed.insert(k)
+            }
+            step.op = conv
+            steps[j] = step
+            removed.insert(i)
+        }
+        for (i, j, activation) in fusablePairs(steps, constants: constants)
+        where !protected.contains(steps[i].outputs[0]) && !removed.contains(i) && !removed.contains(j) {
+            guard var conv = steps[i].op as? Conv, !conv.addsResidual, steps[j].outputChannelsLast == steps[i].outputChannelsLast else { continue }
             conv.activation = activation
             steps[i].op = conv
             steps[i].outputs = [steps[j].outputs[0]]

@@ -17,6 +17,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private struct ConvolutionKey: Hashable {
         var geometry: ConvolutionGeometry
         var activation: FusedActivation
+        /// Whether the destination's prior contents (a residual branch) are added before the activation.
+        var accumulates = false
         var backward: Bool
         var hasBias: Bool
         var channelsLast: Bool
@@ -150,10 +152,11 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         // DNNL_ENABLE_CONCURRENT_EXEC) is a thread-local buffer sized on the creating thread, so another thread would
         // overrun its own smaller one. With a user scratchpad each call passes memory of the size the primitive asked.
         try DNNLBackend.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "asking for a user scratchpad")
-        if case .none = key.activation {} else {
+        if key.accumulates || key.activation != .none {
             var ops: dnnl_post_ops_t?
             try DNNLBackend.check(dnnl_post_ops_create(&ops), "creating post-ops")
             defer { dnnl_post_ops_destroy(ops) }
+            if key.accumulates { try DNNLBackend.check(dnnl_post_ops_append_sum(ops, 1), "adding a sum post-op") }
             switch key.activation {
             case .relu: try DNNLBackend.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "adding a ReLU post-op")
             case .clip(let lo, let hi):
@@ -276,14 +279,16 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: ConvolutionGeometry,
-                     activation: FusedActivation, channelsLast: Bool) throws -> Tensor {
+                     activation: FusedActivation, adding addend: Tensor?, channelsLast: Bool) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        let key = ConvolutionKey(geometry: g, activation: activation, backward: false, hasBias: weights.bias != nil,
-                                 channelsLast: channelsLast)
+        let key = ConvolutionKey(geometry: g, activation: activation, accumulates: addend != nil, backward: false,
+                                 hasBias: weights.bias != nil, channelsLast: channelsLast)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: false)
-        var output = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        // The sum post-op adds what the destination holds: start from the addend (a copy unless it is ours alone).
+        var output = addend?.storage
+            ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
         let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
         let src = try DNNLBackend.memoryDescriptor(g.input, tag)
         let dst = try DNNLBackend.memoryDescriptor(g.output, tag)
@@ -296,7 +301,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                     try bias.withUnsafeBufferPointer { pb in
                         try withLayout(UnsafeMutableRawPointer(mutating: pi.baseAddress), user: src, wanted: conv.sourceDescriptor,
                                        copyIn: true, copyOut: false) { source in
-                            try withLayout(po.baseAddress, user: dst, wanted: conv.destinationDescriptor, copyIn: false, copyOut: true) { destination in
+                            try withLayout(po.baseAddress, user: dst, wanted: conv.destinationDescriptor, copyIn: addend != nil,
+                                           copyOut: true) { destination in
                                 var arguments = [(DNNL_ARG_SRC, conv.sourceDescriptor, source),
                                                  (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, pw.baseAddress),
                                                  (DNNL_ARG_DST, conv.destinationDescriptor, destination)]

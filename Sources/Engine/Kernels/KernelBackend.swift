@@ -72,9 +72,10 @@ final class ConvolutionWeights: @unchecked Sendable {
 
 /// The numeric kernels the operators delegate to, so that another backend could replace oneDNN.
 protocol KernelBackend: Sendable {
-    /// `activation(conv(x, W) + b)`; input and output stored NHWC when `channelsLast`, else NCHW.
+    /// `activation(conv(x, W) + b + addend)` (addend optional, shaped like the output); input and output stored NHWC
+    /// when `channelsLast`, else NCHW.
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: ConvolutionGeometry,
-                     activation: FusedActivation, channelsLast: Bool) throws -> Tensor
+                     activation: FusedActivation, adding addend: Tensor?, channelsLast: Bool) throws -> Tensor
     /// The gradient of a convolution's input given the gradient of its output (bias and activation excluded).
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
                                  _ geometry: ConvolutionGeometry, channelsLast: Bool) throws -> Tensor

@@ -73,6 +73,8 @@ struct Conv: Operator {
     let groups: Int
     /// The activation fused into this convolution by the planner (none for a plain ONNX Conv).
     var activation: FusedActivation = .none
+    /// Whether the planner fused a following residual Add: input 3 is added before the activation.
+    var addsResidual = false
     /// Whether the planner keeps this convolution's input and output channels-last (NHWC storage).
     var channelsLast = false
     private let cache = WeightsCache()
@@ -128,9 +130,12 @@ struct Conv: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label), w = try Operand.required(inputs, 1, label)
         let g = try geometry(x.shape, w.shape)
+        let addend = addsResidual ? try Operand.required(inputs, 3, label) : nil
         return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation,
-                                                  channelsLast: channelsLast)]
+                                                  adding: addend, channelsLast: channelsLast)]
     }
+
+    var differentiableInputs: Set<Int> { addsResidual ? [0, 3] : [0] }
 
     var backwardNeeds: BackwardNeeds {
         switch activation {
@@ -157,8 +162,10 @@ struct Conv: Operator {
         }
         let x = try Operand.shape(a.inputShapes, 0, label)
         let geometry = try geometry([g.shape[0]] + x.dropFirst(), w.shape)
-        return [try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry,
-                                                               channelsLast: channelsLast)]
+        let dx = a.wanted[0] ? try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry,
+                                                                           channelsLast: channelsLast) : nil
+        // The residual branch was added as is: its gradient is the (activation-masked) output gradient.
+        return addsResidual ? [dx, nil, nil, a.wanted.count > 3 && a.wanted[3] ? g : nil] : [dx]
     }
 }
 
