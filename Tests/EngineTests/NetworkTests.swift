@@ -171,3 +171,60 @@ import TestSupport
         #expect(logits.storage.indices.max { logits.storage[$0] < logits.storage[$1] } == 285)
     }
 }
+
+/// The planner's fusions (Conv+Relu, Conv+residual Add+Relu) must not change what callers read.
+@Suite struct FusionTests {
+    /// input -> Conv -> Relu (r1) -> Conv (c2) -> Add(c2, r1) (s) -> Relu -> GlobalAveragePool -> Flatten -> Gemm.
+    static func residualModel() throws -> Data {
+        var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, 12, 12])
+        var rng = SeededGenerator(state: 5)
+        b.addInitializer("w1", rng.tensor([8, 3, 3, 3], -1, 1))
+        b.addInitializer("b1", rng.tensor([8], -1, 1))
+        b.addInitializer("w2", rng.tensor([8, 8, 3, 3], -0.3, 0.3))
+        b.addInitializer("b2", rng.tensor([8], -1, 1))
+        b.addInitializer("fc", rng.tensor([6, 8], -1, 1))
+        b.addNode("Conv", inputs: ["input", "w1", "b1"], outputs: ["c1"], attributes: ["pads": .ints([1, 1, 1, 1])])
+        b.addNode("Relu", inputs: ["c1"], outputs: ["r1"])
+        b.addNode("Conv", inputs: ["r1", "w2", "b2"], outputs: ["c2"], attributes: ["pads": .ints([1, 1, 1, 1])])
+        b.addNode("Add", inputs: ["c2", "r1"], outputs: ["s"])
+        b.addNode("Relu", inputs: ["s"], outputs: ["r2"])
+        b.addNode("GlobalAveragePool", inputs: ["r2"], outputs: ["g"])
+        b.addNode("Flatten", inputs: ["g"], outputs: ["f"])
+        b.addNode("Gemm", inputs: ["f", "fc"], outputs: ["output"], attributes: ["transB": .int(1)])
+        b.addOutput("output")
+        return try b.serialized()
+    }
+
+    static func close(_ a: Tensor, _ b: Tensor, _ tolerance: Float = 1e-5) -> Bool {
+        let scale = max(b.storage.map(abs).max() ?? 0, 1e-6)
+        return a.shape == b.shape && zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= tolerance * scale }
+    }
+
+    @Test func fusedResidualMatchesThePlainPlan() throws {
+        let data = try Self.residualModel()
+        let fast = try Network(model: data, baseDirectory: nil, inputHeight: 12, inputWidth: 12, layout: .channelsLast)
+        let plain = try Network(model: data, baseDirectory: nil, inputHeight: 12, inputWidth: 12, layout: .nchw)
+        var rng = SeededGenerator(state: 8)
+        let x = rng.tensor([5, 3, 12, 12], -2, 2)
+        // Nothing retained: everything fuses; the logits agree with the plain NCHW run.
+        let fused = try fast.forward(x)
+        let reference = try plain.forward(x, retaining: ["r1", "s"])
+        #expect(Self.close(fused.logits, reference.logits))
+        // A retained sum is the exact elementwise sum of its branches, as the ONNX Add defines it.
+        let read = try fast.forward(x, retaining: ["c2", "r1", "s"])
+        let c2 = try #require(read["c2"]), r1 = try #require(read["r1"]), s = try #require(read["s"])
+        #expect(s.storage == zip(c2.storage, r1.storage).map { $0 + $1 })
+        // The gradient to the residual branch after a fused forward equals the plain one.
+        var seed = Tensor(shape: [5, 6])
+        for i in 0..<5 { seed.storage[i * 6 + i % 6] = 1 }
+        let g = try fast.backward(fused, seed: seed, to: ["r1"])["r1"]!
+        let gPlain = try plain.backward(reference, seed: seed, to: ["r1"])["r1"]!
+        #expect(Self.close(g, gPlain))
+        #expect(g.storage.contains { $0 != 0 })
+        // Each row of the batch equals the image run alone.
+        for i in 0..<5 {
+            let alone = try fast.forward(x.slice(i).reshaped([1, 3, 12, 12])).logits
+            #expect(Self.close(fused.logits.slice(i).reshaped([1, 6]), alone))
+        }
+    }
+}
