@@ -25,8 +25,9 @@ enum ZooCheck {
         let logitError: Float
         /// max |batch row - the same image alone| / max |logits|.
         let batchError: Float
-        /// The layer backward ran to, and the largest |gradient| there.
+        /// The layer backward ran to, its batch-1 shape, and the largest |gradient| there.
         let target: String
+        let targetShape: [Int]
         let gradientMagnitude: Float
         let gradientFinite: Bool
     }
@@ -65,6 +66,7 @@ enum ZooCheck {
         let input = try NumPyFile.read(path: directory.appendingPathComponent(export.input).path)
         let expected = try NumPyFile.read(path: directory.appendingPathComponent(export.logits).path)
         let target = network.defaultTargetLayer
+        let targetShape = network.layers.first { $0.name == target }?.shape ?? []
         let pass = try network.forward(input, retaining: [target])
         let logits = pass.logits
         let logitError = relativeError(logits, expected)
@@ -75,7 +77,7 @@ enum ZooCheck {
             let single = try network.forward(Tensor.stack([input.slice(i)])).logits
             let row = logits.slice(i)
             guard single.count == row.count else { return Outcome(logitError: logitError, batchError: .infinity, target: target,
-                                                                  gradientMagnitude: 0, gradientFinite: false) }
+                                                                  targetShape: targetShape, gradientMagnitude: 0, gradientFinite: false) }
             batchError = max(batchError, zip(single.storage, row.storage).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0)
         }
 
@@ -88,7 +90,7 @@ enum ZooCheck {
         let gradient = try #require(try network.backward(pass, seed: seed, to: [target])[target])
         let activation = try #require(pass[target])
         let finite = gradient.shape == activation.shape && gradient.storage.allSatisfy(\.isFinite)
-        return Outcome(logitError: logitError, batchError: batchError, target: target,
+        return Outcome(logitError: logitError, batchError: batchError, target: target, targetShape: targetShape,
                        gradientMagnitude: gradient.storage.map(abs).max() ?? 0, gradientFinite: finite)
     }
 
@@ -106,10 +108,13 @@ enum ZooCheck {
                 let gradientOK = outcome.gradientFinite && outcome.gradientMagnitude > 0
                 print("\(tag) | \(export.model) | \(export.exporter) | \(export.opset) | "
                       + "logits \(outcome.logitError) | batch vs single \(outcome.batchError) | "
-                      + "gradient at \(outcome.target): max \(outcome.gradientMagnitude)\(outcome.gradientFinite ? "" : " NOT FINITE")")
+                      + "gradient at \(outcome.target) \(outcome.targetShape): max \(outcome.gradientMagnitude)\(outcome.gradientFinite ? "" : " NOT FINITE")")
                 #expect(outcome.logitError < 1e-3, "\(export.label): logits differ from PyTorch by \(outcome.logitError) (relative)")
                 #expect(outcome.batchError < 1e-4, "\(export.label): batch rows differ from single images by \(outcome.batchError)")
                 #expect(gradientOK, "\(export.label): gradient at \(outcome.target) is not finite and non-zero (max \(outcome.gradientMagnitude))")
+                // Every torchvision classifier ends its features with a spatial map: that is the layer Grad-CAM needs.
+                let shape = outcome.targetShape
+                #expect(shape.count == 4 && shape[2] > 1 && shape[3] > 1, "\(export.label): default target layer \(outcome.target) has shape \(shape)")
                 checked += 1
             } catch {
                 print("\(tag) | \(export.model) | \(export.exporter) | \(export.opset) | ENGINE FAILED: \(error)")
