@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "MediaTestSupport", dependencies: ["Media"]),
 
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
-        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Explain", "Engine"]),
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "MediaTestSupport", "Pipeline", "Media", "Engine", "Explain", "Render"]),

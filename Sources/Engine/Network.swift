@@ -164,9 +164,12 @@ public final class Network: @unchecked Sendable {
         }
     }
 
-    /// The last 4-D tensor with spatial size > 1: the usual Grad-CAM layer before the classifier head.
+    /// The last 4-D tensor with a spatial map (height and width > 1): the usual Grad-CAM layer before the classifier head.
+    ///
+    /// Both sides must exceed 1 so that a head's channels-last [N, 1, 1, C] tensors (ConvNeXt's LayerNorm) are passed over.
     public var defaultTargetLayer: String {
-        layers.last { $0.shape.count == 4 && $0.shape[2] * $0.shape[3] > 1 }?.name ?? outputName
+        let maps = layers.filter { $0.shape.count == 4 }
+        return (maps.last { $0.shape[2] > 1 && $0.shape[3] > 1 } ?? maps.last { $0.shape[2] * $0.shape[3] > 1 })?.name ?? outputName
     }
 
     /// The plan for an input shape: unfused (every tensor exists), or fused except for the `reading` tensors.

@@ -181,6 +181,15 @@ func checkGradient(_ label: String, _ shape: [Int], opset: Int = 17, range: (Flo
             b.addNode("Sigmoid", inputs: ["a"], outputs: ["sa"])
             b.addNode("Concat", inputs: ["b", "sa", "a"], outputs: ["output"], attributes: ["axis": .int(1)])
         }
+        // A first dimension that is not the batch (the dynamo-exported ConvNeXt head flattens [N, C, 1, 1] to [N*C]).
+        try checkGradient("Reshape+Split+Concat along axis 0", [1, 3, 2, 2]) { b in
+            b.addInitializer("flat", Tensor(shape: [1], storage: [-1]), integer: true)
+            b.addInitializer("split", Tensor(shape: [2], storage: [5, 7]), integer: true)
+            b.addNode("Reshape", inputs: ["input", "flat"], outputs: ["f"])
+            b.addNode("Split", inputs: ["f", "split"], outputs: ["a", "b"], attributes: ["axis": .int(0)])
+            b.addNode("Tanh", inputs: ["a"], outputs: ["ta"])
+            b.addNode("Concat", inputs: ["b", "ta", "a"], outputs: ["output"], attributes: ["axis": .int(0)])
+        }
         try checkGradient("Slice", [1, 3, 5, 6]) { b in
             b.addInitializer("starts", Tensor(shape: [2], storage: [1, -1]), integer: true)
             b.addInitializer("ends", Tensor(shape: [2], storage: [5, -7]), integer: true)

@@ -78,7 +78,9 @@ struct Reshape: Operator {
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let x = try Operand.shape(a.inputShapes, 0, label)
-        return [g.reshaped([g.shape[0]] + x.dropFirst())]
+        // The whole input shape: the first dimension need not be the batch (ConvNeXt's head flattens [N, C, 1, 1] to [N*C]).
+        guard g.count == Tensor.elementCount(x) else { throw EngineError("\(label): gradient \(g.shape) does not fit input \(x)") }
+        return [g.reshaped(x)]
     }
 }
 
@@ -170,11 +172,11 @@ struct Concat: Operator {
         let inner = g.count / max(outer, 1)
         var offset = 0
         var result: [Tensor?] = []
+        // Input shapes as planned (same batch as the gradient): the concatenation axis may be the first.
         for (i, s) in a.inputShapes.enumerated() {
-            guard let s else { result.append(nil); continue }
-            var shape = s
-            shape[0] = g.shape[0]
+            guard let shape = s else { result.append(nil); continue }
             let block = Tensor.elementCount(shape) / max(outer, 1)
+            guard offset + block <= inner else { throw EngineError("\(label): gradient \(g.shape) does not fit the inputs") }
             if a.wanted[i] {
                 var part: [Float] = []
                 part.reserveCapacity(block * outer)
@@ -243,8 +245,9 @@ struct Split: Operator {
     }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
-        guard let n = a.gradients.compactMap({ $0 }).first?.shape[0] else { return [nil] }
-        let x = [n] + (try Operand.shape(a.inputShapes, 0, label)).dropFirst()
+        guard a.gradients.contains(where: { $0 != nil }) else { return [nil] }
+        // The planned input shape (same batch as the gradients): the split axis may be the first.
+        let x = try Operand.shape(a.inputShapes, 0, label)
         let constants = a.inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
         let shapes = try outputShapes([x] + a.inputShapes.dropFirst(), constants: constants)
         let parts = shapes.enumerated().map { i, s in a.gradients.count > i ? (a.gradients[i] ?? Tensor(shape: s)) : Tensor(shape: s) }
