@@ -12,9 +12,10 @@ import Glibc
 /// kernels instead of leaving the core to them.
 public enum NetworkThreads {
     private typealias SetNumThreads = @convention(c) (Int32) -> Void
+    private typealias GetMaxThreads = @convention(c) () -> Int32
 
     // Looked up once; nil when OpenMP is not loaded (the engine then runs its calls as it does).
-    nonisolated(unsafe) private static let setNumThreads: SetNumThreads? = {
+    private static let setNumThreads: SetNumThreads? = {
         #if canImport(Glibc)
         guard let symbol = dlsym(nil, "omp_set_num_threads") else { return nil }
         return unsafeBitCast(symbol, to: SetNumThreads.self)
@@ -22,6 +23,19 @@ public enum NetworkThreads {
         return nil
         #endif
     }()
+
+    private static let getMaxThreads: GetMaxThreads? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(nil, "omp_get_max_threads") else { return nil }
+        return unsafeBitCast(symbol, to: GetMaxThreads.self)
+        #else
+        return nil
+        #endif
+    }()
+
+    /// The threads a network call made now on the calling thread may use (`omp_get_max_threads`),
+    /// nil when OpenMP is not loaded.
+    public static var callingThreadLimit: Int? { getMaxThreads.map { Int($0()) } }
 
     /// Whether the thread count can be set (OpenMP is loaded in this process).
     public static var isAvailable: Bool { setNumThreads != nil }
