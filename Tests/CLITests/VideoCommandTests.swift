@@ -143,7 +143,7 @@ struct TestFailure: Error, CustomStringConvertible {
     @Test func negativeCountIsRejected() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-cli")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let result = try CamvidProcess.run(["in.mp4", "out.mp4", "--network-threads", "-1"], in: folder)
+        let result = try CamvidProcess.run(["in.mp4", "out.mp4", "--network-threads=-1"], in: folder)
         #expect(result.status != 0)
         #expect(result.standardError.contains("--network-threads must be 0 or more"), "\(result.standardError)")
     }
