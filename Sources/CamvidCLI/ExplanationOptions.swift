@@ -103,14 +103,14 @@ struct ExplanationOptions: ParsableArguments {
     }
 
     /// One explainer per (method, class): a single one, or the tiles of a grid.
-    func explainers(methods: [ExplanationMethod], network: Network, labels: ClassLabels) throws -> [NetworkExplainer] {
+    func explainers(methods: [ExplanationMethod], network: Network, labels: ClassLabels, threads: Int? = nil) throws -> [NetworkExplainer] {
         let normalization = try normalization()
         var explainers: [NetworkExplainer] = []
         for method in methods {
             for target in targets {
                 explainers.append(try NetworkExplainer(
                     network: network, method: method, options: explainerOptions, target: target,
-                    labels: labels, fit: fit, normalization: normalization))
+                    labels: labels, fit: fit, normalization: normalization, threads: threads))
             }
         }
         return explainers
@@ -177,7 +177,8 @@ struct VideoExplanationSetup {
     let outputs: VideoExplanationOutputs
 
     /// Loads the network and checks the method, layers and classes (before any file is opened).
-    init(method: VideoMethod, options: ExplanationOptions, outputs: VideoExplanationOutputs, overlay: Overlay) throws {
+    init(method: VideoMethod, options: ExplanationOptions, outputs: VideoExplanationOutputs, overlay: Overlay,
+         networkThreads: Int? = nil) throws {
         self.outputs = outputs
         let methods: [ExplanationMethod]
         switch method {
@@ -194,7 +195,7 @@ struct VideoExplanationSetup {
         }
         let (network, labels) = try options.loadNetwork()
         self.labels = labels
-        let tiles = try options.explainers(methods: methods, network: network, labels: labels)
+        let tiles = try options.explainers(methods: methods, network: network, labels: labels, threads: networkThreads)
         if tiles.count == 1 {
             base = tiles[0]
             self.overlay = HeatmapOverlay(overlay)

@@ -17,6 +17,8 @@ public struct NetworkExplainer: FrameExplainer {
     public let labels: ClassLabels
     /// Resizing and normalisation of each frame.
     public let preprocessor: FramePreprocessor
+    /// Threads each network call may use (`NetworkThreads`); nil leaves the engine's default.
+    public let threads: Int?
     /// The Explain explainer and the frame sizes waiting between `prepare` and `explain`.
     private let state: State
 
@@ -24,8 +26,9 @@ public struct NetworkExplainer: FrameExplainer {
     /// (e.g. `cam` without a linear head), a layer does not exist, or `target` names no class.
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
                 target: ClassTarget = .top1, labels: ClassLabels,
-                fit: FrameFit = .squash, normalization: InputNormalization = .imageNet) throws {
+                fit: FrameFit = .squash, normalization: InputNormalization = .imageNet, threads: Int? = nil) throws {
         let engine = EngineNetwork(network)
+        self.threads = threads.map { max(1, $0) }
         self.network = engine
         self.method = method
         self.target = target
@@ -86,6 +89,7 @@ public struct NetworkExplainer: FrameExplainer {
         }
         let geometries = batch.map { state.geometry(for: $0.frameIndex) }
         let input = tensors.count == 1 ? tensors[0] : Tensor.concatenate(tensors)
+        if let threads { NetworkThreads.limitCallingThread(to: threads) }
         let (explanations, logits) = try state.explain(input, target: target)
         return try explanations.indices.map { i in
             let explanation = explanations[i]

@@ -8,7 +8,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var realtime: Bool
 
     /// A configuration; capacities and batch sizes below 1 are raised to 1.
-    public init(channelCapacity: Int = 8, batchSize: Int = 4, realtime: Bool = false) {
+    public init(channelCapacity: Int = 4, batchSize: Int = 4, realtime: Bool = false) {
         self.channelCapacity = max(1, channelCapacity)
         self.batchSize = max(1, batchSize)
         self.realtime = realtime

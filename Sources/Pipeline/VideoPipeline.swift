@@ -60,6 +60,8 @@ public enum VideoPipeline {
         let decoder = ResourceQueue(source, label: "decode")
         let pixelConverter = ResourceQueue(converter, label: "preprocess")
         let encoder = ResourceQueue(sink, label: "encode")
+        let network = DedicatedThreadExecutor(name: "camvid.explain")
+        defer { network.shutdown() }
         let capacity = configuration.channelCapacity
 
         // Only the first channel drops: a live source must never wait, and whatever falls
@@ -98,8 +100,10 @@ public enum VideoPipeline {
                 }
             }
             group.addTask {
-                await relay(from: prepared, to: explained, batchSize: configuration.batchSize) { items in
-                    try await explain(items, with: explainer)
+                await withTaskExecutorPreference(network) {
+                    await relay(from: prepared, to: explained, batchSize: configuration.batchSize) { items in
+                        try await explain(items, with: explainer)
+                    }
                 }
             }
             group.addTask {

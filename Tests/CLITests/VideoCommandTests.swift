@@ -137,3 +137,25 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(written.shown == (0..<written.shown.count).map { $0 % 256 })
     }
 }
+
+/// `--network-threads`: validated, and any count gives a video.
+@Suite(.serialized) struct NetworkThreadsOptionTests {
+    @Test func negativeCountIsRejected() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try CamvidProcess.run(["in.mp4", "out.mp4", "--network-threads=-1"], in: folder)
+        #expect(result.status != 0)
+        #expect(result.standardError.contains("--network-threads must be 0 or more"), "\(result.standardError)")
+    }
+
+    @Test(arguments: ["0", "2"]) func anyCountWritesEveryFrame(threads: String) throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("in.mkv")
+        let output = folder.appendingPathComponent("out.mkv")
+        try PatternClips.write(input, count: 6)
+        let result = try CamvidProcess.run([input.path, output.path, "--network-threads", threads], in: folder)
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(try PatternClips.read(MediaInput(output.path)).pts == PatternClips.read(MediaInput(input.path)).pts)
+    }
+}

@@ -142,3 +142,56 @@ func decodedFrames(_ input: MediaInput, span: TimeSpan = .all) throws -> [VideoF
         #expect(tensor.storage[(2 * plane)...].allSatisfy { abs($0 - 5 / 255) < 1e-6 })
     }
 }
+
+/// The pipeline's network thread count (`--network-threads`): set per calling thread, same maps.
+@Suite(.serialized) struct NetworkThreadsTests {
+    @Test func limitAppliesToTheCallingThreadOnly() throws {
+        // oneDNN brings OpenMP into the process; without it the setting could not work.
+        #expect(NetworkThreads.isAvailable)
+        NetworkThreads.limitCallingThread(to: 1)
+        #expect(NetworkThreads.callingThreadLimit == 1)
+        let elsewhere = Thread.detachNewThreadAndWait { NetworkThreads.callingThreadLimit }
+        #expect(elsewhere != 1 || ProcessInfo.processInfo.activeProcessorCount == 1)
+        NetworkThreads.limitCallingThread(to: 2)
+        #expect(NetworkThreads.callingThreadLimit == 2)
+        NetworkThreads.limitCallingThread(to: 0)
+        #expect(NetworkThreads.callingThreadLimit == 1, "counts below 1 are raised to 1")
+    }
+
+    @Test func oneThreadGivesTheSameMapsAsTwo() async throws {
+        let network = try Network(contentsOf: DefaultModel.url)
+        let labels = ClassLabels(names: ImageNetClasses.names)
+        let frames = Array(try decodedFrames(NetworkExplainerTests.sample, span: TimeSpan(duration: 0.12)).prefix(2))
+        #expect(frames.count == 2)
+        var maps: [[FrameExplanation]] = []
+        for threads in [2, 1] {
+            let explainer = try NetworkExplainer(network: network, method: .gradcam, labels: labels, threads: threads)
+            #expect(explainer.threads == threads)
+            maps.append(try await explainer.explain(frames.map { try explainer.prepare($0) }))
+        }
+        for (two, one) in zip(maps[0], maps[1]) {
+            #expect(two.classIndex == one.classIndex)
+            let a = try #require(two.heatmap), b = try #require(one.heatmap)
+            #expect(zip(a.values, b.values).allSatisfy { abs($0 - $1) <= 1e-4 })
+        }
+    }
+}
+
+extension Thread {
+    /// Runs `body` on a new thread and waits for its result.
+    static func detachNewThreadAndWait<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T? {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Thread.detachNewThread {
+            box.value = body()
+            done.signal()
+        }
+        done.wait()
+        return box.value
+    }
+}
+
+/// A value handed from one thread to another, ordered by a semaphore.
+final class ResultBox<T: Sendable>: @unchecked Sendable {
+    var value: T?
+}
