@@ -19,12 +19,16 @@ public struct LayerEvidence {
     public let image: Tensor
     private let scoreInputs: (Tensor) throws -> [Float]
     private let scoreReplacements: (Tensor) throws -> [Float]
+    private let scoreAblations: (([Int], Float) throws -> [Float])?
 
     /// Evidence with the given probes: `scoreInputs` maps images `[M,3,H,W]` to their class logits,
-    /// `scoreReplacements` maps replacement activations `[M,C,h,w]` to the class logits downstream.
+    /// `scoreReplacements` maps replacement activations `[M,C,h,w]` to the class logits downstream;
+    /// `scoreAblations`, when given, maps channels `c` and a value `v` to the class logits with channel `c`
+    /// set to `v` everywhere, one channel at a time (a shortcut the network may know, e.g. through its head).
     public init(layer: String, activation: Tensor, gradient: Tensor?, classIndex: Int, score: Float, image: Tensor,
                 scoreInputs: @escaping (Tensor) throws -> [Float],
-                scoreReplacements: @escaping (Tensor) throws -> [Float]) {
+                scoreReplacements: @escaping (Tensor) throws -> [Float],
+                scoreAblations: (([Int], Float) throws -> [Float])? = nil) {
         self.layer = layer
         self.activation = activation
         self.gradient = gradient
@@ -33,6 +37,7 @@ public struct LayerEvidence {
         self.image = image
         self.scoreInputs = scoreInputs
         self.scoreReplacements = scoreReplacements
+        self.scoreAblations = scoreAblations
     }
 
     /// The class logit of each image of `images` `[M,3,H,W]`.
@@ -43,6 +48,38 @@ public struct LayerEvidence {
     /// The class logit after replacing this layer's activation by each of `activations` `[M,C,h,w]`.
     public func classScores(replacingActivationWith activations: Tensor) throws -> [Float] {
         try scoreReplacements(activations)
+    }
+
+    /// The class logit after setting each channel of `channels`, one at a time, to `value` at every position;
+    /// full activation copies go downstream `batchSize` at a time (the network's shortcut takes them all at once).
+    public func classScores(ablating channels: [Int], to value: Float, batchSize: Int) throws -> [Float] {
+        if let scoreAblations { return try scoreAblations(channels, value) }
+        var scores: [Float] = []
+        scores.reserveCapacity(channels.count)
+        var start = 0
+        while start < channels.count {
+            let end = min(start + max(batchSize, 1), channels.count)
+            scores += try scoreReplacements(ablatedCopies(channels[start..<end], value: value))
+            start = end
+        }
+        return scores
+    }
+
+    /// `[M,C,h,w]`: copy `m` is the activation with channel `channels[m]` set to `value`.
+    private func ablatedCopies(_ channels: ArraySlice<Int>, value: Float) -> Tensor {
+        let a = activation.storage, size = positions
+        var batch = [Float](repeating: 0, count: channels.count * a.count)
+        batch.withUnsafeMutableBufferPointer { out in
+            a.withUnsafeBufferPointer { source in
+                for (copy, c) in channels.enumerated() {
+                    let base = copy * a.count
+                    // Bulk copies: this runs once per channel over the whole activation.
+                    _ = UnsafeMutableBufferPointer(rebasing: out[base..<(base + a.count)]).initialize(from: source)
+                    UnsafeMutableBufferPointer(rebasing: out[(base + c * size)..<(base + (c + 1) * size)]).update(repeating: value)
+                }
+            }
+        }
+        return Tensor(shape: [channels.count] + activation.shape, storage: batch)
     }
 
     /// The gradient, or an error naming the method that needs it.

@@ -84,6 +84,8 @@ public struct Explainer<Network: ExplainableNetwork> {
     /// The target layers used by the CAM methods (and by guided Grad-CAM's Grad-CAM).
     public let layers: [String]
     private let mapMethod: (any ActivationMapMethod)?
+    /// For Ablation-CAM: the head whose channel means stand in for its feature layer in re-runs.
+    private let ablationHead: LinearHead?
 
     /// An explainer; for `cam` this finds the network's linear head or throws `ExplainError.noLinearHead`.
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
@@ -98,6 +100,8 @@ public struct Explainer<Network: ExplainableNetwork> {
         if let layers = options.layers, layers.isEmpty {
             throw ExplainError.invalidOption("no target layer given")
         }
+        // An ablated channel is constant, so past a GAP + linear head only its mean matters.
+        ablationHead = method == .ablationcam ? (try? network.linearHead()).flatMap { $0.pooledLayer == nil ? nil : $0 } : nil
         switch method {
         case .cam:
             let head = try network.linearHead()
@@ -196,8 +200,10 @@ public struct Explainer<Network: ExplainableNetwork> {
 
     private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [ClassTarget],
                          classes fixed: [Int]?) throws -> [Explanation] {
-        let pass = try network.forward(input, retaining: Set(layers))
+        let pooledLayer = ablationHead.flatMap { layers.contains($0.featureLayer) ? $0.pooledLayer : nil }
+        let pass = try network.forward(input, retaining: Set(layers + (pooledLayer.map { [$0] } ?? [])))
         let logits = network.logits(of: pass)
+        let means = try pooledLayer.map { try network.activation($0, in: pass) }
         let classes = try fixed ?? resolve(targets, logits: logits)
         let scores = try classScores(logits, classes: classes)
         var gradients: [String: Tensor] = [:]
@@ -222,16 +228,36 @@ public struct Explainer<Network: ExplainableNetwork> {
         return try (0..<input.shape[0]).map { i in
             let raws = try layers.map { layer -> Tensor in
                 guard let activation = activations[layer] else { throw ExplainError.missingTensor("target layer \(layer) was not retained") }
+                var ablations: (([Int], Float) throws -> [Float])?
+                if let pooledLayer, let means, layer == ablationHead?.featureLayer {
+                    ablations = { channels, value in
+                        try self.classColumn(self.network.logits(of: pass, image: i, replacing: pooledLayer,
+                                                                 with: Self.ablatedMeans(means.slice(i), channels, value)), classes[i])
+                    }
+                }
                 let evidence = LayerEvidence(
                     layer: layer, activation: activation.slice(i), gradient: gradients[layer]?.slice(i),
                     classIndex: classes[i], score: scores[i], image: input.slice(i),
                     scoreInputs: { batch in try self.classColumn(self.network.logits(of: self.network.forward(batch, retaining: [])), classes[i]) },
-                    scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) })
+                    scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) },
+                    scoreAblations: ablations)
                 return try CAMSteps.rawMap(mapMethod, evidence: evidence, eigenSmooth: options.eigenSmooth)
             }
             return Explanation(classIndex: classes[i], score: scores[i], layers: layers, raws: raws,
                                map: CAMSteps.finalMap(raws: raws, height: height, width: width))
         }
+    }
+
+    /// `[M, C(,1,1)]`: copy `m` of the channel means `means` `[C(,1,1)]` with entry `channels[m]` set to `value`,
+    /// the mean of a channel set to `value` everywhere.
+    static func ablatedMeans(_ means: Tensor, _ channels: [Int], _ value: Float) -> Tensor {
+        let count = means.count
+        var batch = [Float](repeating: 0, count: channels.count * count)
+        for (copy, c) in channels.enumerated() {
+            batch.replaceSubrange((copy * count)..<((copy + 1) * count), with: means.storage)
+            batch[copy * count + c] = value
+        }
+        return Tensor(shape: [channels.count] + means.shape, storage: batch)
     }
 
     // MARK: Input-gradient methods
