@@ -128,8 +128,11 @@ extension ChannelWeightedMethod {
             throw ExplainError.badShape("\(name): \(weights.count) weights for \(evidence.channels) channels at \(evidence.layer)")
         }
         var out = a.storage
-        for c in 0..<weights.count {
-            for p in 0..<size { out[c * size + p] *= weights[c] }
+        out.withUnsafeMutableBufferPointer { values in
+            for c in 0..<weights.count {
+                let w = weights[c]
+                for p in (c * size)..<((c + 1) * size) { values[p] *= w }
+            }
         }
         return Tensor(shape: a.shape, storage: out)
     }
@@ -137,17 +140,27 @@ extension ChannelWeightedMethod {
 
 /// Per-channel reductions over the spatial positions of a `[C,h,w]` tensor, summed in Double.
 enum ChannelSums {
+    @inline(__always)
     static func sum(_ values: [Float], channels: Int, transform: (Int) -> Double) -> [Float] {
         let size = values.count / max(channels, 1)
         return (0..<channels).map { c in
             var total = 0.0
-            for p in 0..<size { total += transform(c * size + p) }
+            for p in (c * size)..<((c + 1) * size) { total += transform(p) }
             return Float(total)
         }
     }
 
     /// Elementwise combination of two equal-shape tensors.
+    @inline(__always)
     static func zip(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        Tensor(shape: a.shape, storage: (0..<a.count).map { f(a.storage[$0], b.storage[$0]) })
+        var out = [Float](repeating: 0, count: a.count)
+        out.withUnsafeMutableBufferPointer { result in
+            a.storage.withUnsafeBufferPointer { x in
+                b.storage.withUnsafeBufferPointer { y in
+                    for i in 0..<result.count { result[i] = f(x[i], y[i]) }
+                }
+            }
+        }
+        return Tensor(shape: a.shape, storage: out)
     }
 }

@@ -30,6 +30,16 @@ public enum CAMSteps {
     /// The raw map `[h,w]` of one image at one layer: the channel sum (or, with `eigenSmooth` or for
     /// Eigen-CAM, the principal projection) of the method's weighted activations, then `max(·, 0)`.
     public static func rawMap(_ method: any ActivationMapMethod, evidence: LayerEvidence, eigenSmooth: Bool = false) throws -> Tensor {
+        if let weightedMethod = method as? any ChannelWeightedMethod, !method.alwaysProjects, !eigenSmooth {
+            // The same sum as channelSum(weightedActivations), without materialising w_c · A_c.
+            let weights = try weightedMethod.channelWeights(evidence)
+            let a = evidence.activation
+            guard a.rank == 3, weights.count == a.shape[0] else {
+                throw ExplainError.badShape("\(method.name): \(weights.count) weights for activations \(a.shape) at \(evidence.layer)")
+            }
+            let cam = weightedChannelSum(a, weights: weights)
+            return Tensor(shape: cam.shape, storage: Normalization.relu(cam.storage))
+        }
         let weighted = try method.weightedActivations(evidence)
         guard weighted.rank == 3 else {
             throw ExplainError.badShape("\(method.name): weighted activations \(weighted.shape) at \(evidence.layer) are not [C,h,w]")
@@ -40,10 +50,25 @@ public enum CAMSteps {
 
     /// `sum_c x_c` of `[C,h,w]`, accumulated in Double.
     public static func channelSum(_ x: Tensor) -> Tensor {
+        weightedChannelSum(x, weights: nil)
+    }
+
+    /// `sum_c Float(w_c · x_c)` of `[C,h,w]` (each product rounded to Float, then accumulated in Double).
+    static func weightedChannelSum(_ x: Tensor, weights: [Float]?) -> Tensor {
         let channels = x.shape[0], size = x.count / max(channels, 1)
         var sum = [Double](repeating: 0, count: size)
-        for c in 0..<channels {
-            for p in 0..<size { sum[p] += Double(x.storage[c * size + p]) }
+        sum.withUnsafeMutableBufferPointer { total in
+            x.storage.withUnsafeBufferPointer { values in
+                for c in 0..<channels {
+                    let row = UnsafeBufferPointer(rebasing: values[(c * size)..<((c + 1) * size)])
+                    if let weights {
+                        let w = weights[c]
+                        for p in 0..<size { total[p] += Double(row[p] * w) }
+                    } else {
+                        for p in 0..<size { total[p] += Double(row[p]) }
+                    }
+                }
+            }
         }
         return Tensor(shape: Array(x.shape.dropFirst()), storage: sum.map { Float($0) })
     }
@@ -168,27 +193,34 @@ public struct Explainer<Network: ExplainableNetwork> {
 
     private func camExplanations(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
         guard let mapMethod else { throw ExplainError.invalidOption("\(method.rawValue) is not a CAM method") }
-        let plain = try camPass(input, method: mapMethod, targets: targets, classes: nil)
+        let plain = try camPass(input, method: mapMethod, targets: targets)
         guard options.augSmooth else { return plain }
-        // pytorch-grad-cam averages the six de-augmented final maps, without a further min-max.
-        // The class is fixed from the plain image (pytorch-grad-cam re-picks top1 per augmentation
-        // unless targets are given; a video label must name one class).
-        let classes = plain.map(\.classIndex)
+        // pytorch-grad-cam's aug_smooth runs its plain forward on each augmented copy with the caller's
+        // targets: a given class stays fixed, while without targets (`top1`) each copy explains its own
+        // top-1 class. The explanation keeps the plain image's class and score for its label.
+        // The five copies other than the identity go through the network as one batch.
+        let count = input.shape[0]
+        let others = CAMSteps.augmentations.filter { $0.flip || $0.factor != 1 }
+        let flipped = CAMSteps.flippedHorizontally(input)
+        var storage: [Float] = []
+        storage.reserveCapacity(others.count * input.count)
+        for augmentation in others {
+            let source = augmentation.flip ? flipped.storage : input.storage
+            storage += source.map { $0 * augmentation.factor }
+        }
+        let augmented = try camPass(Tensor(shape: [others.count * count] + input.shape.dropFirst(), storage: storage),
+                                    method: mapMethod, targets: Array(repeating: targets, count: others.count).flatMap { $0 })
+        // The mean of the six de-augmented final maps in ttach's order (as NumPy adds them), without a further min-max.
         var sums = plain.map { [Float](repeating: 0, count: $0.map.count) }
+        var next = 0
         for augmentation in CAMSteps.augmentations {
-            let result: [Explanation]
-            if !augmentation.flip && augmentation.factor == 1 {
-                result = plain
-            } else {
-                var augmented = input
-                if augmentation.flip { augmented = CAMSteps.flippedHorizontally(augmented) }
-                augmented.storage = augmented.storage.map { $0 * augmentation.factor }
-                result = try camPass(augmented, method: mapMethod, targets: targets, classes: classes)
-            }
-            for i in result.indices {
-                let map = augmentation.flip ? CAMSteps.flippedHorizontally(result[i].map) : result[i].map
+            let isIdentity = !augmentation.flip && augmentation.factor == 1
+            for i in 0..<count {
+                let result = isIdentity ? plain[i].map : augmented[next * count + i].map
+                let map = augmentation.flip ? CAMSteps.flippedHorizontally(result) : result
                 for p in map.storage.indices { sums[i][p] += map.storage[p] }
             }
+            if !isIdentity { next += 1 }
         }
         let n = Float(CAMSteps.augmentations.count)
         return plain.indices.map { i in
@@ -198,13 +230,12 @@ public struct Explainer<Network: ExplainableNetwork> {
         }
     }
 
-    private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [ClassTarget],
-                         classes fixed: [Int]?) throws -> [Explanation] {
+    private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [ClassTarget]) throws -> [Explanation] {
         let pooledLayer = ablationHead.flatMap { layers.contains($0.featureLayer) ? $0.pooledLayer : nil }
         let pass = try network.forward(input, retaining: Set(layers + (pooledLayer.map { [$0] } ?? [])))
         let logits = network.logits(of: pass)
         let means = try pooledLayer.map { try network.activation($0, in: pass) }
-        let classes = try fixed ?? resolve(targets, logits: logits)
+        let classes = try resolve(targets, logits: logits)
         let scores = try classScores(logits, classes: classes)
         var gradients: [String: Tensor] = [:]
         if mapMethod.usesGradients {
