@@ -19,12 +19,16 @@ public struct LayerEvidence {
     public let image: Tensor
     private let scoreInputs: (Tensor) throws -> [Float]
     private let scoreReplacements: (Tensor) throws -> [Float]
+    private let scoreAblations: (([Int], Float) throws -> [Float])?
 
     /// Evidence with the given probes: `scoreInputs` maps images `[M,3,H,W]` to their class logits,
-    /// `scoreReplacements` maps replacement activations `[M,C,h,w]` to the class logits downstream.
+    /// `scoreReplacements` maps replacement activations `[M,C,h,w]` to the class logits downstream;
+    /// `scoreAblations`, when given, maps channels `c` and a value `v` to the class logits with channel `c`
+    /// set to `v` everywhere, one channel at a time (a shortcut the network may know, e.g. through its head).
     public init(layer: String, activation: Tensor, gradient: Tensor?, classIndex: Int, score: Float, image: Tensor,
                 scoreInputs: @escaping (Tensor) throws -> [Float],
-                scoreReplacements: @escaping (Tensor) throws -> [Float]) {
+                scoreReplacements: @escaping (Tensor) throws -> [Float],
+                scoreAblations: (([Int], Float) throws -> [Float])? = nil) {
         self.layer = layer
         self.activation = activation
         self.gradient = gradient
@@ -33,6 +37,7 @@ public struct LayerEvidence {
         self.image = image
         self.scoreInputs = scoreInputs
         self.scoreReplacements = scoreReplacements
+        self.scoreAblations = scoreAblations
     }
 
     /// The class logit of each image of `images` `[M,3,H,W]`.
@@ -43,6 +48,38 @@ public struct LayerEvidence {
     /// The class logit after replacing this layer's activation by each of `activations` `[M,C,h,w]`.
     public func classScores(replacingActivationWith activations: Tensor) throws -> [Float] {
         try scoreReplacements(activations)
+    }
+
+    /// The class logit after setting each channel of `channels`, one at a time, to `value` at every position;
+    /// full activation copies go downstream `batchSize` at a time (the network's shortcut takes them all at once).
+    public func classScores(ablating channels: [Int], to value: Float, batchSize: Int) throws -> [Float] {
+        if let scoreAblations { return try scoreAblations(channels, value) }
+        var scores: [Float] = []
+        scores.reserveCapacity(channels.count)
+        var start = 0
+        while start < channels.count {
+            let end = min(start + max(batchSize, 1), channels.count)
+            scores += try scoreReplacements(ablatedCopies(channels[start..<end], value: value))
+            start = end
+        }
+        return scores
+    }
+
+    /// `[M,C,h,w]`: copy `m` is the activation with channel `channels[m]` set to `value`.
+    private func ablatedCopies(_ channels: ArraySlice<Int>, value: Float) -> Tensor {
+        let a = activation.storage, size = positions
+        var batch = [Float](repeating: 0, count: channels.count * a.count)
+        batch.withUnsafeMutableBufferPointer { out in
+            a.withUnsafeBufferPointer { source in
+                for (copy, c) in channels.enumerated() {
+                    let base = copy * a.count
+                    // Bulk copies: this runs once per channel over the whole activation.
+                    _ = UnsafeMutableBufferPointer(rebasing: out[base..<(base + a.count)]).initialize(from: source)
+                    UnsafeMutableBufferPointer(rebasing: out[(base + c * size)..<(base + (c + 1) * size)]).update(repeating: value)
+                }
+            }
+        }
+        return Tensor(shape: [channels.count] + activation.shape, storage: batch)
     }
 
     /// The gradient, or an error naming the method that needs it.
@@ -91,8 +128,11 @@ extension ChannelWeightedMethod {
             throw ExplainError.badShape("\(name): \(weights.count) weights for \(evidence.channels) channels at \(evidence.layer)")
         }
         var out = a.storage
-        for c in 0..<weights.count {
-            for p in 0..<size { out[c * size + p] *= weights[c] }
+        out.withUnsafeMutableBufferPointer { values in
+            for c in 0..<weights.count {
+                let w = weights[c]
+                for p in (c * size)..<((c + 1) * size) { values[p] *= w }
+            }
         }
         return Tensor(shape: a.shape, storage: out)
     }
@@ -100,17 +140,27 @@ extension ChannelWeightedMethod {
 
 /// Per-channel reductions over the spatial positions of a `[C,h,w]` tensor, summed in Double.
 enum ChannelSums {
+    @inline(__always)
     static func sum(_ values: [Float], channels: Int, transform: (Int) -> Double) -> [Float] {
         let size = values.count / max(channels, 1)
         return (0..<channels).map { c in
             var total = 0.0
-            for p in 0..<size { total += transform(c * size + p) }
+            for p in (c * size)..<((c + 1) * size) { total += transform(p) }
             return Float(total)
         }
     }
 
     /// Elementwise combination of two equal-shape tensors.
+    @inline(__always)
     static func zip(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        Tensor(shape: a.shape, storage: (0..<a.count).map { f(a.storage[$0], b.storage[$0]) })
+        var out = [Float](repeating: 0, count: a.count)
+        out.withUnsafeMutableBufferPointer { result in
+            a.storage.withUnsafeBufferPointer { x in
+                b.storage.withUnsafeBufferPointer { y in
+                    for i in 0..<result.count { result[i] = f(x[i], y[i]) }
+                }
+            }
+        }
+        return Tensor(shape: a.shape, storage: out)
     }
 }

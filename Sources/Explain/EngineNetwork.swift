@@ -36,7 +36,7 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
         self.network = network
     }
 
-    /// The measured head, shared by copies of this value: measuring it takes one re-run per 64 channels.
+    /// The measured head, shared by copies of this value: measuring it takes a few re-runs of the head.
     private final class HeadCache: @unchecked Sendable {
         private let lock = NSLock()
         private var value: LinearHead?
@@ -95,8 +95,9 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
     /// Finds a global-average-pooling + linear head after the last spatial tensor and reads its weights.
     ///
     /// The operators after that tensor must be pooling, reshaping and one Gemm/MatMul (+Add); the
-    /// weights are then measured by re-running the head on constant channel probes, and linearity
-    /// in the spatial mean is verified on a non-constant probe.
+    /// weights are then measured by re-running the head on one-hot channel-mean probes (from the pooling's
+    /// output, or constant channels when that output is not one value per channel), and linearity in the
+    /// spatial mean is verified on a non-constant probe through the whole head.
     public func linearHead() throws -> LinearHead {
         try head.get(measureLinearHead)
     }
@@ -118,30 +119,52 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
               tail.last?.name == network.outputName else {
             throw ExplainError.noLinearHead("after '\(feature.name)' the network applies \(operators.joined(separator: ", "))")
         }
-        let (channels, height, width) = (feature.shape[1], feature.shape[2], feature.shape[3])
-        let plane = height * width
+        let channels = feature.shape[1]
         let base = try network.forward(Tensor(shape: network.inputShape), retaining: [])
-        func run(_ probes: Tensor) throws -> Tensor {
-            let out = try network.rerun(base, replacing: feature.name, with: probes, outputs: [network.outputName])
+        func run(from name: String, _ probes: Tensor) throws -> Tensor {
+            let out = try network.rerun(base, replacing: name, with: probes, outputs: [network.outputName])
             guard let logits = out[network.outputName], logits.rank == 2 else {
                 throw ExplainError.noLinearHead("the head after '\(feature.name)' does not give [N,K] logits")
             }
             return logits
         }
+        // The pooling's output, when it holds one value per channel, is where the linear layer starts;
+        // should the check below fail from there, the constant-channel probes decide.
+        if let pooled = tail.first(where: { pooling.contains($0.opType) }),
+           pooled.shape.first == 1, Tensor.elementCount(pooled.shape) == channels,
+           let head = try? measure(feature: feature, pooled: pooled, run: run) {
+            return head
+        }
+        return try measure(feature: feature, pooled: nil, run: run)
+    }
+
+    /// The head's weights from one-hot probes (of the channel means at `pooled`, else of constant channels
+    /// at `feature`), verified through the whole head on a spatially varying probe.
+    private func measure(feature: LayerInfo, pooled: LayerInfo?,
+                         run: (_ from: String, _ probes: Tensor) throws -> Tensor) throws -> LinearHead {
+        let (channels, height, width) = (feature.shape[1], feature.shape[2], feature.shape[3])
+        let plane = height * width
         // Probe 0 is all zeros (the bias); probe 1 + c is channel c set to one.
         var rows: [Tensor] = []
-        var start = 0
-        let chunk = 64
-        while start <= channels {
-            let end = min(start + chunk, channels + 1)
-            var probes = Tensor(shape: [end - start, channels, height, width])
-            for probe in start..<end where probe > 0 {
-                let c = probe - 1
-                let offset = ((probe - start) * channels + c) * plane
-                for p in 0..<plane { probes.storage[offset + p] = 1 }
+        if let pooled {
+            // One re-run of the linear layer alone, on the channel means directly.
+            var probes = Tensor(shape: [channels + 1] + pooled.shape.dropFirst())
+            for c in 0..<channels { probes.storage[(c + 1) * channels + c] = 1 }
+            rows.append(try run(pooled.name, probes))
+        } else {
+            var start = 0
+            let chunk = 64
+            while start <= channels {
+                let end = min(start + chunk, channels + 1)
+                var probes = Tensor(shape: [end - start, channels, height, width])
+                for probe in start..<end where probe > 0 {
+                    let c = probe - 1
+                    let offset = ((probe - start) * channels + c) * plane
+                    for p in 0..<plane { probes.storage[offset + p] = 1 }
+                }
+                rows.append(try run(feature.name, probes))
+                start = end
             }
-            rows.append(try run(probes))
-            start = end
         }
         let responses = Tensor.concatenate(rows)
         let classes = responses.shape[1]
@@ -162,7 +185,8 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
                 means[c] += Double(value) / Double(plane)
             }
         }
-        let measured = try run(check)
+        // Through the whole tail, so this also proves that the pooled tensor holds the channel means.
+        let measured = try run(feature.name, check)
         var worst = 0.0, scale = 0.0
         for k in 0..<classes {
             var expected = Double(bias[k])
@@ -174,6 +198,6 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
             throw ExplainError.noLinearHead("the head after '\(feature.name)' is not linear in its spatial mean")
         }
         return LinearHead(featureLayer: feature.name, weights: Tensor(shape: [classes, channels], storage: weights),
-                          bias: Tensor(shape: [classes], storage: bias))
+                          bias: Tensor(shape: [classes], storage: bias), pooledLayer: pooled?.name)
     }
 }

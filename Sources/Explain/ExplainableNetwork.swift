@@ -30,12 +30,17 @@ public struct LinearHead: Sendable, Equatable {
     public var weights: Tensor
     /// The bias `[K]`, when the layer has one.
     public var bias: Tensor?
+    /// The tensor holding the channel means (`[N,C]` or `[N,C,1,1]`) that the linear layer reads, when known.
+    /// A change of `featureLayer` that only sets whole channels to constants (Ablation-CAM) re-runs from here,
+    /// on 1/(h·w) of the data.
+    public var pooledLayer: String?
 
-    /// A head reading `featureLayer` through `weights` `[K,C]`.
-    public init(featureLayer: String, weights: Tensor, bias: Tensor? = nil) {
+    /// A head reading `featureLayer` through `weights` `[K,C]`, its channel means held in `pooledLayer`.
+    public init(featureLayer: String, weights: Tensor, bias: Tensor? = nil, pooledLayer: String? = nil) {
         self.featureLayer = featureLayer
         self.weights = weights
         self.bias = bias
+        self.pooledLayer = pooledLayer
     }
 }
 

@@ -30,6 +30,16 @@ public enum CAMSteps {
     /// The raw map `[h,w]` of one image at one layer: the channel sum (or, with `eigenSmooth` or for
     /// Eigen-CAM, the principal projection) of the method's weighted activations, then `max(·, 0)`.
     public static func rawMap(_ method: any ActivationMapMethod, evidence: LayerEvidence, eigenSmooth: Bool = false) throws -> Tensor {
+        if let weightedMethod = method as? any ChannelWeightedMethod, !method.alwaysProjects, !eigenSmooth {
+            // The same sum as channelSum(weightedActivations), without materialising w_c · A_c.
+            let weights = try weightedMethod.channelWeights(evidence)
+            let a = evidence.activation
+            guard a.rank == 3, weights.count == a.shape[0] else {
+                throw ExplainError.badShape("\(method.name): \(weights.count) weights for activations \(a.shape) at \(evidence.layer)")
+            }
+            let cam = weightedChannelSum(a, weights: weights)
+            return Tensor(shape: cam.shape, storage: Normalization.relu(cam.storage))
+        }
         let weighted = try method.weightedActivations(evidence)
         guard weighted.rank == 3 else {
             throw ExplainError.badShape("\(method.name): weighted activations \(weighted.shape) at \(evidence.layer) are not [C,h,w]")
@@ -40,10 +50,25 @@ public enum CAMSteps {
 
     /// `sum_c x_c` of `[C,h,w]`, accumulated in Double.
     public static func channelSum(_ x: Tensor) -> Tensor {
+        weightedChannelSum(x, weights: nil)
+    }
+
+    /// `sum_c Float(w_c · x_c)` of `[C,h,w]` (each product rounded to Float, then accumulated in Double).
+    static func weightedChannelSum(_ x: Tensor, weights: [Float]?) -> Tensor {
         let channels = x.shape[0], size = x.count / max(channels, 1)
         var sum = [Double](repeating: 0, count: size)
-        for c in 0..<channels {
-            for p in 0..<size { sum[p] += Double(x.storage[c * size + p]) }
+        sum.withUnsafeMutableBufferPointer { total in
+            x.storage.withUnsafeBufferPointer { values in
+                for c in 0..<channels {
+                    let row = UnsafeBufferPointer(rebasing: values[(c * size)..<((c + 1) * size)])
+                    if let weights {
+                        let w = weights[c]
+                        for p in 0..<size { total[p] += Double(row[p] * w) }
+                    } else {
+                        for p in 0..<size { total[p] += Double(row[p]) }
+                    }
+                }
+            }
         }
         return Tensor(shape: Array(x.shape.dropFirst()), storage: sum.map { Float($0) })
     }
@@ -84,6 +109,8 @@ public struct Explainer<Network: ExplainableNetwork> {
     /// The target layers used by the CAM methods (and by guided Grad-CAM's Grad-CAM).
     public let layers: [String]
     private let mapMethod: (any ActivationMapMethod)?
+    /// For Ablation-CAM: the head whose channel means stand in for its feature layer in re-runs.
+    private let ablationHead: LinearHead?
 
     /// An explainer; for `cam` this finds the network's linear head or throws `ExplainError.noLinearHead`.
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
@@ -98,6 +125,8 @@ public struct Explainer<Network: ExplainableNetwork> {
         if let layers = options.layers, layers.isEmpty {
             throw ExplainError.invalidOption("no target layer given")
         }
+        // An ablated channel is constant, so past a GAP + linear head only its mean matters.
+        ablationHead = method == .ablationcam ? (try? network.linearHead()).flatMap { $0.pooledLayer == nil ? nil : $0 } : nil
         switch method {
         case .cam:
             let head = try network.linearHead()
@@ -164,27 +193,34 @@ public struct Explainer<Network: ExplainableNetwork> {
 
     private func camExplanations(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
         guard let mapMethod else { throw ExplainError.invalidOption("\(method.rawValue) is not a CAM method") }
-        let plain = try camPass(input, method: mapMethod, targets: targets, classes: nil)
+        let plain = try camPass(input, method: mapMethod, targets: targets)
         guard options.augSmooth else { return plain }
-        // pytorch-grad-cam averages the six de-augmented final maps, without a further min-max.
-        // The class is fixed from the plain image (pytorch-grad-cam re-picks top1 per augmentation
-        // unless targets are given; a video label must name one class).
-        let classes = plain.map(\.classIndex)
+        // pytorch-grad-cam's aug_smooth runs its plain forward on each augmented copy with the caller's
+        // targets: a given class stays fixed, while without targets (`top1`) each copy explains its own
+        // top-1 class. The explanation keeps the plain image's class and score for its label.
+        // The five copies other than the identity go through the network as one batch.
+        let count = input.shape[0]
+        let others = CAMSteps.augmentations.filter { $0.flip || $0.factor != 1 }
+        let flipped = CAMSteps.flippedHorizontally(input)
+        var storage: [Float] = []
+        storage.reserveCapacity(others.count * input.count)
+        for augmentation in others {
+            let source = augmentation.flip ? flipped.storage : input.storage
+            storage += source.map { $0 * augmentation.factor }
+        }
+        let augmented = try camPass(Tensor(shape: [others.count * count] + input.shape.dropFirst(), storage: storage),
+                                    method: mapMethod, targets: Array(repeating: targets, count: others.count).flatMap { $0 })
+        // The mean of the six de-augmented final maps in ttach's order (as NumPy adds them), without a further min-max.
         var sums = plain.map { [Float](repeating: 0, count: $0.map.count) }
+        var next = 0
         for augmentation in CAMSteps.augmentations {
-            let result: [Explanation]
-            if !augmentation.flip && augmentation.factor == 1 {
-                result = plain
-            } else {
-                var augmented = input
-                if augmentation.flip { augmented = CAMSteps.flippedHorizontally(augmented) }
-                augmented.storage = augmented.storage.map { $0 * augmentation.factor }
-                result = try camPass(augmented, method: mapMethod, targets: targets, classes: classes)
-            }
-            for i in result.indices {
-                let map = augmentation.flip ? CAMSteps.flippedHorizontally(result[i].map) : result[i].map
+            let isIdentity = !augmentation.flip && augmentation.factor == 1
+            for i in 0..<count {
+                let result = isIdentity ? plain[i].map : augmented[next * count + i].map
+                let map = augmentation.flip ? CAMSteps.flippedHorizontally(result) : result
                 for p in map.storage.indices { sums[i][p] += map.storage[p] }
             }
+            if !isIdentity { next += 1 }
         }
         let n = Float(CAMSteps.augmentations.count)
         return plain.indices.map { i in
@@ -194,11 +230,12 @@ public struct Explainer<Network: ExplainableNetwork> {
         }
     }
 
-    private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [ClassTarget],
-                         classes fixed: [Int]?) throws -> [Explanation] {
-        let pass = try network.forward(input, retaining: Set(layers))
+    private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [ClassTarget]) throws -> [Explanation] {
+        let pooledLayer = ablationHead.flatMap { layers.contains($0.featureLayer) ? $0.pooledLayer : nil }
+        let pass = try network.forward(input, retaining: Set(layers + (pooledLayer.map { [$0] } ?? [])))
         let logits = network.logits(of: pass)
-        let classes = try fixed ?? resolve(targets, logits: logits)
+        let means = try pooledLayer.map { try network.activation($0, in: pass) }
+        let classes = try resolve(targets, logits: logits)
         let scores = try classScores(logits, classes: classes)
         var gradients: [String: Tensor] = [:]
         if mapMethod.usesGradients {
@@ -222,16 +259,36 @@ public struct Explainer<Network: ExplainableNetwork> {
         return try (0..<input.shape[0]).map { i in
             let raws = try layers.map { layer -> Tensor in
                 guard let activation = activations[layer] else { throw ExplainError.missingTensor("target layer \(layer) was not retained") }
+                var ablations: (([Int], Float) throws -> [Float])?
+                if let pooledLayer, let means, layer == ablationHead?.featureLayer {
+                    ablations = { channels, value in
+                        try self.classColumn(self.network.logits(of: pass, image: i, replacing: pooledLayer,
+                                                                 with: Self.ablatedMeans(means.slice(i), channels, value)), classes[i])
+                    }
+                }
                 let evidence = LayerEvidence(
                     layer: layer, activation: activation.slice(i), gradient: gradients[layer]?.slice(i),
                     classIndex: classes[i], score: scores[i], image: input.slice(i),
                     scoreInputs: { batch in try self.classColumn(self.network.logits(of: self.network.forward(batch, retaining: [])), classes[i]) },
-                    scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) })
+                    scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) },
+                    scoreAblations: ablations)
                 return try CAMSteps.rawMap(mapMethod, evidence: evidence, eigenSmooth: options.eigenSmooth)
             }
             return Explanation(classIndex: classes[i], score: scores[i], layers: layers, raws: raws,
                                map: CAMSteps.finalMap(raws: raws, height: height, width: width))
         }
+    }
+
+    /// `[M, C(,1,1)]`: copy `m` of the channel means `means` `[C(,1,1)]` with entry `channels[m]` set to `value`,
+    /// the mean of a channel set to `value` everywhere.
+    static func ablatedMeans(_ means: Tensor, _ channels: [Int], _ value: Float) -> Tensor {
+        let count = means.count
+        var batch = [Float](repeating: 0, count: channels.count * count)
+        for (copy, c) in channels.enumerated() {
+            batch.replaceSubrange((copy * count)..<((copy + 1) * count), with: means.storage)
+            batch[copy * count + c] = value
+        }
+        return Tensor(shape: [channels.count] + means.shape, storage: batch)
     }
 
     // MARK: Input-gradient methods

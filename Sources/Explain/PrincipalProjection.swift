@@ -72,11 +72,13 @@ public enum PrincipalProjection {
             return g
         }
         var g = [Double](repeating: 0, count: rows * rows)
-        for i in 0..<rows {
-            for j in i..<rows {
-                var sum = 0.0
-                for c in 0..<columns { sum += x[i * columns + c] * x[j * columns + c] }
-                g[i * rows + j] = sum
+        x.withUnsafeBufferPointer { x in
+            for i in 0..<rows {
+                for j in i..<rows {
+                    var sum = 0.0
+                    for c in 0..<columns { sum += x[i * columns + c] * x[j * columns + c] }
+                    g[i * rows + j] = sum
+                }
             }
         }
         symmetrise(&g, size: rows)
@@ -110,11 +112,15 @@ public enum PrincipalProjection {
             let frobenius = m.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
             // For a trace-one PSD matrix ‖M‖_F ≤ 1, with equality exactly when M has rank one.
             if frobenius > 1 - 1e-13 { break }
-            for i in 0..<size {
-                for k in 0..<size {
-                    let a = m[i * size + k]
-                    if a == 0 { continue }
-                    for j in 0..<size { squared[i * size + j] += a * m[k * size + j] }
+            m.withUnsafeBufferPointer { m in
+                squared.withUnsafeMutableBufferPointer { squared in
+                    for i in 0..<size {
+                        for k in 0..<size {
+                            let a = m[i * size + k]
+                            if a == 0 { continue }
+                            for j in 0..<size { squared[i * size + j] += a * m[k * size + j] }
+                        }
+                    }
                 }
             }
             let t = (0..<size).reduce(0.0) { $0 + squared[$1 * size + $1] }

@@ -178,4 +178,37 @@ import TestSupport
             }
         }
     }
+
+    /// pytorch-grad-cam's aug_smooth without targets explains each augmented copy's own top-1 class:
+    /// on this frame the six copies disagree on their top-1, so the target rule decides the map.
+    @Test func augSmoothExplainsEachCopysOwnTopClass() throws {
+        guard var fixture = try Fixture("augSmoothExplainsEachCopysOwnTopClass") else { return }
+        let reference = try #require(fixture.cases.first { $0.model == "efficientnet_lite0" && $0.input.hasSuffix("bbb_f100.npy") })
+        let network = try fixture.network(reference.model)
+        let input = try fixture.load(reference.input)
+        let layers = [try fixture.headLayer(reference).tensor]
+        var tops: Set<Int> = []
+        for flip in [false, true] {
+            for factor: Float in [0.9, 1, 1.1] {
+                var augmented = flip ? CAMSteps.flippedHorizontally(input) : input
+                augmented.storage = augmented.storage.map { $0 * factor }
+                let logits = network.logits(of: try network.forward(augmented, retaining: []))
+                tops.insert(logits.storage.indices.max { logits.storage[$0] < logits.storage[$1] } ?? -1)
+            }
+        }
+        try #require(tops.count > 1, "the fixture no longer has augmented copies with other top-1 classes")
+        for method in [ExplanationMethod.gradcam, .layercam] {
+            let plain = try Explainer(network: network, method: method, options: ExplainerOptions(layers: layers))
+            let smooth = try Explainer(network: network, method: method, options: ExplainerOptions(layers: layers, augSmooth: true))
+            let top1 = try #require(try smooth.explain(input, target: .top1).first)
+            let fixed = try #require(try smooth.explain(input, target: .index(reference.classIndex)).first)
+            #expect(top1.classIndex == reference.classIndex && fixed.classIndex == reference.classIndex)
+            let expectedTop1 = try AugSmoothReference.map(input, target: .top1, explainer: plain)
+            let expectedFixed = try AugSmoothReference.map(input, target: .index(reference.classIndex), explainer: plain)
+            // Ours runs the five augmented copies as one batch: float reordering only.
+            let a = MapComparison(top1.map, expectedTop1), b = MapComparison(fixed.map, expectedFixed)
+            #expect(a.maxAbs <= 1e-4 && b.maxAbs <= 1e-4, "\(method.rawValue): top1 \(a.maxAbs), fixed \(b.maxAbs)")
+            #expect(MapComparison(top1.map, fixed.map).maxAbs > 1e-2, "\(method.rawValue): the target rule changed nothing")
+        }
+    }
 }
