@@ -15,23 +15,17 @@ public enum NetworkThreads {
     private typealias GetMaxThreads = @convention(c) () -> Int32
 
     // Looked up once; nil when OpenMP is not loaded (the engine then runs its calls as it does).
-    private static let setNumThreads: SetNumThreads? = {
-        #if canImport(Glibc)
-        guard let symbol = dlsym(nil, "omp_set_num_threads") else { return nil }
-        return unsafeBitCast(symbol, to: SetNumThreads.self)
-        #else
-        return nil
-        #endif
-    }()
+    private static let setNumThreads = openMPFunction("omp_set_num_threads", as: SetNumThreads.self)
+    private static let getMaxThreads = openMPFunction("omp_get_max_threads", as: GetMaxThreads.self)
 
-    private static let getMaxThreads: GetMaxThreads? = {
+    private static func openMPFunction<Function>(_ name: String, as type: Function.Type) -> Function? {
         #if canImport(Glibc)
-        guard let symbol = dlsym(nil, "omp_get_max_threads") else { return nil }
-        return unsafeBitCast(symbol, to: GetMaxThreads.self)
+        guard let symbol = dlsym(nil, name) else { return nil }
+        return unsafeBitCast(symbol, to: type)
         #else
         return nil
         #endif
-    }()
+    }
 
     /// The threads a network call made now on the calling thread may use (`omp_get_max_threads`),
     /// nil when OpenMP is not loaded.

@@ -9,13 +9,18 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private let stream: dnnl_stream_t
     private let lock = NSLock()
     private var convolutions: [ConvolutionKey: CompiledPrimitive] = [:]
-    private var poolings: [PoolingGeometry: CompiledPrimitive] = [:]
+    private var poolings: [PoolingKey: CompiledPrimitive] = [:]
+
+    private struct PoolingKey: Hashable {
+        var geometry: WindowGeometry
+        var channelsLast: Bool
+    }
     /// The scratch memory every cached convolution runs with (user scratchpad mode), grown to the largest asked for.
     private var scratchpad: UnsafeMutableRawPointer?
     private var scratchpadBytes = 0
 
     private struct ConvolutionKey: Hashable {
-        var geometry: ConvolutionGeometry
+        var geometry: WindowGeometry
         var activation: FusedActivation
         /// Whether the destination's prior contents (a residual branch) are added before the activation.
         var accumulates = false
@@ -107,13 +112,13 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         init(_ storage: [Float]) { self.storage = storage }
     }
 
-    private func weightsDims(_ g: ConvolutionGeometry) -> ([Int], dnnl_format_tag_t) {
+    private func weightsDims(_ g: WindowGeometry) -> ([Int], dnnl_format_tag_t) {
         let o = g.output[1], c = g.input[1]
         if g.groups == 1 { return ([o, c, g.kernel[0], g.kernel[1]], dnnl_oihw) }
         return ([g.groups, o / g.groups, c / g.groups, g.kernel[0], g.kernel[1]], dnnl_goihw)
     }
 
-    private func convolutionDescriptor(_ g: ConvolutionGeometry, backward: Bool, forwardKind: dnnl_prop_kind_t,
+    private func convolutionDescriptor(_ g: WindowGeometry, backward: Bool, forwardKind: dnnl_prop_kind_t,
                                        hasBias: Bool, channelsLast: Bool) throws -> dnnl_convolution_desc_t {
         let tag = channelsLast ? dnnl_nhwc : (DNNLBackend.blockedFormats ? dnnl_format_tag_any : dnnl_nchw)
         var src = try DNNLBackend.memoryDescriptor(g.input, tag)
@@ -204,7 +209,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
 
     /// The weights reordered into the layout `compiled` wants, made once per node and layout.
     private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledPrimitive,
-                                 _ g: ConvolutionGeometry, backward: Bool) throws -> PreparedBuffer {
+                                 _ g: WindowGeometry, backward: Bool) throws -> PreparedBuffer {
         return try weights.prepared(compiled.weightsKey) {
             let (dims, tag) = weightsDims(g)
             var user = try DNNLBackend.memoryDescriptor(dims, tag)
@@ -278,7 +283,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         try DNNLBackend.check(dnnl_stream_wait(stream), "waiting for a primitive")
     }
 
-    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: ConvolutionGeometry,
+    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
                      activation: FusedActivation, adding addend: Tensor?, channelsLast: Bool) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
@@ -320,7 +325,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ g: ConvolutionGeometry, channelsLast: Bool) throws -> Tensor {
+                                 _ g: WindowGeometry, channelsLast: Bool) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, channelsLast: channelsLast)
@@ -356,7 +361,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return "\(dnnl_memory_desc_get_size(&copy)).\(md.ndims).\(md.format_kind.rawValue).\(b.inner_nblks).\(blocks).\(strides)"
     }
 
-    func maxPooling(_ x: Tensor, _ g: PoolingGeometry, channelsLast: Bool) throws -> Tensor {
+    func maxPooling(_ x: Tensor, _ g: WindowGeometry, channelsLast: Bool) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         let pool = try compiledPooling(g, channelsLast: channelsLast)
@@ -370,9 +375,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return Tensor(shape: g.output, storage: output)
     }
 
-    private func compiledPooling(_ g: PoolingGeometry, channelsLast: Bool) throws -> CompiledPrimitive {
-        var key = g
-        key.channelsLast = channelsLast
+    private func compiledPooling(_ g: WindowGeometry, channelsLast: Bool) throws -> CompiledPrimitive {
+        let key = PoolingKey(geometry: g, channelsLast: channelsLast)
         if let cached = poolings[key] { return cached }
         let result = CompiledPrimitive()
         let tag = channelsLast ? dnnl_nhwc : dnnl_nchw

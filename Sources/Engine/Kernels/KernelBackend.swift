@@ -1,7 +1,8 @@
 import Foundation
 
-/// The shape of one 2-D convolution: everything a backend needs to build a primitive.
-struct ConvolutionGeometry: Hashable, Sendable {
+/// The shape of one 2-D sliding-window operation (a convolution, or a pooling with `groups` 1): what a backend needs
+/// to build a primitive.
+struct WindowGeometry: Hashable, Sendable {
     /// Input `[N, C, H, W]`.
     var input: [Int]
     /// Output `[N, O, OH, OW]`.
@@ -14,20 +15,6 @@ struct ConvolutionGeometry: Hashable, Sendable {
     var padsBegin: [Int]
     var padsEnd: [Int]
     var groups: Int
-}
-
-/// The shape of one 2-D pooling: input and output `[N, C, H, W]`, and the window.
-struct PoolingGeometry: Hashable, Sendable {
-    var input: [Int]
-    var output: [Int]
-    var kernel: [Int]
-    var strides: [Int]
-    /// ONNX dilations (1 = dense).
-    var dilations: [Int]
-    var padsBegin: [Int]
-    var padsEnd: [Int]
-    /// Storage order (set by the backend for its cache key).
-    var channelsLast = false
 }
 
 /// An activation a convolution kernel applies to its output in the same pass.
@@ -74,13 +61,13 @@ final class ConvolutionWeights: @unchecked Sendable {
 protocol KernelBackend: Sendable {
     /// `activation(conv(x, W) + b + addend)` (addend optional, shaped like the output); input and output stored NHWC
     /// when `channelsLast`, else NCHW.
-    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: ConvolutionGeometry,
+    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry,
                      activation: FusedActivation, adding addend: Tensor?, channelsLast: Bool) throws -> Tensor
     /// The gradient of a convolution's input given the gradient of its output (bias and activation excluded).
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ geometry: ConvolutionGeometry, channelsLast: Bool) throws -> Tensor
+                                 _ geometry: WindowGeometry, channelsLast: Bool) throws -> Tensor
     /// Max pooling (padded positions never win); NHWC storage when `channelsLast`, else NCHW.
-    func maxPooling(_ x: Tensor, _ geometry: PoolingGeometry, channelsLast: Bool) throws -> Tensor
+    func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, channelsLast: Bool) throws -> Tensor
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -101,7 +101,7 @@ struct Conv: Operator {
         guard groups >= 1 else { throw EngineError("\(node.label): group must be positive") }
     }
 
-    func geometry(_ x: [Int], _ w: [Int]) throws -> ConvolutionGeometry {
+    func geometry(_ x: [Int], _ w: [Int]) throws -> WindowGeometry {
         guard x.count == 4, w.count == 4 else {
             throw EngineError("\(label): only 2-D convolutions are supported (input \(x), weights \(w))")
         }
@@ -112,7 +112,7 @@ struct Conv: Operator {
             throw EngineError("\(label): kernel_shape \(k) does not match weights \(w)")
         }
         let r = try window.resolve(input: Array(x[2...]), kernel: Array(w[2...]), label)
-        return ConvolutionGeometry(input: x, output: [x[0], w[0]] + r.output, kernel: Array(w[2...]), strides: r.strides,
+        return WindowGeometry(input: x, output: [x[0], w[0]] + r.output, kernel: Array(w[2...]), strides: r.strides,
                                    dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end, groups: groups)
     }
 

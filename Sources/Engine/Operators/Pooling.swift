@@ -88,8 +88,8 @@ struct MaxPool: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
-        let geometry = PoolingGeometry(input: x.shape, output: Array(x.shape[0...1]) + r.output, kernel: kernel, strides: r.strides,
-                                       dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end)
+        let geometry = WindowGeometry(input: x.shape, output: Array(x.shape[0...1]) + r.output, kernel: kernel, strides: r.strides,
+                                      dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end, groups: 1)
         return [try context.kernels.maxPooling(x, geometry, channelsLast: channelsLast)]
     }
 
