@@ -96,6 +96,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         /// The primitive's source (or diff-source) and destination (or diff-destination) layouts.
         var sourceDescriptor = dnnl_memory_desc_t()
         var destinationDescriptor = dnnl_memory_desc_t()
+        /// The caller's plain (NCHW or NHWC) source and destination layouts, and the bias layout: built once, used per call.
+        var userSource = dnnl_memory_desc_t()
+        var userDestination = dnnl_memory_desc_t()
+        var biasDescriptor = dnnl_memory_desc_t()
         /// The scratch memory the primitive needs per call (zero bytes when none).
         var scratchpadDescriptor = dnnl_memory_desc_t()
 
@@ -189,6 +193,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             throw EngineError("oneDNN gave no weights layout for convolution \(g)")
         }
         result.weightsDescriptor = md.pointee
+        let tag = key.channelsLast ? dnnl_nhwc : dnnl_nchw
+        result.userSource = try DNNLBackend.memoryDescriptor(g.input, tag)
+        result.userDestination = try DNNLBackend.memoryDescriptor(g.output, tag)
+        result.biasDescriptor = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
         // Built once here: the key is looked up on every call.
         result.weightsKey = "dnnl.\(key.backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input).\(g.padsBegin)"
             + ".\(g.padsEnd).\(DNNLBackend.describe(md.pointee))"
@@ -294,10 +302,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         // The sum post-op adds what the destination holds: start from the addend (a copy unless it is ours alone).
         var output = addend?.storage
             ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
-        let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
-        let src = try DNNLBackend.memoryDescriptor(g.input, tag)
-        let dst = try DNNLBackend.memoryDescriptor(g.output, tag)
-        let biasMD = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
+        let (src, dst, biasMD) = (conv.userSource, conv.userDestination, conv.biasDescriptor)
         let bias = weights.bias?.storage ?? []
         // oneDNN only reads sources; the casts to mutable pointers avoid copying the arrays.
         try x.storage.withUnsafeBufferPointer { pi in
@@ -332,9 +337,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: true)
         var diffSrc = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.input)) { _, n in n = Tensor.elementCount(g.input) }
-        let tag = channelsLast ? dnnl_nhwc : dnnl_nchw
-        let src = try DNNLBackend.memoryDescriptor(g.input, tag)
-        let dst = try DNNLBackend.memoryDescriptor(g.output, tag)
+        let (src, dst) = (conv.userSource, conv.userDestination)
         try gradient.storage.withUnsafeBufferPointer { pd in
             try diffSrc.withUnsafeMutableBytes { ps in
                 try prepared.storage.withUnsafeMutableBytes { pw in
