@@ -54,7 +54,7 @@ let package = Package(
         // Generated pattern clips shared by the Pipeline and CLI tests.
         .target(name: "MediaTestSupport", dependencies: ["Media"]),
 
-        .testTarget(name: "MediaTests", dependencies: ["TestSupport", "Media"]),
+        .testTarget(name: "MediaTests", dependencies: ["TestSupport", "MediaTestSupport", "Media"]),
         .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Explain", "Engine"]),
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"], exclude: ["Fixtures"]),

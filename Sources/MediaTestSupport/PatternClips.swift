@@ -29,15 +29,16 @@ public enum PatternClips {
         var index = 0
         for bit in 0..<8 {
             let cx = (bit % 4) * width / 4 + width / 8, cy = (bit / 4) * height / 2 + height / 4
-            // The mean of a 5x5 patch, so that grain cannot flip a bit.
-            var sum = 0
-            for y in (cy - 2)...(cy + 2) {
-                for x in (cx - 2)...(cx + 2) {
+            // The mean of a 5x5 patch (clipped to the picture), so that grain cannot flip a bit.
+            var sum = 0, count = 0
+            for y in max(0, cy - 2)...min(height - 1, cy + 2) {
+                for x in max(0, cx - 2)...min(width - 1, cx + 2) {
                     let i = (y * width + x) * 3
                     sum += Int(pixels[i]) + Int(pixels[i + 1]) + Int(pixels[i + 2])
+                    count += 3
                 }
             }
-            if sum > 25 * 3 * 128 { index |= 1 << bit }
+            if sum / count > 128 { index |= 1 << bit }
         }
         return index
     }

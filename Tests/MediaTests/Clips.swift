@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import MediaTestSupport
 import TestSupport
 
 /// Generated test clips whose frames carry their own index as big black and white blocks.
@@ -10,41 +11,12 @@ enum Clips {
     /// Bits of the frame index drawn per frame (4 columns x 2 rows of blocks).
     static let bits = 8
 
-    /// An RGB picture showing `index` as 8 blocks: white for a 1 bit, black for a 0 bit.
-    static func pattern(_ index: Int, width: Int, height: Int) -> [UInt8] {
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        for y in 0..<height {
-            let row = min(1, y * 2 / height)
-            for x in 0..<width {
-                let column = min(3, x * 4 / width)
-                let bit = row * 4 + column
-                let value: UInt8 = (index >> bit) & 1 == 1 ? 255 : 0
-                let i = (y * width + x) * 3
-                pixels[i] = value
-                pixels[i + 1] = value
-                pixels[i + 2] = value
-            }
-        }
-        return pixels
-    }
+    /// An RGB picture showing `index` as 8 blocks (the shared generator).
+    static func pattern(_ index: Int, width: Int, height: Int) -> [UInt8] { PatternClips.pattern(index, width: width, height: height) }
 
-    /// The index an RGB picture shows, read from the centre of each block.
+    /// The index an RGB picture shows (the shared reader).
     static func readPattern(_ pixels: [UInt8], width: Int, height: Int) -> Int {
-        var index = 0
-        for bit in 0..<bits {
-            let column = bit % 4, row = bit / 4
-            let cx = column * width / 4 + width / 8, cy = row * height / 2 + height / 4
-            var sum = 0, count = 0
-            for y in max(0, cy - 2)...min(height - 1, cy + 2) {
-                for x in max(0, cx - 2)...min(width - 1, cx + 2) {
-                    let i = (y * width + x) * 3
-                    sum += Int(pixels[i]) + Int(pixels[i + 1]) + Int(pixels[i + 2])
-                    count += 3
-                }
-            }
-            if sum / count > 128 { index |= 1 << bit }
-        }
-        return index
+        PatternClips.readPattern(pixels, width: width, height: height)
     }
 
     /// Writes a clip of `pts.count` pattern frames with the given timestamps.

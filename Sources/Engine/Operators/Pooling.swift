@@ -24,61 +24,34 @@ struct MaxPool: Operator {
         return [Array(x[0...1]) + (try window.resolve(input: Array(x[2...]), kernel: kernel, label)).output]
     }
 
-    /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage order).
+    /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage order,
+    /// NCHW or NHWC); windows are scanned row by row and the first maximum wins, as PyTorch's argmax.
     private func argmax(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
-        if channelsLast { return try argmaxChannelsLast(x, body) }
-        let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
-        let (h, w) = (x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
-        x.storage.withUnsafeBufferPointer { px in
-            var o = 0
-            for plane in 0..<(x.shape[0] * x.shape[1]) {
-                let base = plane * h * w
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        var best = -Float.infinity, bestIndex = -1
-                        for ki in 0..<kernel[0] {
-                            let y = i * r.strides[0] - r.begin[0] + ki * r.dilations[0]
-                            if y < 0 || y >= h { continue }
-                            for kj in 0..<kernel[1] {
-                                let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
-                                if xx < 0 || xx >= w { continue }
-                                let v = px[base + y * w + xx]
-                                if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = base + y * w + xx }
-                            }
-                        }
-                        body(o, bestIndex)
-                        o += 1
-                    }
-                }
-            }
-        }
-    }
-
-    /// The NHWC scan: the same window order and first-maximum rule as the NCHW one, with channels innermost.
-    private func argmaxChannelsLast(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
-        var best = [Float](repeating: 0, count: c), index = [Int](repeating: -1, count: c)
+        // Strides of a channel and of a pixel: planes of pixels (NCHW) or pixels of channels (NHWC).
+        let (inChannel, inPixel) = channelsLast ? (1, c) : (h * w, 1)
+        let (outChannel, outPixel) = channelsLast ? (1, c) : (oh * ow, 1)
         x.storage.withUnsafeBufferPointer { px in
             for b in 0..<n {
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        for k in 0..<c { best[k] = -.infinity; index[k] = -1 }
-                        for ki in 0..<kernel[0] {
-                            let y = i * r.strides[0] - r.begin[0] + ki * r.dilations[0]
-                            if y < 0 || y >= h { continue }
-                            for kj in 0..<kernel[1] {
-                                let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
-                                if xx < 0 || xx >= w { continue }
-                                let base = ((b * h + y) * w + xx) * c
-                                for k in 0..<c {
-                                    let v = px[base + k]
-                                    if v > best[k] || index[k] < 0 || v.isNaN { best[k] = v; index[k] = base + k }
+                for ch in 0..<c {
+                    let base = b * c * h * w + ch * inChannel, outBase = b * c * oh * ow + ch * outChannel
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            var best = -Float.infinity, bestIndex = -1
+                            for ki in 0..<kernel[0] {
+                                let y = i * r.strides[0] - r.begin[0] + ki * r.dilations[0]
+                                if y < 0 || y >= h { continue }
+                                for kj in 0..<kernel[1] {
+                                    let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
+                                    if xx < 0 || xx >= w { continue }
+                                    let index = base + (y * w + xx) * inPixel
+                                    let v = px[index]
+                                    if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = index }
                                 }
                             }
+                            body(outBase + (i * ow + j) * outPixel, bestIndex)
                         }
-                        let o = ((b * oh + i) * ow + j) * c
-                        for k in 0..<c { body(o + k, index[k]) }
                     }
                 }
             }
