@@ -30,13 +30,13 @@ public struct LayersCommand: ParsableCommand {
         let nameWidth = min(max(layers.map(\.name.count).max() ?? 4, 4), 60)
         let opWidth = max(layers.map(\.opType.count).max() ?? 2, 2)
         var text = "  " + "tensor".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
-            + "op".padding(toLength: opWidth, withPad: " ", startingAt: 0) + "  shape  node\n"
+            + "op".padding(toLength: opWidth, withPad: " ", startingAt: 0) + "  shape  node  (storage)\n"
         let target = network.defaultTargetLayer
         for layer in layers {
             let mark = layer.name == target ? "* " : "  "
             let name = layer.name.count > nameWidth ? layer.name : layer.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
             text += mark + name + "  " + layer.opType.padding(toLength: opWidth, withPad: " ", startingAt: 0)
-                + "  [" + layer.shape.map(String.init).joined(separator: ",") + "]  " + layer.nodeName + "\n"
+                + "  [" + layer.shape.map(String.init).joined(separator: ",") + "]  " + layer.nodeName + "  (" + layer.storage + ")\n"
         }
         text += "input \(network.inputName) \(network.inputShape), output \(network.outputName), default target layer \(target)\n"
         return text

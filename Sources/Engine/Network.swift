@@ -10,6 +10,9 @@ public struct LayerInfo: Sendable, Equatable {
     public let nodeName: String
     /// The shape for a batch of one at the network's input size.
     public let shape: [Int]
+    /// How the engine keeps it in memory between operators: `NCHW`, `NHWC` or `nChw8c` (8-channel blocks); callers
+    /// always read NCHW.
+    public let storage: String
 }
 
 /// How backward treats operators whose gradient an explanation method redefines.
@@ -30,10 +33,22 @@ public struct GradientRules: Sendable, Equatable {
 
 /// How the engine stores activations between convolutions.
 public enum ActivationLayout: Sendable, Equatable {
-    /// NHWC between convolutions (oneDNN's fast direct kernels, ~7x faster than plain NCHW); the default.
+    /// 8-channel blocks (oneDNN's nChw8c) where only convolutions and elementwise operators read a tensor, NHWC around
+    /// other operators: the fastest on AVX2; the default.
+    case channelBlocks
+    /// NHWC between convolutions (oneDNN's direct kernels, ~7x faster than plain NCHW).
     case channelsLast
     /// Plain NCHW everywhere: slower, but reproduces PyTorch's CPU summation order more closely.
     case nchw
+
+    /// `CAMVID_ENGINE_LAYOUT=nhwc` or `nchw` replaces the default layout (a diagnostic, for timing one against another).
+    static let diagnosticOverride: ActivationLayout? = {
+        switch ProcessInfo.processInfo.environment["CAMVID_ENGINE_LAYOUT"] {
+        case "nhwc": return .channelsLast
+        case "nchw": return .nchw
+        default: return nil
+        }
+    }()
 }
 
 /// The retained tensors of one forward run, for reading and for later backward passes or reruns.
@@ -42,13 +57,13 @@ public struct ForwardPass: Sendable {
     let values: [String: Tensor]
     let inputShape: [Int]
     let logitsName: String
-    /// Tensors held channels-last internally; reading them converts to NCHW.
-    let channelsLast: Set<String>
+    /// Tensors held in another order than NCHW internally; reading them converts to NCHW.
+    let storage: [String: StorageOrder]
 
     /// The tensor called `name` (NCHW for images), if it was retained.
     public subscript(name: String) -> Tensor? {
         guard let value = values[name] else { return nil }
-        return channelsLast.contains(name) ? TensorMath.toChannelsFirst(value) : value
+        return TensorMath.relayout(value, from: storage[name] ?? .channelsFirst, to: .channelsFirst)
     }
 
     /// The network's (first) output, `[N, classes]` for a classifier.
@@ -83,7 +98,7 @@ public final class Network: @unchecked Sendable {
 
     /// Loads the ONNX model at `url` (external data beside it) for `inputHeight` x `inputWidth` images.
     public convenience init(contentsOf url: URL, inputHeight: Int = 224, inputWidth: Int = 224,
-                            layout: ActivationLayout = .channelsLast) throws {
+                            layout: ActivationLayout = .channelBlocks) throws {
         let data: Data
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
@@ -102,7 +117,7 @@ public final class Network: @unchecked Sendable {
     ///
     /// Every node is checked (operator, attributes, shapes for the given size) before this returns.
     public convenience init(model data: Data, baseDirectory: URL?, inputHeight: Int, inputWidth: Int) throws {
-        try self.init(model: data, baseDirectory: baseDirectory, inputHeight: inputHeight, inputWidth: inputWidth, layout: .channelsLast)
+        try self.init(model: data, baseDirectory: baseDirectory, inputHeight: inputHeight, inputWidth: inputWidth, layout: .channelBlocks)
     }
 
     /// Loads a serialised ONNX model with a chosen activation layout (see `ActivationLayout`).
@@ -131,11 +146,11 @@ public final class Network: @unchecked Sendable {
         let channels = dims.count == 4 ? (dims[1] ?? 3) : 3
         defaultInputShape = [1, channels, inputHeight, inputWidth]
         self.model = model
-        self.layout = layout
+        self.layout = layout == .channelBlocks ? ActivationLayout.diagnosticOverride ?? layout : layout
         self.operators = operators
         self.constants = constants
         let reference = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels,
-                                 channelsLastConvolutions: layout == .channelsLast)
+                                 layout: self.layout)
         referencePlan = reference
         let steps = reference.steps, folded = reference.constants
         fusable = Set(Plan.fusablePairs(steps, constants: folded).map { steps[$0.conv].outputs[0] })
@@ -159,7 +174,13 @@ public final class Network: @unchecked Sendable {
         referencePlan.steps.flatMap { step in
             step.outputs.filter { !$0.isEmpty }.map { name in
                 let node = model.nodes[step.node]
-                return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [])
+                let storage = switch referencePlan.order(name) {
+                case .channelsFirst: "NCHW"
+                case .channelsLast: "NHWC"
+                case .channelBlocks8: "nChw8c"
+                }
+                return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [],
+                                 storage: storage)
             }
         }
     }
@@ -177,7 +198,7 @@ public final class Network: @unchecked Sendable {
         let key = PlanKey(inputShape: inputShape, fused: reading != nil, protected: (reading ?? []).intersection(fusable))
         if let plan = plans[key] { return plan }
         let plan = try Plan(model: model, operators: operators, constants: constants, inputShape: inputShape, kernels: kernels,
-                            channelsLastConvolutions: layout == .channelsLast, fusing: reading != nil, protected: key.protected)
+                            layout: layout, fusing: reading != nil, protected: key.protected)
         if plans.count > 64 { plans = plans.filter { !$0.key.fused } }  // bounded: fused variants are cheap to rebuild
         plans[key] = plan
         return plan
@@ -207,11 +228,11 @@ public final class Network: @unchecked Sendable {
             let plan = try self.plan(for: input.shape, fusedExcept: retaining)
             var values: [String: Tensor] = [model.inputName: input]
             try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
-            return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, channelsLast: plan.channelsLast)
+            return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, storage: plan.storage)
         }
         // Large batches run in chunks whose activations stay in cache; the kept tensors are joined along the batch.
         var parts: [[String: Tensor]] = []
-        var channelsLast = Set<String>()
+        var storage: [String: StorageOrder] = [:]
         for start in stride(from: 0, to: batch, by: chunk) {
             let rows = min(chunk, batch - start)
             let slice = TensorMath.rows(input, start..<(start + rows))
@@ -219,13 +240,13 @@ public final class Network: @unchecked Sendable {
             var values: [String: Tensor] = [model.inputName: slice]
             try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
             parts.append(values)
-            channelsLast = plan.channelsLast
+            storage = plan.storage
         }
         var values: [String: Tensor] = [model.inputName: input]
         for name in parts[0].keys where name != model.inputName {
             values[name] = Tensor.concatenate(parts.compactMap { $0[name] })
         }
-        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, channelsLast: channelsLast)
+        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, storage: storage)
     }
 
     /// Computes tensors missing from `pass` (freed intermediates) from what it retained.
@@ -263,7 +284,7 @@ public final class Network: @unchecked Sendable {
         }
         needed.remove("")
         let values = try materialize(needed, pass, plan)
-        var gradients: [String: Tensor] = [outputName: TensorMath.relayout(seed, from: false, to: plan.channelsLast.contains(outputName))]
+        var gradients: [String: Tensor] = [outputName: TensorMath.relayout(seed, from: .channelsFirst, to: plan.order(outputName))]
         let context = OperatorContext(kernels: kernels, rules: rules)
         for i in relevant.reversed() {
             let step = plan.steps[i]
@@ -289,7 +310,7 @@ public final class Network: @unchecked Sendable {
             }
             for (k, name) in step.inputs.enumerated() where k < inputGradients.count && wanted[k] {
                 guard var g = inputGradients[k] else { continue }
-                g = TensorMath.relayout(g, from: step.wantsChannelsLast[k], to: plan.channelsLast.contains(name))
+                g = TensorMath.relayout(g, from: step.inputOrders[k], to: plan.order(name))
                 if let existing = gradients[name] {
                     gradients[name] = TensorMath.add(existing, g)
                 } else {
@@ -302,7 +323,7 @@ public final class Network: @unchecked Sendable {
         var result: [String: Tensor] = [:]
         for t in targets {
             if let g = gradients[t] {
-                result[t] = TensorMath.relayout(g, from: plan.channelsLast.contains(t), to: false)
+                result[t] = TensorMath.relayout(g, from: plan.order(t), to: .channelsFirst)
             } else {
                 result[t] = Tensor(shape: plan.shapes[t] ?? [])
             }
@@ -343,14 +364,14 @@ public final class Network: @unchecked Sendable {
         }
         let untouched = wanted.filter { !downstreamTensors.contains($0) }
         let source = try materialize(external.union(untouched), pass, passPlan)
-        var values: [String: Tensor] = [name: TensorMath.relayout(value, from: false, to: plan.channelsLast.contains(name))]
+        var values: [String: Tensor] = [name: TensorMath.relayout(value, from: .channelsFirst, to: plan.order(name))]
         for e in external.union(untouched) {
             guard let v = source[e] else { throw EngineError("internal: '\(e)' could not be recomputed") }
             values[e] = TensorMath.tile(v, batch: batch)
         }
         try plan.execute(subset, values: &values, keep: wanted, kernels: kernels)
         var result: [String: Tensor] = [:]
-        for o in wanted { result[o] = values[o].map { TensorMath.relayout($0, from: plan.channelsLast.contains(o), to: false) } }
+        for o in wanted { result[o] = values[o].map { TensorMath.relayout($0, from: plan.order(o), to: .channelsFirst) } }
         return result
     }
 }

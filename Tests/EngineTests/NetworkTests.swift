@@ -200,9 +200,10 @@ import TestSupport
         return a.shape == b.shape && zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= tolerance * scale }
     }
 
-    @Test func fusedResidualMatchesThePlainPlan() throws {
+    @Test(arguments: [ActivationLayout.channelBlocks, .channelsLast])
+    func fusedResidualMatchesThePlainPlan(layout: ActivationLayout) throws {
         let data = try Self.residualModel()
-        let fast = try Network(model: data, baseDirectory: nil, inputHeight: 12, inputWidth: 12, layout: .channelsLast)
+        let fast = try Network(model: data, baseDirectory: nil, inputHeight: 12, inputWidth: 12, layout: layout)
         let plain = try Network(model: data, baseDirectory: nil, inputHeight: 12, inputWidth: 12, layout: .nchw)
         var rng = SeededGenerator(state: 8)
         let x = rng.tensor([5, 3, 12, 12], -2, 2)
@@ -226,5 +227,61 @@ import TestSupport
             let alone = try fast.forward(x.slice(i).reshaped([1, 3, 12, 12])).logits
             #expect(Self.close(fused.logits.slice(i).reshaped([1, 6]), alone))
         }
+    }
+
+    /// input -> Conv(3->8) -> Relu (r1) -> Conv 3x3 (c2) -> Add(c2, r1) (s) -> Relu (r2) -> Conv 3x3 (c3) -> Relu (r3)
+    /// -> Conv 1x1 (c4) -> MaxPool (m) -> GlobalAveragePool -> Flatten -> Gemm: blocks from c2 to c4, converted at the edges.
+    static func blockedChainModel() throws -> Data {
+        var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, 10, 10])
+        var rng = SeededGenerator(state: 11)
+        b.addInitializer("w1", rng.tensor([16, 3, 3, 3], -1, 1))
+        b.addInitializer("w2", rng.tensor([16, 16, 3, 3], -0.3, 0.3))
+        b.addInitializer("b2", rng.tensor([16], -1, 1))
+        b.addInitializer("w3", rng.tensor([16, 16, 3, 3], -0.3, 0.3))
+        b.addInitializer("w4", rng.tensor([24, 16, 1, 1], -0.5, 0.5))
+        b.addInitializer("fc", rng.tensor([5, 24], -1, 1))
+        let pad: [String: ONNXAttribute] = ["pads": .ints([1, 1, 1, 1])]
+        b.addNode("Conv", inputs: ["input", "w1"], outputs: ["c1"], attributes: pad)
+        b.addNode("Relu", inputs: ["c1"], outputs: ["r1"])
+        b.addNode("Conv", inputs: ["r1", "w2", "b2"], outputs: ["c2"], attributes: pad)
+        b.addNode("Add", inputs: ["c2", "r1"], outputs: ["s"])
+        b.addNode("Relu", inputs: ["s"], outputs: ["r2"])
+        b.addNode("Conv", inputs: ["r2", "w3"], outputs: ["c3"], attributes: pad)
+        b.addNode("Relu", inputs: ["c3"], outputs: ["r3"])
+        b.addNode("Conv", inputs: ["r3", "w4"], outputs: ["c4"])
+        b.addNode("MaxPool", inputs: ["c4"], outputs: ["m"], attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])])
+        b.addNode("GlobalAveragePool", inputs: ["m"], outputs: ["g"])
+        b.addNode("Flatten", inputs: ["g"], outputs: ["f"])
+        b.addNode("Gemm", inputs: ["f", "fc"], outputs: ["output"], attributes: ["transB": .int(1)])
+        b.addOutput("output")
+        return try b.serialized()
+    }
+
+    @Test func channelBlocksGiveThePlainValues() throws {
+        let data = try Self.blockedChainModel()
+        let blocked = try Network(model: data, baseDirectory: nil, inputHeight: 10, inputWidth: 10, layout: .channelBlocks)
+        let plain = try Network(model: data, baseDirectory: nil, inputHeight: 10, inputWidth: 10, layout: .nchw)
+        // Blocks start at the first dense 3x3 convolution with whole input blocks and end before the max pooling.
+        let storage = Dictionary(uniqueKeysWithValues: blocked.layers.map { ($0.name, $0.storage) })
+        #expect(["c2", "s", "r2", "c3", "r3"].allSatisfy { storage[$0] == "nChw8c" }, "\(storage)")
+        #expect(storage["c1"] == "NHWC" && storage["r1"] == "NHWC" && storage["c4"] == "NHWC" && storage["m"] == "NHWC")
+        #expect(plain.layers.allSatisfy { $0.storage == "NCHW" })
+        var rng = SeededGenerator(state: 12)
+        let x = rng.tensor([3, 3, 10, 10], -2, 2)
+        let names: Set<String> = ["r1", "s", "r2", "c3", "r3"]
+        let fast = try blocked.forward(x, retaining: names), reference = try plain.forward(x, retaining: names)
+        #expect(Self.close(fast.logits, reference.logits))
+        for name in names { #expect(Self.close(try #require(fast[name]), try #require(reference[name])), "\(name)") }
+        // Gradients to blocked and plain tensors, and a rerun from a blocked tensor, agree with the NCHW plan.
+        var seed = Tensor(shape: [3, 5])
+        for i in 0..<3 { seed.storage[i * 5 + i] = 1 }
+        let targets: Set<String> = ["r1", "s", "r3", blocked.inputName]
+        let g = try blocked.backward(fast, seed: seed, to: targets), gPlain = try plain.backward(reference, seed: seed, to: targets)
+        for t in targets { #expect(Self.close(g[t]!, gPlain[t]!, 1e-4) && g[t]!.storage.contains { $0 != 0 }, "\(t)") }
+        let r2 = try #require(reference["r2"])
+        let halved = Tensor(shape: r2.shape, storage: r2.storage.map { $0 * 0.5 })
+        let rerun = try blocked.rerun(fast, replacing: "r2", with: halved)[blocked.outputName]!
+        let rerunPlain = try plain.rerun(reference, replacing: "r2", with: halved)[plain.outputName]!
+        #expect(Self.close(rerun, rerunPlain) && !Self.close(rerun, fast.logits))
     }
 }

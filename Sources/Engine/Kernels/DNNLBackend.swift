@@ -26,7 +26,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         var accumulates = false
         var backward: Bool
         var hasBias: Bool
-        var channelsLast: Bool
+        var order: StorageOrder
     }
 
     /// The process-wide backend (one oneDNN engine and stream).
@@ -51,8 +51,6 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         self.stream = stream
     }
 
-    /// `CAMVID_ENGINE_LAYOUT=blocked`: NCHW tensors, convolutions in oneDNN's blocked layouts with reorders (a diagnostic).
-    static let blockedFormats = ProcessInfo.processInfo.environment["CAMVID_ENGINE_LAYOUT"] == "blocked"
 
     /// Runs `body` with `pointer` viewed in layout `wanted`: reordered into a scratch buffer when `user` differs.
     private func withLayout(_ pointer: UnsafeMutableRawPointer?, user: dnnl_memory_desc_t, wanted: dnnl_memory_desc_t,
@@ -122,9 +120,18 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return ([g.groups, o / g.groups, c / g.groups, g.kernel[0], g.kernel[1]], dnnl_goihw)
     }
 
+    /// oneDNN's tag for a storage order.
+    static func tag(_ order: StorageOrder) -> dnnl_format_tag_t {
+        switch order {
+        case .channelsFirst: return dnnl_nchw
+        case .channelsLast: return dnnl_nhwc
+        case .channelBlocks8: return dnnl_nChw8c
+        }
+    }
+
     private func convolutionDescriptor(_ g: WindowGeometry, backward: Bool, forwardKind: dnnl_prop_kind_t,
-                                       hasBias: Bool, channelsLast: Bool) throws -> dnnl_convolution_desc_t {
-        let tag = channelsLast ? dnnl_nhwc : (DNNLBackend.blockedFormats ? dnnl_format_tag_any : dnnl_nchw)
+                                       hasBias: Bool, order: StorageOrder) throws -> dnnl_convolution_desc_t {
+        let tag = DNNLBackend.tag(order)
         var src = try DNNLBackend.memoryDescriptor(g.input, tag)
         var dst = try DNNLBackend.memoryDescriptor(g.output, tag)
         let (wd, _) = weightsDims(g)
@@ -176,16 +183,16 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         }
         if key.backward {
             var forwardDesc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_training, hasBias: false,
-                                                        channelsLast: key.channelsLast)
+                                                        order: key.order)
             try DNNLBackend.check(dnnl_primitive_desc_create(&result.forwardHint, &forwardDesc, nil, engine, nil),
                                   "building a convolution \(g)")
             var desc = try convolutionDescriptor(g, backward: true, forwardKind: dnnl_forward_training, hasBias: false,
-                                                 channelsLast: key.channelsLast)
+                                                 order: key.order)
             try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, result.forwardHint),
                                   "building a backward-data convolution \(g)")
         } else {
             var desc = try convolutionDescriptor(g, backward: false, forwardKind: dnnl_forward_inference, hasBias: key.hasBias,
-                                                 channelsLast: key.channelsLast)
+                                                 order: key.order)
             try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, nil),
                                   "building a convolution \(g)")
         }
@@ -193,7 +200,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             throw EngineError("oneDNN gave no weights layout for convolution \(g)")
         }
         result.weightsDescriptor = md.pointee
-        let tag = key.channelsLast ? dnnl_nhwc : dnnl_nchw
+        let tag = DNNLBackend.tag(key.order)
         result.userSource = try DNNLBackend.memoryDescriptor(g.input, tag)
         result.userDestination = try DNNLBackend.memoryDescriptor(g.output, tag)
         result.biasDescriptor = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
@@ -292,11 +299,11 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
-                     activation: FusedActivation, adding addend: Tensor?, channelsLast: Bool) throws -> Tensor {
+                     activation: FusedActivation, adding addend: Tensor?, order: StorageOrder) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         let key = ConvolutionKey(geometry: g, activation: activation, accumulates: addend != nil, backward: false,
-                                 hasBias: weights.bias != nil, channelsLast: channelsLast)
+                                 hasBias: weights.bias != nil, order: order)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: false)
         // The sum post-op adds what the destination holds: start from the addend (a copy unless it is ours alone).
@@ -330,10 +337,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ g: WindowGeometry, channelsLast: Bool) throws -> Tensor {
+                                 _ g: WindowGeometry, order: StorageOrder) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, channelsLast: channelsLast)
+        let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, order: order)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g, backward: true)
         var diffSrc = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.input)) { _, n in n = Tensor.elementCount(g.input) }

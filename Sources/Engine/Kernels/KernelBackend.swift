@@ -17,6 +17,16 @@ struct WindowGeometry: Hashable, Sendable {
     var groups: Int
 }
 
+/// How a 4-D activation `[N, C, H, W]` is laid out in memory (its logical shape never changes).
+enum StorageOrder: Hashable, Sendable {
+    /// NCHW: what operators outside the convolution path read, and what callers see.
+    case channelsFirst
+    /// NHWC.
+    case channelsLast
+    /// oneDNN's nChw8c: channels in blocks of 8, each block stored NHWC-like (`C` must be a multiple of 8).
+    case channelBlocks8
+}
+
 /// An activation a convolution kernel applies to its output in the same pass.
 enum FusedActivation: Hashable, Sendable {
     case none
@@ -59,13 +69,13 @@ final class ConvolutionWeights: @unchecked Sendable {
 
 /// The numeric kernels the operators delegate to, so that another backend could replace oneDNN.
 protocol KernelBackend: Sendable {
-    /// `activation(conv(x, W) + b + addend)` (addend optional, shaped like the output); input and output stored NHWC
-    /// when `channelsLast`, else NCHW.
+    /// `activation(conv(x, W) + b + addend)` (addend optional, shaped like the output); input, addend and output all
+    /// stored in `order`.
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry,
-                     activation: FusedActivation, adding addend: Tensor?, channelsLast: Bool) throws -> Tensor
+                     activation: FusedActivation, adding addend: Tensor?, order: StorageOrder) throws -> Tensor
     /// The gradient of a convolution's input given the gradient of its output (bias and activation excluded).
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ geometry: WindowGeometry, channelsLast: Bool) throws -> Tensor
+                                 _ geometry: WindowGeometry, order: StorageOrder) throws -> Tensor
     /// Max pooling (padded positions never win); NHWC storage when `channelsLast`, else NCHW.
     func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, channelsLast: Bool) throws -> Tensor
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.

@@ -189,9 +189,47 @@ enum TensorMath {
         return Tensor(shape: x.shape, storage: out)
     }
 
-    /// `x` converted from one storage order to another (`true` = channels-last).
-    static func relayout(_ x: Tensor, from: Bool, to: Bool) -> Tensor {
-        if from == to { return x }
-        return to ? toChannelsLast(x) : toChannelsFirst(x)
+    /// `x` converted from one storage order to another (the logical shape stays `[N, C, H, W]`).
+    static func relayout(_ x: Tensor, from: StorageOrder, to: StorageOrder) -> Tensor {
+        if from == to || x.rank != 4 { return x }
+        switch (from, to) {
+        case (.channelsFirst, .channelsLast): return toChannelsLast(x)
+        case (.channelsLast, .channelsFirst): return toChannelsFirst(x)
+        case (_, .channelBlocks8): return channelBlocks(x, from: from, inward: true)
+        default: return channelBlocks(x, from: to, inward: false)
+        }
+    }
+
+    /// Between 8-channel blocks and a plain order: `inward` gathers `plain`-ordered `x` into blocks, else scatters
+    /// blocked `x` into `plain` order. Both walk the blocked side sequentially; lane `l` of block `b` at pixel `p` is
+    /// channel `8b + l`.
+    private static func channelBlocks(_ x: Tensor, from plain: StorageOrder, inward: Bool) -> Tensor {
+        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        precondition(c % 8 == 0, "8-channel blocks of \(c) channels")
+        // Offset of (channel, pixel) within one image in the plain order.
+        let (channelStride, pixelStride) = plain == .channelsLast ? (1, c) : (hw, 1)
+        var out = [Float](unsafeUninitializedCapacity: x.count) { _, count in count = x.count }
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                for b in 0..<n {
+                    let image = b * c * hw
+                    var blocked = image
+                    for block in 0..<(c / 8) {
+                        for p in 0..<hw {
+                            let plainBase = image + block * 8 * channelStride + p * pixelStride
+                            for lane in 0..<8 {
+                                if inward {
+                                    po[blocked + lane] = px[plainBase + lane * channelStride]
+                                } else {
+                                    po[plainBase + lane * channelStride] = px[blocked + lane]
+                                }
+                            }
+                            blocked += 8
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
     }
 }
