@@ -20,6 +20,13 @@ enum ExplainArguments {
         throw CommandError("unknown method '\(name)'; choose one of \(ExplanationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
     }
 
+    /// `--guided-clip` changes only the guided methods, so asking for it without one is a mistake worth saying.
+    static func checkGuidedClip(_ guidedClip: Bool, methods: [ExplanationMethod]) throws {
+        guard guidedClip, !methods.contains(where: { $0 == .guidedBackprop || $0 == .guidedGradcam }) else { return }
+        let chosen = methods.isEmpty ? "none" : methods.map(\.rawValue).joined(separator: ", ")
+        throw CommandError("--guided-clip applies to guided-backprop and guided-gradcam, not \(chosen)")
+    }
+
     /// `T[,T...]` as tensor names; nil for nil.
     static func layers(_ argument: String?) throws -> [String]? {
         guard let argument else { return nil }

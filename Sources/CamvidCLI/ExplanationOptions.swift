@@ -65,6 +65,9 @@ struct ExplanationOptions: ParsableArguments {
     @Flag(help: "Average over six flipped and scaled copies of each frame (pytorch-grad-cam aug_smooth; 6x slower).")
     var augSmooth = false
 
+    @Flag(help: "Extend guided backprop's ReLU rule to Clip (ReLU6) nodes (guided-backprop, guided-gradcam); off by default, as pytorch-grad-cam, which guides only nn.ReLU.")
+    var guidedClip = false
+
     mutating func validate() throws {
         _ = try normalization()
         for word in classes where word.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -88,9 +91,9 @@ struct ExplanationOptions: ParsableArguments {
         return normalization
     }
 
-    /// Explain's options for `--layer`, `--eigen-smooth`, `--aug-smooth`.
+    /// Explain's options for `--layer`, `--eigen-smooth`, `--aug-smooth`, `--guided-clip`.
     var explainerOptions: ExplainerOptions {
-        ExplainerOptions(layers: layer.map(layers), eigenSmooth: eigenSmooth, augSmooth: augSmooth)
+        ExplainerOptions(layers: layer.map(layers), eigenSmooth: eigenSmooth, augSmooth: augSmooth, guidesClip: guidedClip)
     }
 
     /// The network (`--model` or the bundled default) at its 224x224 input size, and its class names.
@@ -105,6 +108,7 @@ struct ExplanationOptions: ParsableArguments {
     /// One explainer per (method, class): a single one, or the tiles of a grid.
     func explainers(methods: [ExplanationMethod], network: Network, labels: ClassLabels, threads: Int? = nil) throws -> [NetworkExplainer] {
         let normalization = try normalization()
+        try ExplainArguments.checkGuidedClip(guidedClip, methods: methods)
         var explainers: [NetworkExplainer] = []
         for method in methods {
             for target in targets {
@@ -186,6 +190,7 @@ struct VideoExplanationSetup {
             guard outputs.json == nil, outputs.cams == nil, outputs.grid == nil, outputs.smooth == nil else {
                 throw ValidationError("--json, --cams, --smooth and --grid need a method (not --method none)")
             }
+            try ExplainArguments.checkGuidedClip(options.guidedClip, methods: [])
             base = IdentityExplainer()
             self.overlay = HeatmapOverlay(overlay)
             labels = ClassLabels(names: [])

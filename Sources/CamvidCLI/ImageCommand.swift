@@ -64,6 +64,10 @@ public struct ImageCommand: ParsableCommand {
     @Flag(help: "Use the first principal component of the weighted activations (pytorch-grad-cam eigen_smooth).")
     public var eigenSmooth = false
 
+    /// Guided backprop's ReLU rule extended to Clip (ReLU6).
+    @Flag(help: "Extend guided backprop's ReLU rule to Clip (ReLU6) nodes (guided-backprop, guided-gradcam); off by default, as pytorch-grad-cam, which guides only nn.ReLU.")
+    public var guidedClip = false
+
     /// How the picture is fitted to the model's input.
     @Option(help: ArgumentHelp("How the picture is fitted to the model's input: squash (resize ignoring the aspect ratio, as the reference does).", valueName: "squash"))
     public var fit: String = "squash"
@@ -90,6 +94,7 @@ public struct ImageCommand: ParsableCommand {
     private func render() throws -> String {
         let method = try ExplainArguments.method(self.method)
         let layers = try ExplainArguments.layers(layer)
+        try ExplainArguments.checkGuidedClip(guidedClip, methods: [method])
         guard fit == "squash" else { throw CommandError("--fit '\(fit)' is not supported; the only fit is squash") }
         guard alpha >= 0, alpha <= 1 else { throw CommandError("--alpha must be between 0 and 1, got \(alpha)") }
         guard let colors = Colormap(rawValue: colormap) else {
@@ -110,7 +115,7 @@ public struct ImageCommand: ParsableCommand {
         let x = ImagePreprocessing.tensor(resized, width: width, height: height, mean: mean, std: std)
 
         let explainer = try Explainer(network: EngineNetwork(network), method: method,
-                                      options: ExplainerOptions(layers: layers, eigenSmooth: eigenSmooth, augSmooth: augSmooth),
+                                      options: ExplainerOptions(layers: layers, eigenSmooth: eigenSmooth, augSmooth: augSmooth, guidesClip: guidedClip),
                                       labels: ExplainArguments.labels)
         guard let explanation = try explainer.explain(x, target: target).first else {
             throw CommandError("\(method.rawValue) gave no explanation")

@@ -59,6 +59,10 @@ public struct TensorCommand: ParsableCommand {
     @Flag(name: .long, help: "Principal projection of the weighted activations instead of their sum.")
     public var eigenSmooth = false
 
+    /// Guided backprop's ReLU rule extended to Clip (ReLU6).
+    @Flag(name: .long, help: "Extend guided backprop's ReLU rule to Clip (ReLU6) nodes (guided-backprop, guided-gradcam); off by default, as pytorch-grad-cam, which guides only nn.ReLU.")
+    public var guidedClip = false
+
     /// Network batch size of the Score-CAM / Ablation-CAM probes.
     @Option(name: .long, help: ArgumentHelp("Probe batch for scorecam / ablationcam (default 16 / 32, as pytorch-grad-cam).", valueName: "n"))
     public var batchSize: Int?
@@ -99,6 +103,9 @@ public struct TensorCommand: ParsableCommand {
         let url = model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url
         let layers = try ExplainArguments.layers(layer)
         let method = try self.method.map(ExplainArguments.method)
+        if guidedClip, raw == nil, map == nil, self.repeat == nil {
+            throw CommandError("--guided-clip needs --method guided-backprop or guided-gradcam with --raw, --map or --repeat")
+        }
         let network = try Network(contentsOf: url, inputHeight: x.shape[2], inputWidth: x.shape[3])
         try ExplainArguments.checkLayers(layers, in: network, model: url.lastPathComponent)
         let target = layers?.first ?? network.defaultTargetLayer
@@ -136,11 +143,13 @@ public struct TensorCommand: ParsableCommand {
         }
     }
 
-    /// The explainer `--method`, `--layer`, `--aug-smooth`, `--eigen-smooth` and `--batch-size` describe.
+    /// The explainer `--method`, `--layer`, `--aug-smooth`, `--eigen-smooth`, `--batch-size` and `--guided-clip` describe.
     private func explainer(_ method: ExplanationMethod, network: Network, layers: [String]?) throws -> Explainer<EngineNetwork> {
-        try Explainer(network: EngineNetwork(network), method: method,
-                      options: ExplainerOptions(layers: layers, eigenSmooth: eigenSmooth, augSmooth: augSmooth, batchSize: batchSize),
-                      labels: ExplainArguments.labels)
+        try ExplainArguments.checkGuidedClip(guidedClip, methods: [method])
+        return try Explainer(network: EngineNetwork(network), method: method,
+                             options: ExplainerOptions(layers: layers, eigenSmooth: eigenSmooth, augSmooth: augSmooth, batchSize: batchSize,
+                                                       guidesClip: guidedClip),
+                             labels: ExplainArguments.labels)
     }
 
     private var classTarget: ClassTarget { classIndex.map(ClassTarget.index) ?? .top1 }

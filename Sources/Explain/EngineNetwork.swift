@@ -74,12 +74,8 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
 
     /// The engine's backward pass from the logits.
     public func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rule: GradientRule) throws -> [String: Tensor] {
-        // Without Clip nodes the extended rule is the plain guided one.
-        if rule.guidesClip, network.layers.contains(where: { $0.opType == "Clip" }) {
-            throw ExplainError.invalidOption("the engine's guided backpropagation guides ReLU only; guiding Clip (ReLU6) is not available")
-        }
-        return try network.backward(pass.forward, seed: seed, at: nil, to: names,
-                                    rules: rule.guidesReLU ? .guidedBackprop : .standard)
+        try network.backward(pass.forward, seed: seed, at: nil, to: names,
+                             rules: GradientRules(guidedRelu: rule.guidesReLU, guidedClip: rule.guidesClip))
     }
 
     /// The engine's re-run downstream of `name`, from a batch-of-one pass of image `image`.

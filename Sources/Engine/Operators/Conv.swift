@@ -156,6 +156,8 @@ struct Conv: Operator {
             let (lo, hi): (Float, Float) = { if case .clip(let l, let h) = activation { return (l, h) }; return (0, .infinity) }()
             if context.rules.guidedRelu, case .relu = activation {
                 g = TensorMath.zip(y, g) { y, g in y > 0 && g > 0 ? g : 0 }
+            } else if context.rules.guidedClip, case .clip = activation {
+                g = TensorMath.zip(y, g) { y, g in y > lo && y < hi && g > 0 ? g : 0 }
             } else {
                 g = TensorMath.zip(y, g) { y, g in y > lo && y < hi ? g : 0 }
             }

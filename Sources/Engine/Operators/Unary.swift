@@ -68,7 +68,7 @@ struct LeakyRelu: UnaryOperator {
     func derivative(_ x: Float, _ y: Float) -> Float { x > 0 ? 1 : alpha }
 }
 
-/// `x` clamped to `[min, max]` (from inputs 1 and 2 since opset 11, attributes before).
+/// `x` clamped to `[min, max]` (from inputs 1 and 2 since opset 11, attributes before); `guidedClip` gates it like guided ReLU.
 struct Clip: Operator {
     let minAttribute: Float
     let maxAttribute: Float
@@ -101,6 +101,9 @@ struct Clip: Operator {
         let y = try Operand.required(outputs, 0, "Clip")
         let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
         guard let g = gradients[0] else { return [nil] }
+        if context.rules.guidedClip {
+            return [TensorMath.zip(y, g) { y, g in y > lo && y < hi && g > 0 ? g : 0 }]
+        }
         return [TensorMath.zip(y, g) { y, g in y > lo && y < hi ? g : 0 }]
     }
 }
