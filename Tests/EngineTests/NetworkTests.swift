@@ -230,7 +230,8 @@ import TestSupport
     }
 
     /// input -> Conv(3->8) -> Relu (r1) -> Conv 3x3 (c2) -> Add(c2, r1) (s) -> Relu (r2) -> Conv 3x3 (c3) -> Relu (r3)
-    /// -> Conv 1x1 (c4) -> MaxPool (m) -> GlobalAveragePool -> Flatten -> Gemm: blocks from c2 to c4, converted at the edges.
+    /// -> Conv 1x1 (c4) -> MaxPool (m) -> GlobalAveragePool -> Flatten, concatenated with ReduceMean(r3) over H and W
+    /// -> Gemm: blocks from c2 to r3 (the mean reads them as they are), converted at the edges.
     static func blockedChainModel() throws -> Data {
         var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, 10, 10])
         var rng = SeededGenerator(state: 11)
@@ -239,7 +240,7 @@ import TestSupport
         b.addInitializer("b2", rng.tensor([16], -1, 1))
         b.addInitializer("w3", rng.tensor([16, 16, 3, 3], -0.3, 0.3))
         b.addInitializer("w4", rng.tensor([24, 16, 1, 1], -0.5, 0.5))
-        b.addInitializer("fc", rng.tensor([5, 24], -1, 1))
+        b.addInitializer("fc", rng.tensor([5, 40], -1, 1))
         let pad: [String: ONNXAttribute] = ["pads": .ints([1, 1, 1, 1])]
         b.addNode("Conv", inputs: ["input", "w1"], outputs: ["c1"], attributes: pad)
         b.addNode("Relu", inputs: ["c1"], outputs: ["r1"])
@@ -252,7 +253,9 @@ import TestSupport
         b.addNode("MaxPool", inputs: ["c4"], outputs: ["m"], attributes: ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])])
         b.addNode("GlobalAveragePool", inputs: ["m"], outputs: ["g"])
         b.addNode("Flatten", inputs: ["g"], outputs: ["f"])
-        b.addNode("Gemm", inputs: ["f", "fc"], outputs: ["output"], attributes: ["transB": .int(1)])
+        b.addNode("ReduceMean", inputs: ["r3"], outputs: ["means"], attributes: ["axes": .ints([2, 3]), "keepdims": .int(0)])
+        b.addNode("Concat", inputs: ["f", "means"], outputs: ["features"], attributes: ["axis": .int(1)])
+        b.addNode("Gemm", inputs: ["features", "fc"], outputs: ["output"], attributes: ["transB": .int(1)])
         b.addOutput("output")
         return try b.serialized()
     }
@@ -268,14 +271,14 @@ import TestSupport
         #expect(plain.layers.allSatisfy { $0.storage == "NCHW" })
         var rng = SeededGenerator(state: 12)
         let x = rng.tensor([3, 3, 10, 10], -2, 2)
-        let names: Set<String> = ["r1", "s", "r2", "c3", "r3"]
+        let names: Set<String> = ["r1", "s", "r2", "c3", "r3", "m", "means"]
         let fast = try blocked.forward(x, retaining: names), reference = try plain.forward(x, retaining: names)
         #expect(Self.close(fast.logits, reference.logits))
         for name in names { #expect(Self.close(try #require(fast[name]), try #require(reference[name])), "\(name)") }
         // Gradients to blocked and plain tensors, and a rerun from a blocked tensor, agree with the NCHW plan.
         var seed = Tensor(shape: [3, 5])
         for i in 0..<3 { seed.storage[i * 5 + i] = 1 }
-        let targets: Set<String> = ["r1", "s", "r3", blocked.inputName]
+        let targets: Set<String> = ["r1", "s", "r3", "c4", blocked.inputName]
         let g = try blocked.backward(fast, seed: seed, to: targets), gPlain = try plain.backward(reference, seed: seed, to: targets)
         for t in targets { #expect(Self.close(g[t]!, gPlain[t]!, 1e-4) && g[t]!.storage.contains { $0 != 0 }, "\(t)") }
         let r2 = try #require(reference["r2"])

@@ -101,6 +101,10 @@ struct Plan: Sendable {
                 pool.channelsLast = true
                 steps[i].op = pool
                 (wants[0], output) = (.channelsLast, .channelsLast)
+            } else if runtime[0], current(step.inputs[0]) == .channelsLast,
+                      Plan.isSpatialMean(step.op, inputShapes: step.inputs.map { shapes[$0] }, inputConstants: step.inputs.map { constants[$0] }) {
+                steps[i].op = Plan.spatialMean(step.op, reading: .channelsLast)
+                wants[0] = .channelsLast
             } else if Plan.isElementwise(step.op) {
                 if runtime[0] && current(step.inputs[0]) == .channelsLast { (wants[0], output) = (.channelsLast, .channelsLast) }
             } else if Plan.isBinaryElementwise(step.op), step.inputs.count == 2,
@@ -125,6 +129,11 @@ struct Plan: Sendable {
                     for k in steps[i].inputOrders.indices where steps[i].inputOrders[k] == .channelsLast { steps[i].inputOrders[k] = .channelBlocks8 }
                 }
                 steps[i].outputOrder = .channelBlocks8
+            }
+            for i in steps.indices where steps[i].inputOrders.first == .channelsLast && blocked.contains(steps[i].inputs[0])
+                && (steps[i].op is GlobalPool || steps[i].op is ReduceMean) {
+                steps[i].op = Plan.spatialMean(steps[i].op, reading: .channelBlocks8)
+                steps[i].inputOrders[0] = .channelBlocks8
             }
             for name in blocked { storage[name] = .channelBlocks8 }
         }
@@ -151,6 +160,23 @@ struct Plan: Sendable {
         op is any UnaryOperator || op is Clip || op is Identity
     }
 
+    /// A mean over height and width of a 4-D tensor (GlobalAveragePool, ReduceMean on axes 2 and 3): any storage order serves.
+    static func isSpatialMean(_ op: any Operator, inputShapes: [[Int]?], inputConstants: [Constant?]) -> Bool {
+        guard inputShapes.first??.count == 4 else { return false }
+        if let pool = op as? GlobalPool { return !pool.isMax }
+        if let mean = op as? ReduceMean {
+            return (try? mean.axes(inputShapes[0] ?? [], inputConstants, inputShapes)) == ReduceMean.spatialAxes
+        }
+        return false
+    }
+
+    /// The spatial mean `op` set to read its input in `order`.
+    static func spatialMean(_ op: any Operator, reading order: StorageOrder) -> any Operator {
+        if var pool = op as? GlobalPool { pool.inputOrder = order; return pool }
+        if var mean = op as? ReduceMean { mean.inputOrder = order; return mean }
+        return op
+    }
+
     /// Elementwise operators of two tensors (storage-order free when both have one shape and one order).
     static func isBinaryElementwise(_ op: any Operator) -> Bool {
         op is Add || op is Sub || op is Mul || op is Div
@@ -168,11 +194,13 @@ struct Plan: Sendable {
         for (i, step) in steps.enumerated() { for name in step.inputs where !name.isEmpty { consumers[name, default: []].append(i) } }
         func divisible(_ name: String) -> Bool { (shapes[name]?.count ?? 0) == 4 && shapes[name]![1] % 8 == 0 }
         func convolutionOrElementwise(_ op: any Operator) -> Bool { op is Conv || isElementwise(op) || isBinaryElementwise(op) }
+        // Readers of blocks: convolutions, elementwise operators, and spatial means the planner already gave another order.
+        func readsBlocks(_ step: Step) -> Bool { convolutionOrElementwise(step.op) || step.inputOrders.first == .channelsLast && !(step.op is MaxPool) }
         var blocked = Set<String>()
         for step in steps {
             guard let name = step.outputs.first, storage[name] == .channelsLast, divisible(name), !outputs.contains(name),
                   convolutionOrElementwise(step.op),
-                  (consumers[name] ?? []).allSatisfy({ convolutionOrElementwise(steps[$0].op) }) else { continue }
+                  (consumers[name] ?? []).allSatisfy({ readsBlocks(steps[$0]) }) else { continue }
             let readsBlocks = step.inputs.contains(where: blocked.contains)
             if let conv = step.op as? Conv {
                 // The input is converted to blocks, which needs whole blocks of input channels.

@@ -6,6 +6,8 @@ struct ReduceMean: Operator {
     let axesAttribute: [Int]?
     let keepDims: Bool
     let noopWithEmptyAxes: Bool
+    /// How the planner stores the input; other orders than NCHW only for the spatial mean (`spatialAxes`).
+    var inputOrder = StorageOrder.channelsFirst
 
     init(_ node: Node) throws {
         try node.checkAttributes(["axes", "keepdims", "noop_with_empty_axes"])
@@ -14,6 +16,9 @@ struct ReduceMean: Operator {
         keepDims = try node.int("keepdims", 1) != 0
         noopWithEmptyAxes = try node.int("noop_with_empty_axes", 0) != 0
     }
+
+    /// Height and width of an NCHW tensor: the global average pooling of a classifier head.
+    static let spatialAxes: Set<Int> = [2, 3]
 
     func axes(_ x: [Int], _ constants: [Constant?], _ shapes: [[Int]?]) throws -> Set<Int> {
         var list = axesAttribute
@@ -36,6 +41,9 @@ struct ReduceMean: Operator {
         let constants = inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
         let shapes = inputs.map { $0?.shape }
         let a = try axes(x.shape, constants, shapes)
+        if x.rank == 4 && a == ReduceMean.spatialAxes {
+            return [Tensor(shape: try outputShapes(shapes, constants: constants)[0], storage: TensorMath.spatialMeans(x, order: inputOrder))]
+        }
         let kept = x.shape.enumerated().map { a.contains($0.offset) ? 1 : $0.element }
         let sum = TensorMath.reduce(x, to: kept)
         let n = Float(x.count / max(sum.count, 1))
@@ -47,6 +55,9 @@ struct ReduceMean: Operator {
         let x = try Operand.shape(a.inputShapes, 0, label)
         let constants = a.inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
         let ax = try axes(x, constants, a.inputShapes)
+        if x.count == 4 && ax == ReduceMean.spatialAxes {
+            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + x.dropFirst(), order: inputOrder)]
+        }
         let kept = x.enumerated().map { ax.contains($0.offset) ? 1 : $0.element }
         let n = Float(Tensor.elementCount(x) / max(Tensor.elementCount(kept), 1))
         return [try TensorMath.broadcast(g.reshaped(kept), Tensor(shape: x), label) { g, _ in g / n }]

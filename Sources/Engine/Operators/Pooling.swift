@@ -160,6 +160,8 @@ struct AveragePool: Operator {
 struct GlobalPool: Operator {
     let label: String
     let isMax: Bool
+    /// How the planner stores the input (the average reads any order; the maximum NCHW only). The output is `[N, C, 1, 1]`.
+    var inputOrder = StorageOrder.channelsFirst
 
     init(_ node: Node) throws {
         try node.checkAttributes([])
@@ -175,6 +177,9 @@ struct GlobalPool: Operator {
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
+        if !isMax && x.rank == 4 {
+            return [Tensor(shape: try outputShapes([x.shape], constants: [])[0], storage: TensorMath.spatialMeans(x, order: inputOrder))]
+        }
         let planes = x.shape[0] * x.shape[1], size = x.count / max(planes, 1)
         var out = [Float](repeating: 0, count: planes)
         x.storage.withUnsafeBufferPointer { px in
@@ -198,6 +203,7 @@ struct GlobalPool: Operator {
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let shape = try Operand.shape(a.inputShapes, 0, label)
+        if !isMax && shape.count == 4 { return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + shape.dropFirst(), order: inputOrder)] }
         let planes = shape[0] * shape[1], size = Tensor.elementCount(shape) / max(planes, 1)
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
         if isMax {

@@ -189,6 +189,58 @@ enum TensorMath {
         return Tensor(shape: x.shape, storage: out)
     }
 
+    /// The mean of each channel's H x W plane of a 4-D tensor stored in `order`: `[N * C]` values, image-major.
+    ///
+    /// Each plane is summed in pixel order whatever the storage, so every order gives the same bits.
+    static func spatialMeans(_ x: Tensor, order: StorageOrder) -> [Float] {
+        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
+        var sums = [Float](repeating: 0, count: n * c)
+        x.storage.withUnsafeBufferPointer { px in
+            sums.withUnsafeMutableBufferPointer { ps in
+                for b in 0..<n {
+                    let image = b * c * hw, out = b * c
+                    switch order {
+                    case .channelsFirst:
+                        for ch in 0..<c { var s: Float = 0; for p in 0..<hw { s += px[image + ch * hw + p] }; ps[out + ch] = s }
+                    case .channelsLast:
+                        for p in 0..<hw { for ch in 0..<c { ps[out + ch] += px[image + p * c + ch] } }
+                    case .channelBlocks8:
+                        for block in 0..<(c / 8) {
+                            let base = image + block * 8 * hw
+                            for p in 0..<hw { for lane in 0..<8 { ps[out + block * 8 + lane] += px[base + p * 8 + lane] } }
+                        }
+                    }
+                }
+                for i in 0..<ps.count { ps[i] /= Float(hw) }
+            }
+        }
+        return sums
+    }
+
+    /// The gradient of `spatialMeans`: each plane of `shape` filled with its mean's gradient / (H * W), stored in `order`.
+    static func spatialMeansBackward(_ gradient: [Float], shape: [Int], order: StorageOrder) -> Tensor {
+        let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
+        let scaled = gradient.map { $0 / Float(hw) }
+        var out = [Float](unsafeUninitializedCapacity: n * c * hw) { _, count in count = n * c * hw }
+        out.withUnsafeMutableBufferPointer { po in
+            for b in 0..<n {
+                let image = b * c * hw, g = b * c
+                switch order {
+                case .channelsFirst:
+                    for ch in 0..<c { for p in 0..<hw { po[image + ch * hw + p] = scaled[g + ch] } }
+                case .channelsLast:
+                    for p in 0..<hw { for ch in 0..<c { po[image + p * c + ch] = scaled[g + ch] } }
+                case .channelBlocks8:
+                    for block in 0..<(c / 8) {
+                        let base = image + block * 8 * hw
+                        for p in 0..<hw { for lane in 0..<8 { po[base + p * 8 + lane] = scaled[g + block * 8 + lane] } }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: shape, storage: out)
+    }
+
     /// `x` converted from one storage order to another (the logical shape stays `[N, C, H, W]`).
     static func relayout(_ x: Tensor, from: StorageOrder, to: StorageOrder) -> Tensor {
         if from == to || x.rank != 4 { return x }
