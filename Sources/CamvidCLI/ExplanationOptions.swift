@@ -135,19 +135,19 @@ struct ExplanationOptions: ParsableArguments {
 
 /// The video command's per-frame outputs beside the video: `--json`, `--cams`, `--smooth`, `--grid`.
 struct VideoExplanationOutputs: ParsableArguments {
-    @Option(help: ArgumentHelp("Write one JSON line per frame as it finishes: frame, pts, class, top5, peak, box ('-' for standard output when the video goes to a file).", valueName: "file.jsonl"))
+    @Option(help: ArgumentHelp("Write one JSON line per frame as it finishes: frame, pts, class, top5, peak, box, and with a grid 'tiles' (each tile's method, class, top5, peak, box, in grid order); '-' for standard output when the video goes to a file.", valueName: "file.jsonl"))
     var json: String?
 
     @Option(help: ArgumentHelp("Bounding boxes in --json cover the map at or above this value (0…1).", valueName: "value"))
     var boxThreshold: Float = 0.5
 
-    @Option(help: ArgumentHelp("Write every frame's map as float32 [frames,h,w] to this .npy (streamed; h,w as the map drawn).", valueName: "file.npy"))
+    @Option(help: ArgumentHelp("Write every frame's map as float32 [frames,h,w] to this .npy, with a grid [frames,tiles,h,w] in grid order (streamed; h,w as the map drawn).", valueName: "file.npy"))
     var cams: String?
 
     @Option(help: ArgumentHelp("Exponential temporal smoothing of the maps over a span of N frames (off by default): each frame then shows a decaying average of its own map and the earlier frames', not its own explanation alone.", valueName: "N"))
     var smooth: Int?
 
-    @Option(help: ArgumentHelp("Tiles of the same frame explained by each of these methods (comma-separated), in one output of the input's size; with several --class, one tile per method and class.", valueName: "m1,m2,…"))
+    @Option(help: ArgumentHelp("Tiles of the same frame explained by each of these methods (comma-separated), in one output of the input's size; with several --class, one tile per method and class (method by method). --json and --cams then record every tile.", valueName: "m1,m2,…"))
     var grid: String?
 
     mutating func validate() throws {
@@ -179,6 +179,8 @@ struct VideoExplanationSetup {
     let overlay: any FrameOverlay
     let labels: ClassLabels
     let outputs: VideoExplanationOutputs
+    /// The grid's tile count (`--grid` or several `--class`), nil for a single explanation.
+    let tileCount: Int?
 
     /// Loads the network and checks the method, layers and classes (before any file is opened).
     init(method: VideoMethod, options: ExplanationOptions, outputs: VideoExplanationOutputs, overlay: Overlay,
@@ -194,6 +196,7 @@ struct VideoExplanationSetup {
             base = IdentityExplainer()
             self.overlay = HeatmapOverlay(overlay)
             labels = ClassLabels(names: [])
+            tileCount = nil
             return
         case .explained(let chosen):
             methods = try outputs.gridMethods() ?? [chosen]
@@ -201,13 +204,16 @@ struct VideoExplanationSetup {
         let (network, labels) = try options.loadNetwork()
         self.labels = labels
         let tiles = try options.explainers(methods: methods, network: network, labels: labels, threads: networkThreads)
-        if tiles.count == 1 {
+        // `--grid` with one method and class is still a grid, so its records have one layout whatever the list.
+        if tiles.count == 1 && outputs.grid == nil {
             base = tiles[0]
             self.overlay = HeatmapOverlay(overlay)
+            tileCount = nil
         } else {
             guard let grid = GridExplainer(tiles: tiles) else { throw ValidationError("--grid needs at least one tile") }
             base = grid
             self.overlay = GridOverlay(overlay)
+            tileCount = tiles.count
         }
     }
 
@@ -216,7 +222,7 @@ struct VideoExplanationSetup {
     func start(timeBase: Media.Rational) throws -> (explainer: any FrameExplainer, sinks: [any ExplanationSink]) {
         var sinks: [any ExplanationSink] = []
         if let path = outputs.json { sinks.append(try ExplanationLog(path: path, labels: labels, boxThreshold: outputs.boxThreshold)) }
-        if let path = outputs.cams { sinks.append(try HeatmapArrayFile(path: path)) }
+        if let path = outputs.cams { sinks.append(try HeatmapArrayFile(path: path, tiles: tileCount)) }
         let smoothing = outputs.smooth.flatMap { $0 > 1 ? TemporalSmoothing(frames: $0) : nil }
         if sinks.isEmpty && smoothing == nil { return (base, []) }
         return (RecordingExplainer(base, smoothing: smoothing, sinks: sinks, timeBase: timeBase), sinks)

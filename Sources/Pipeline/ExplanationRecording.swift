@@ -172,6 +172,11 @@ public struct HeatmapSummary: Sendable, Equatable {
 /// explained class), `top5` (the five most probable classes), `peak` (`x`, `y` in frame
 /// pixels), `box` (`x`, `y`, `width`, `height` in frame pixels of the map at or above the
 /// threshold, or null).
+///
+/// A grid's line (`--grid`, several `--class`) also has `tiles`: one object per tile in grid
+/// order (left to right, top to bottom), each with its `method` and that tile's own `class`,
+/// `top5`, `peak` and `box`; the line's own `class` … `box` repeat the first tile's, so a reader
+/// of single-method lines reads a grid's first tile. Without a grid there is no `tiles` key.
 public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
     /// Class names.
     public let labels: ClassLabels
@@ -203,30 +208,67 @@ public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
     struct ClassEntry: Encodable { var index: Int; var name: String; var probability: Float }
     struct Point: Encodable { var x: Double; var y: Double }
     struct Box: Encodable { var x: Int; var y: Int; var width: Int; var height: Int }
-    struct Line: Encodable {
-        var frame: Int
-        var pts: Double
+
+    /// What one explanation says: the fields a single-method line and a grid tile share.
+    struct Fields {
         var `class`: ClassEntry?
         var top5: [ClassEntry]
         var peak: Point?
         var box: Box?
 
+        /// Writes the fields, absent ones as null (a reader finds every key on every line).
+        func encode<Key: CodingKey>(into container: inout KeyedEncodingContainer<Key>, keys: (Key, Key, Key, Key)) throws {
+            try container.encode(`class`, forKey: keys.0)
+            try container.encode(top5, forKey: keys.1)
+            try container.encode(peak, forKey: keys.2)
+            try container.encode(box, forKey: keys.3)
+        }
+    }
+
+    struct Tile: Encodable {
+        var method: String?
+        var fields: Fields
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(method, forKey: .method)
+            try fields.encode(into: &container, keys: (.class, .top5, .peak, .box))
+        }
+
+        enum CodingKeys: String, CodingKey { case method, `class`, top5, peak, box }
+    }
+
+    struct Line: Encodable {
+        var frame: Int
+        var pts: Double
+        var fields: Fields
+        /// Empty without a grid: the key is then left out.
+        var tiles: [Tile]
+
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(frame, forKey: .frame)
             try container.encode(pts, forKey: .pts)
-            try container.encode(`class`, forKey: .class)
-            try container.encode(top5, forKey: .top5)
-            try container.encode(peak, forKey: .peak)
-            try container.encode(box, forKey: .box)
+            try fields.encode(into: &container, keys: (.class, .top5, .peak, .box))
+            if !tiles.isEmpty { try container.encode(tiles, forKey: .tiles) }
         }
 
-        enum CodingKeys: String, CodingKey { case frame, pts, `class`, top5, peak, box }
+        enum CodingKeys: String, CodingKey { case frame, pts, `class`, top5, peak, box, tiles }
     }
 
     /// The line for one frame, without the newline.
     public func line(for frame: ExplainedFrameRecord) throws -> String {
-        let explanation = frame.explanation
+        let tiles = frame.explanation.tiles.map { tile in
+            Tile(method: tile.method, fields: fields(of: tile, frameWidth: frame.frameWidth, frameHeight: frame.frameHeight))
+        }
+        let line = Line(frame: frame.frameIndex, pts: frame.seconds,
+                        fields: tiles.first?.fields ?? fields(of: frame.explanation, frameWidth: frame.frameWidth, frameHeight: frame.frameHeight),
+                        tiles: tiles)
+        return String(decoding: try encoder.encode(line), as: UTF8.self)
+    }
+
+    /// The class, top five, peak and box of one explanation of a `frameWidth` x `frameHeight` frame.
+    private func fields(of explanation: FrameExplanation, frameWidth: Int, frameHeight: Int) -> Fields {
         let probabilities = explanation.probabilities ?? []
         let ranked = probabilities.indices.sorted { probabilities[$0] != probabilities[$1] ? probabilities[$0] > probabilities[$1] : $0 < $1 }
         let top5 = ranked.prefix(5).map { ClassEntry(index: $0, name: labels.name(of: $0), probability: probabilities[$0]) }
@@ -234,12 +276,10 @@ public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
             ClassEntry(index: $0, name: labels.name(of: $0), probability: probabilities.indices.contains($0) ? probabilities[$0] : 0)
         }
         let summary = explanation.heatmap.flatMap {
-            HeatmapSummary($0, frameWidth: frame.frameWidth, frameHeight: frame.frameHeight, threshold: boxThreshold)
+            HeatmapSummary($0, frameWidth: frameWidth, frameHeight: frameHeight, threshold: boxThreshold)
         }
-        let line = Line(frame: frame.frameIndex, pts: frame.seconds, class: explained, top5: top5,
-                        peak: summary.map { Point(x: $0.peakX, y: $0.peakY) },
-                        box: summary?.box.map { Box(x: $0.x, y: $0.y, width: $0.width, height: $0.height) })
-        return String(decoding: try encoder.encode(line), as: UTF8.self)
+        return Fields(class: explained, top5: top5, peak: summary.map { Point(x: $0.peakX, y: $0.peakY) },
+                      box: summary?.box.map { Box(x: $0.x, y: $0.y, width: $0.width, height: $0.height) })
     }
 
     /// Writes the frame's line.
@@ -263,9 +303,16 @@ public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
 }
 
 /// `--cams PATH.npy`: every frame's map (as drawn, in frame orientation) in one float32 NumPy
-/// array `[frames,h,w]`, streamed to the file; the header's frame count is rewritten at the end,
-/// so memory stays flat for any length.
+/// array, streamed to the file so that memory stays flat for any length.
+///
+/// Without a grid the array is `[frames,h,w]`; with a grid of T tiles it is
+/// `[frames,T,h,w]`, `[f,t]` being tile t's map (grid order) of frame f, the same map a
+/// single-method run of that tile's method and class writes. The header is rewritten after
+/// every frame and at the end, so the file always reads as the frames written so far, even if
+/// the run stops without `finish`.
 public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
+    /// Tiles per frame for a grid's `[frames,tiles,h,w]`; nil for `[frames,h,w]`.
+    public let tiles: Int?
     private let lock = NSLock()
     // Guarded by `lock`.
     private let handle: FileHandle
@@ -275,19 +322,25 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
     /// Header bytes reserved (a multiple of 64, as NumPy aligns), enough for any frame count.
     private static let headerLength = 128
 
-    /// Creates (or truncates) the file at `path`.
-    public init(path: String) throws {
+    /// Creates (or truncates) the file at `path`; `tiles` (at least 1) makes it a grid's
+    /// `[frames,tiles,h,w]`.
+    public init(path: String, tiles: Int? = nil) throws {
         self.path = path
+        self.tiles = tiles
+        if let tiles, tiles < 1 {
+            throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): a grid needs at least one tile, got \(tiles)")
+        }
         guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
             throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): cannot create the file")
         }
         handle = file
-        try write(Self.header(frames: 0, height: 0, width: 0), frame: nil)
+        try write(Self.header(shape: shape(frames: 0)), frame: nil)
     }
 
-    /// The `.npy` v1.0 header for float32 `[frames,height,width]`, padded to `headerLength`.
-    static func header(frames: Int, height: Int, width: Int) -> Data {
-        var text = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(frames), \(height), \(width)), }"
+    /// The `.npy` v1.0 header for a float32 C-order array of `shape`, padded to `headerLength`.
+    static func header(shape: [Int]) -> Data {
+        let dimensions = shape.map(String.init).joined(separator: ", ")
+        var text = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dimensions)), }"
         let padded = headerLength - 10 - 1
         text += String(repeating: " ", count: max(0, padded - text.utf8.count)) + "\n"
         var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
@@ -297,36 +350,79 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
         return data
     }
 
-    /// Appends the frame's map; every map must have the first one's size.
+    /// The array's shape after `frames` frames (0x0 maps before the first).
+    private func shape(frames: Int) -> [Int] {
+        let height = size?.height ?? 0, width = size?.width ?? 0
+        if let tiles { return [frames, tiles, height, width] }
+        return [frames, height, width]
+    }
+
+    /// Appends the frame's map (a grid: every tile's, in order); every map must have the first one's size.
     public func record(_ frame: ExplainedFrameRecord) throws {
-        guard let map = frame.explanation.heatmap else {
-            throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex, reason: "\(path): the method gave no map for this frame")
-        }
+        let maps = try self.maps(of: frame)
         try lock.withLock {
-            if let size, size != (map.width, map.height) {
-                throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
-                                                reason: "\(path): the map is \(map.width)x\(map.height), earlier frames' \(size.width)x\(size.height) (the frame size changed)")
+            for map in maps {
+                if let size, size != (map.width, map.height) {
+                    throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
+                                                    reason: "\(path): the map is \(map.width)x\(map.height), earlier maps' \(size.width)x\(size.height) (the frame size changed)")
+                }
+                size = (map.width, map.height)
             }
-            size = (map.width, map.height)
-            var bytes = Data(capacity: map.values.count * 4)
-            for value in map.values {
-                withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            var bytes = Data(capacity: maps.count * maps[0].values.count * 4)
+            for map in maps {
+                for value in map.values {
+                    withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+                }
             }
             try write(bytes, frame: frame.frameIndex)
             frames += 1
+            // The count follows the data: a run killed at any point leaves a readable file.
+            try rewriteHeader(frame: frame.frameIndex)
+        }
+    }
+
+    /// The maps to write for `frame`: its own, or each of its `tiles` tiles'.
+    private func maps(of frame: ExplainedFrameRecord) throws -> [Heatmap] {
+        let explanation = frame.explanation
+        guard let tiles else {
+            guard let map = explanation.heatmap else {
+                throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex, reason: "\(path): the method gave no map for this frame")
+            }
+            return [map]
+        }
+        guard explanation.tiles.count == tiles else {
+            throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
+                                            reason: "\(path): the frame has \(explanation.tiles.count) tiles, the array \(tiles)")
+        }
+        return try explanation.tiles.enumerated().map { t, tile in
+            guard let map = tile.heatmap else {
+                throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
+                                                reason: "\(path): tile \(t) (\(tile.method ?? "no method")) gave no map for this frame")
+            }
+            return map
         }
     }
 
     /// Rewrites the header with the final frame count and closes the file.
     public func finish() throws {
         try lock.withLock {
+            try rewriteHeader(frame: nil)
             do {
-                try handle.seek(toOffset: 0)
-                try handle.write(contentsOf: Self.header(frames: frames, height: size?.height ?? 0, width: size?.width ?? 0))
                 try handle.close()
             } catch {
                 throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): \(error.localizedDescription)")
             }
+        }
+    }
+
+    /// Writes the header for the frames so far over the old one, then returns to the end.
+    private func rewriteHeader(frame: Int?) throws {
+        do {
+            try handle.seek(toOffset: 0)
+            try handle.write(contentsOf: Self.header(shape: shape(frames: frames)))
+            try handle.seekToEnd()
+        } catch {
+            throw PipelineError.stageFailed(stage: "cams", frame: frame, reason: "\(path): \(error.localizedDescription)")
         }
     }
 

@@ -29,16 +29,20 @@ public struct FrameExplanation: Sendable, Equatable {
     public var classIndex: Int?
     /// The network's class probabilities, when computed.
     public var probabilities: [Float]?
+    /// The method that made the map (`gradcam`, …), when a network explained the frame.
+    public var method: String?
     /// For a grid (`--grid`): the same frame explained several ways, one tile each; the fields
     /// above then repeat the first tile's.
     public var tiles: [FrameExplanation] = []
 
     /// An explanation with the given parts (all absent by default: nothing to draw).
-    public init(heatmap: Heatmap? = nil, label: String? = nil, classIndex: Int? = nil, probabilities: [Float]? = nil) {
+    public init(heatmap: Heatmap? = nil, label: String? = nil, classIndex: Int? = nil, probabilities: [Float]? = nil,
+                method: String? = nil) {
         self.heatmap = heatmap
         self.label = label
         self.classIndex = classIndex
         self.probabilities = probabilities
+        self.method = method
     }
 }
 

@@ -102,7 +102,7 @@ public struct NetworkExplainer: FrameExplainer {
             return FrameExplanation(
                 heatmap: geometry.frameMap(explanation.map.storage),
                 label: "\(labels.name(of: k)) \(String(format: "%.1f", probability * 100))%",
-                classIndex: k, probabilities: probabilities)
+                classIndex: k, probabilities: probabilities, method: method.rawValue)
         }
     }
 
