@@ -23,7 +23,6 @@ struct Plan: Sendable {
     /// Runtime tensors not stored NCHW (those between convolutions); logical shapes stay NCHW.
     var storage: [String: StorageOrder] = [:]
 
-
     /// Folds everything computable from constants and the input shape; shape-checks the rest.
     ///
     /// With `fusing`, a convolution whose output only feeds a Relu or Clip absorbs it (a oneDNN post-op),
