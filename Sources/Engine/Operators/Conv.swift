@@ -27,6 +27,18 @@ struct SpatialWindow: Sendable {
         }
     }
 
+    /// The 2-D kernel a pooling node must state.
+    func poolingKernel(_ label: String) throws -> [Int] {
+        guard let kernel, kernel.count == 2 else { throw EngineError("\(label): attribute 'kernel_shape' must give 2 spatial sizes") }
+        return kernel
+    }
+
+    /// The output shape of a 2-D pooling of `x` (`[N, C, H, W]`) with this window and `kernel`.
+    func pooledShape(_ x: [Int], kernel: [Int], _ label: String) throws -> [Int] {
+        guard x.count == 4 else { throw EngineError("\(label): only 2-D pooling of [N,C,H,W] is supported, got \(x)") }
+        return Array(x[0...1]) + (try resolve(input: Array(x[2...]), kernel: kernel, label)).output
+    }
+
     /// Output spatial size and the begin/end pads for input spatial size `input` and kernel `k`.
     func resolve(input: [Int], kernel k: [Int], _ label: String) throws -> (output: [Int], begin: [Int], end: [Int], strides: [Int], dilations: [Int]) {
         let n = input.count

@@ -12,16 +12,11 @@ struct MaxPool: Operator {
         guard node.outputs.count == 1 else { throw EngineError("\(node.label): the Indices output is not supported") }
         label = node.label
         window = try SpatialWindow(node)
-        guard let kernel = window.kernel, kernel.count == 2 else {
-            throw EngineError("\(node.label): attribute 'kernel_shape' must give 2 spatial sizes")
-        }
-        self.kernel = kernel
+        kernel = try window.poolingKernel(node.label)
     }
 
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let x = try Operand.shape(shapes, 0, label)
-        guard x.count == 4 else { throw EngineError("\(label): only 2-D pooling of [N,C,H,W] is supported, got \(x)") }
-        return [Array(x[0...1]) + (try window.resolve(input: Array(x[2...]), kernel: kernel, label)).output]
+        [try window.pooledShape(try Operand.shape(shapes, 0, label), kernel: kernel, label)]
     }
 
     /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage order,
@@ -93,16 +88,11 @@ struct AveragePool: Operator {
         label = node.label
         window = try SpatialWindow(node)
         countIncludePad = try node.int("count_include_pad", 0) != 0
-        guard let kernel = window.kernel, kernel.count == 2 else {
-            throw EngineError("\(node.label): attribute 'kernel_shape' must give 2 spatial sizes")
-        }
-        self.kernel = kernel
+        kernel = try window.poolingKernel(node.label)
     }
 
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let x = try Operand.shape(shapes, 0, label)
-        guard x.count == 4 else { throw EngineError("\(label): only 2-D pooling of [N,C,H,W] is supported, got \(x)") }
-        return [Array(x[0...1]) + (try window.resolve(input: Array(x[2...]), kernel: kernel, label)).output]
+        [try window.pooledShape(try Operand.shape(shapes, 0, label), kernel: kernel, label)]
     }
 
     /// Calls `body(outputIndex, inputIndex, weight)` for every (output, input) pair of every window.
