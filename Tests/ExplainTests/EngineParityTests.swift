@@ -66,44 +66,42 @@ import TestSupport
         print("EngineParityTests.cam: \(passed)/\(checked) within tolerance of the Grad-CAM reference")
     }
 
-    @Test func ablationCAMMatchesReference() throws {
-        guard var fixture = try Fixture("ablationCAMMatchesReference") else { return }
+    /// Explains the input of each chosen case at its head layer with `method` and compares with the reference's raw and
+    /// map; prints how many were within tolerance.
+    func headLayerParity(_ fixture: inout Fixture, _ method: ExplanationMethod, reference key: String, batchSize: Int? = nil,
+                         cases include: (ReferenceCase) -> Bool = { _ in true }) throws {
         var passed = 0, checked = 0
-        for reference in fixture.cases {
+        for reference in fixture.cases where include(reference) {
             let network = try fixture.network(reference.model)
             let layer = try fixture.headLayer(reference)
-            let files = try #require(layer.cams["ablationcam"])
-            let explainer = try Explainer(network: network, method: .ablationcam, options: ExplainerOptions(layers: [layer.tensor]))
+            let files = try #require(layer.cams[key])
+            let explainer = try Explainer(network: network, method: method,
+                                          options: ExplainerOptions(layers: [layer.tensor], batchSize: batchSize))
             let explanation = try #require(try explainer.explain(try fixture.load(reference.input)).first)
             let (ok, detail) = within(explanation, raw: try fixture.load(files.raw), map: try fixture.load(files.map))
-            #expect(ok, "\(reference.title) ablationcam: \(detail)")
+            #expect(ok, "\(reference.title) \(key): \(detail)")
             checked += 1
             if ok { passed += 1 }
         }
-        print("EngineParityTests.ablationcam: \(passed)/\(checked) within tolerance")
+        #expect(checked > 0, "no reference case for \(key)")
+        print("EngineParityTests.\(key): \(passed)/\(checked) within tolerance")
+    }
+
+    @Test func ablationCAMMatchesReference() throws {
+        guard var fixture = try Fixture("ablationCAMMatchesReference") else { return }
+        try headLayerParity(&fixture, .ablationcam, reference: "ablationcam")
     }
 
     @Test
     func scoreCAMMatchesReference() throws {
         guard var fixture = try Fixture("scoreCAMMatchesReference") else { return }
-        var passed = 0, checked = 0
         // Score-CAM runs one forward pass per channel (up to 1280): by default one case (MobileNetV2,
         // the cheapest per pass); CAMVID_FULL_SCORECAM=1 checks one picture of every model.
         let full = ProcessInfo.processInfo.environment["CAMVID_FULL_SCORECAM"] == "1"
         if !full { print("EngineParityTests.scorecam: MobileNetV2 only; set CAMVID_FULL_SCORECAM=1 for all models") }
-        for reference in fixture.cases where reference.input.hasSuffix("chelsea.npy") && (full || reference.model == "mobilenet_v2") {
-            let network = try fixture.network(reference.model)
-            let layer = try fixture.headLayer(reference)
-            let files = try #require(layer.cams["scorecam"])
-            let explainer = try Explainer(network: network, method: .scorecam,
-                                          options: ExplainerOptions(layers: [layer.tensor], batchSize: 32))
-            let explanation = try #require(try explainer.explain(try fixture.load(reference.input)).first)
-            let (ok, detail) = within(explanation, raw: try fixture.load(files.raw), map: try fixture.load(files.map))
-            #expect(ok, "\(reference.title) scorecam: \(detail)")
-            checked += 1
-            if ok { passed += 1 }
+        try headLayerParity(&fixture, .scorecam, reference: "scorecam", batchSize: 32) {
+            $0.input.hasSuffix("chelsea.npy") && (full || $0.model == "mobilenet_v2")
         }
-        print("EngineParityTests.scorecam: \(passed)/\(checked) within tolerance")
     }
 
     @Test func saliencyAndGuidedBackpropMatchReference() throws {
