@@ -149,6 +149,8 @@ struct Plan: Sendable {
         self.shapes = shapes
         self.steps = steps
         self.producer = producer
+        let perImage = producer.keys.map { Tensor.elementCount(shapes[$0] ?? []) / max(inputShape.first ?? 1, 1) }.max() ?? 0
+        cacheFriendlyBatch = max(1, Plan.activationBudget / max(perImage * MemoryLayout<Float>.size, 1))
     }
 
     /// How the runtime tensor `name` is stored.
@@ -370,10 +372,7 @@ struct Plan: Sendable {
 
     /// The largest batch whose biggest activation stays within a cache-sized budget (at least 1): larger batches
     /// spill to memory and run slower per image than small ones on CPUs (measured on EfficientNet-Lite0 and ResNet-18).
-    var cacheFriendlyBatch: Int {
-        let perImage = producer.keys.map { Tensor.elementCount(shapes[$0] ?? []) / max(inputShape.first ?? 1, 1) }.max() ?? 0
-        return max(1, Plan.activationBudget / max(perImage * MemoryLayout<Float>.size, 1))
-    }
+    private(set) var cacheFriendlyBatch = 1
 
     /// Bytes of the largest activation a chunk may hold: well inside the 32 MB last-level cache of the machines measured.
     static let activationBudget = 12 << 20
