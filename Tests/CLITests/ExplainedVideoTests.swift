@@ -162,7 +162,8 @@ func readLines(_ url: URL) throws -> [FrameLine] {
         let plain = folder.appendingPathComponent("plain.npy"), smooth = folder.appendingPathComponent("smooth.npy")
 
         for (cams, extra) in [(plain, [String]()), (smooth, ["--smooth", "3"])] {
-            let result = try CamvidProcess.run([input.path, folder.appendingPathComponent("out.mkv").path,
+            // One frame per network call, so both runs sum in the same order (the pipeline batches waiting frames).
+            let result = try CamvidProcess.run([input.path, folder.appendingPathComponent("out.mkv").path, "--batch-size", "1",
                                                 "--cams", cams.path] + extra, in: folder)
             #expect(result.status == 0, "\(result.standardError)")
         }
