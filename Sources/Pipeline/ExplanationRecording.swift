@@ -370,9 +370,14 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
             }
             var bytes = Data(capacity: maps.count * maps[0].values.count * 4)
             for map in maps {
+                #if _endian(little)
+                // The array's memory already is the file's little-endian float32: one copy, not one append per value.
+                map.values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+                #else
                 for value in map.values {
                     withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
                 }
+                #endif
             }
             try write(bytes, frame: frame.frameIndex)
             frames += 1
