@@ -229,9 +229,9 @@ import TestSupport
         }
     }
 
-    /// input -> Conv(3->8) -> Relu (r1) -> Conv 3x3 (c2) -> Add(c2, r1) (s) -> Relu (r2) -> Conv 3x3 (c3) -> Relu (r3)
+    /// input -> Conv(3->16) (c1) -> Relu (r1) -> Conv 3x3 (c2) -> Add(c2, r1) (s) -> Relu (r2) -> Conv 3x3 (c3) -> Relu (r3)
     /// -> Conv 1x1 (c4) -> MaxPool (m) -> GlobalAveragePool -> Flatten, concatenated with ReduceMean(r3) over H and W
-    /// -> Gemm: blocks from c2 to r3 (the mean reads them as they are), converted at the edges.
+    /// -> Gemm: blocks from c1 to m (the means read them as they are), converted at the edges.
     static func blockedChainModel() throws -> Data {
         var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, 10, 10])
         var rng = SeededGenerator(state: 11)
@@ -264,10 +264,9 @@ import TestSupport
         let data = try Self.blockedChainModel()
         let blocked = try Network(model: data, baseDirectory: nil, inputHeight: 10, inputWidth: 10, layout: .channelBlocks)
         let plain = try Network(model: data, baseDirectory: nil, inputHeight: 10, inputWidth: 10, layout: .nchw)
-        // Blocks start at the first dense 3x3 convolution with whole input blocks and end before the max pooling.
+        // Blocks start at the stem (it reads the 3-channel input as it is) and reach the max pooling.
         let storage = Dictionary(uniqueKeysWithValues: blocked.layers.map { ($0.name, $0.storage) })
-        #expect(["c2", "s", "r2", "c3", "r3"].allSatisfy { storage[$0] == "nChw8c" }, "\(storage)")
-        #expect(storage["c1"] == "NHWC" && storage["r1"] == "NHWC" && storage["c4"] == "NHWC" && storage["m"] == "NHWC")
+        #expect(["c1", "r1", "c2", "s", "r2", "c3", "r3", "c4", "m"].allSatisfy { storage[$0] == "nChw8c" }, "\(storage)")
         #expect(plain.layers.allSatisfy { $0.storage == "NCHW" })
         var rng = SeededGenerator(state: 12)
         let x = rng.tensor([3, 3, 10, 10], -2, 2)
@@ -286,5 +285,33 @@ import TestSupport
         let rerun = try blocked.rerun(fast, replacing: "r2", with: halved)[blocked.outputName]!
         let rerunPlain = try plain.rerun(reference, replacing: "r2", with: halved)[plain.outputName]!
         #expect(Self.close(rerun, rerunPlain) && !Self.close(rerun, fast.logits))
+    }
+
+    /// input -> Conv 3x3 (3->8) (c1) -> Clip (r1) -> depthwise Conv 3x3 (d) -> Conv 1x1 (p) -> GlobalAveragePool -> Flatten
+    /// -> Gemm: a MobileNet-like start, with no dense kernel reading the stem.
+    @Test func aStemFeedingDepthwiseKernelsStaysChannelsLast() throws {
+        var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, 8, 8])
+        var rng = SeededGenerator(state: 13)
+        b.addInitializer("w1", rng.tensor([8, 3, 3, 3], -1, 1))
+        b.addInitializer("wd", rng.tensor([8, 1, 3, 3], -1, 1))
+        b.addInitializer("wp", rng.tensor([16, 8, 1, 1], -1, 1))
+        b.addInitializer("lo", Tensor(scalar: 0))
+        b.addInitializer("hi", Tensor(scalar: 6))
+        b.addInitializer("fc", rng.tensor([4, 16], -1, 1))
+        let pad: [String: ONNXAttribute] = ["pads": .ints([1, 1, 1, 1])]
+        b.addNode("Conv", inputs: ["input", "w1"], outputs: ["c1"], attributes: pad)
+        b.addNode("Clip", inputs: ["c1", "lo", "hi"], outputs: ["r1"])
+        b.addNode("Conv", inputs: ["r1", "wd"], outputs: ["d"], attributes: pad.merging(["group": .int(8)]) { a, _ in a })
+        b.addNode("Conv", inputs: ["d", "wp"], outputs: ["p"])
+        b.addNode("GlobalAveragePool", inputs: ["p"], outputs: ["g"])
+        b.addNode("Flatten", inputs: ["g"], outputs: ["f"])
+        b.addNode("Gemm", inputs: ["f", "fc"], outputs: ["output"], attributes: ["transB": .int(1)])
+        b.addOutput("output")
+        let data = try b.serialized()
+        let network = try Network(model: data, baseDirectory: nil, inputHeight: 8, inputWidth: 8, layout: .channelBlocks)
+        #expect(network.layers.filter { $0.opType == "Conv" || $0.opType == "Clip" }.allSatisfy { $0.storage == "NHWC" }, "\(network.layers)")
+        let plain = try Network(model: data, baseDirectory: nil, inputHeight: 8, inputWidth: 8, layout: .nchw)
+        let x = rng.tensor([2, 3, 8, 8], -2, 2)
+        #expect(Self.close(try network.forward(x).logits, try plain.forward(x).logits))
     }
 }

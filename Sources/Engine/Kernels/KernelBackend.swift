@@ -25,6 +25,27 @@ enum StorageOrder: Hashable, Sendable {
     case channelsLast
     /// oneDNN's nChw8c: channels in blocks of 8, each block stored NHWC-like (`C` must be a multiple of 8).
     case channelBlocks8
+
+    /// Where element (`channel`, `pixel`) of one image with `channels` planes of `pixels` pixels lies in this order.
+    @inline(__always)
+    func offset(channel: Int, pixel: Int, channels: Int, pixels: Int) -> Int {
+        switch self {
+        case .channelsFirst: return channel * pixels + pixel
+        case .channelsLast: return pixel * channels + channel
+        case .channelBlocks8: return (channel >> 3) * pixels * 8 + pixel * 8 + channel & 7
+        }
+    }
+}
+
+/// How a convolution's input and output are stored: the same order, except where a few input channels (an RGB image)
+/// are read plain and the output written in blocks.
+struct ConvolutionOrders: Hashable, Sendable {
+    var input: StorageOrder
+    var output: StorageOrder
+
+    /// Input and output both in `order`.
+    init(_ order: StorageOrder) { (input, output) = (order, order) }
+    init(input: StorageOrder, output: StorageOrder) { (self.input, self.output) = (input, output) }
 }
 
 /// An activation a convolution kernel applies to its output in the same pass.
@@ -69,15 +90,16 @@ final class ConvolutionWeights: @unchecked Sendable {
 
 /// The numeric kernels the operators delegate to, so that another backend could replace oneDNN.
 protocol KernelBackend: Sendable {
-    /// `activation(conv(x, W) + b + addend)` (addend optional, shaped like the output); input, addend and output all
-    /// stored in `order`.
+    /// `activation(conv(x, W) + b + addend)` (addend optional, shaped like the output); the input stored in
+    /// `orders.input`, addend and output in `orders.output`.
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry,
-                     activation: FusedActivation, adding addend: Tensor?, order: StorageOrder) throws -> Tensor
-    /// The gradient of a convolution's input given the gradient of its output (bias and activation excluded).
+                     activation: FusedActivation, adding addend: Tensor?, orders: ConvolutionOrders) throws -> Tensor
+    /// The gradient of a convolution's input (stored in `orders.input`) given the gradient of its output (in
+    /// `orders.output`), bias and activation excluded.
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ geometry: WindowGeometry, order: StorageOrder) throws -> Tensor
-    /// Max pooling (padded positions never win); NHWC storage when `channelsLast`, else NCHW.
-    func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, channelsLast: Bool) throws -> Tensor
+                                 _ geometry: WindowGeometry, orders: ConvolutionOrders) throws -> Tensor
+    /// Max pooling (padded positions never win); input and output stored in `order`.
+    func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, order: StorageOrder) throws -> Tensor
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -87,8 +87,8 @@ struct Conv: Operator {
     var activation: FusedActivation = .none
     /// Whether the planner fused a following residual Add: input 3 is added before the activation.
     var addsResidual = false
-    /// How the planner stores this convolution's input, addend and output.
-    var order = StorageOrder.channelsFirst
+    /// How the planner stores this convolution's input, and its addend and output.
+    var orders = ConvolutionOrders(.channelsFirst)
     private let cache = WeightsCache()
 
     /// The prepared weights, built from the first (constant) weights seen.
@@ -144,7 +144,7 @@ struct Conv: Operator {
         let g = try geometry(x.shape, w.shape)
         let addend = addsResidual ? try Operand.required(inputs, 3, label) : nil
         return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation,
-                                                  adding: addend, order: order)]
+                                                  adding: addend, orders: orders)]
     }
 
     var differentiableInputs: Set<Int> { addsResidual ? [0, 3] : [0] }
@@ -177,7 +177,7 @@ struct Conv: Operator {
         let x = try Operand.shape(a.inputShapes, 0, label)
         let geometry = try geometry([g.shape[0]] + x.dropFirst(), w.shape)
         let dx = a.wanted[0] ? try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry,
-                                                                           order: order) : nil
+                                                                           orders: orders) : nil
         // The residual branch was added as is: its gradient is the (activation-masked) output gradient.
         return addsResidual ? [dx, nil, nil, a.wanted.count > 3 && a.wanted[3] ? g : nil] : [dx]
     }

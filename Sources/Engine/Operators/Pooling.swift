@@ -3,8 +3,8 @@ struct MaxPool: Operator {
     let label: String
     let window: SpatialWindow
     let kernel: [Int]
-    /// Whether the planner hands this pool NHWC storage (it then pools with channels innermost).
-    var channelsLast = false
+    /// How the planner stores this pool's input and output.
+    var order = StorageOrder.channelsFirst
 
     init(_ node: Node) throws {
         try node.checkAttributes(["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"])
@@ -19,18 +19,15 @@ struct MaxPool: Operator {
         [try window.pooledShape(try Operand.shape(shapes, 0, label), kernel: kernel, label)]
     }
 
-    /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage order,
-    /// NCHW or NHWC); windows are scanned row by row and the first maximum wins, as PyTorch's argmax.
+    /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage
+    /// order); windows are scanned row by row and the first maximum wins, as PyTorch's argmax.
     private func argmax(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
-        // Strides of a channel and of a pixel: planes of pixels (NCHW) or pixels of channels (NHWC).
-        let (inChannel, inPixel) = channelsLast ? (1, c) : (h * w, 1)
-        let (outChannel, outPixel) = channelsLast ? (1, c) : (oh * ow, 1)
         x.storage.withUnsafeBufferPointer { px in
             for b in 0..<n {
                 for ch in 0..<c {
-                    let base = b * c * h * w + ch * inChannel, outBase = b * c * oh * ow + ch * outChannel
+                    let base = b * c * h * w, outBase = b * c * oh * ow
                     for i in 0..<oh {
                         for j in 0..<ow {
                             var best = -Float.infinity, bestIndex = -1
@@ -40,12 +37,12 @@ struct MaxPool: Operator {
                                 for kj in 0..<kernel[1] {
                                     let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
                                     if xx < 0 || xx >= w { continue }
-                                    let index = base + (y * w + xx) * inPixel
+                                    let index = base + order.offset(channel: ch, pixel: y * w + xx, channels: c, pixels: h * w)
                                     let v = px[index]
                                     if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = index }
                                 }
                             }
-                            body(outBase + (i * ow + j) * outPixel, bestIndex)
+                            body(outBase + order.offset(channel: ch, pixel: i * ow + j, channels: c, pixels: oh * ow), bestIndex)
                         }
                     }
                 }
@@ -58,7 +55,7 @@ struct MaxPool: Operator {
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let geometry = WindowGeometry(input: x.shape, output: Array(x.shape[0...1]) + r.output, kernel: kernel, strides: r.strides,
                                       dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end, groups: 1)
-        return [try context.kernels.maxPooling(x, geometry, channelsLast: channelsLast)]
+        return [try context.kernels.maxPooling(x, geometry, order: order)]
     }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
