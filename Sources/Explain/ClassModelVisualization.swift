@@ -27,7 +27,7 @@ public struct ClassModelVisualization: Sendable, Equatable {
         }
         var image = Tensor(shape: [1, 3, height, width])
         for _ in 0..<steps {
-            let pass = try network.forward(image, retaining: [])
+            let pass = try network.forward(image, retaining: [network.inputName])
             let logits = network.logits(of: pass)
             guard logits.rank == 2, classIndex >= 0, classIndex < logits.shape[1] else {
                 throw ExplainError.classIndexOutOfRange(classIndex, classes: logits.shape.last ?? 0)

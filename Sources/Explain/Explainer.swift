@@ -294,7 +294,8 @@ public struct Explainer<Network: ExplainableNetwork> {
     // MARK: Input-gradient methods
 
     private func inputGradientExplanations(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
-        let pass = try network.forward(input, retaining: [])
+        // Retaining the input keeps what a backward to it reads, so the backward recomputes nothing.
+        let pass = try network.forward(input, retaining: [network.inputName])
         let logits = network.logits(of: pass)
         let classes = try resolve(targets, logits: logits)
         let scores = try classScores(logits, classes: classes)
@@ -312,7 +313,7 @@ public struct Explainer<Network: ExplainableNetwork> {
     }
 
     private func inputGradients(_ input: Tensor, classes: [Int], rule: GradientRule) throws -> Tensor {
-        let pass = try network.forward(input, retaining: [])
+        let pass = try network.forward(input, retaining: [network.inputName])
         return try inputGradient(pass, input: input, classes: classes, logits: network.logits(of: pass), rule: rule)
     }
 

@@ -21,28 +21,35 @@ struct MaxPool: Operator {
 
     /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage
     /// order); windows are scanned row by row and the first maximum wins, as PyTorch's argmax.
+    @inline(__always)
     private func argmax(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
+        let (kh, kw, sh, sw) = (kernel[0], kernel[1], r.strides[0], r.strides[1])
+        let (dh, dw, top, left) = (r.dilations[0], r.dilations[1], r.begin[0], r.begin[1])
         x.storage.withUnsafeBufferPointer { px in
             for b in 0..<n {
                 for ch in 0..<c {
-                    let base = b * c * h * w, outBase = b * c * oh * ow
+                    // In every order, a channel's pixels lie at a fixed stride from its first one.
+                    let base = b * c * h * w + order.offset(channel: ch, pixel: 0, channels: c, pixels: h * w)
+                    let step = order.offset(channel: ch, pixel: 1, channels: c, pixels: h * w) - base + b * c * h * w
+                    let outBase = b * c * oh * ow + order.offset(channel: ch, pixel: 0, channels: c, pixels: oh * ow)
+                    let outStep = order.offset(channel: ch, pixel: 1, channels: c, pixels: oh * ow) - outBase + b * c * oh * ow
                     for i in 0..<oh {
                         for j in 0..<ow {
                             var best = -Float.infinity, bestIndex = -1
-                            for ki in 0..<kernel[0] {
-                                let y = i * r.strides[0] - r.begin[0] + ki * r.dilations[0]
+                            for ki in 0..<kh {
+                                let y = i * sh - top + ki * dh
                                 if y < 0 || y >= h { continue }
-                                for kj in 0..<kernel[1] {
-                                    let xx = j * r.strides[1] - r.begin[1] + kj * r.dilations[1]
+                                for kj in 0..<kw {
+                                    let xx = j * sw - left + kj * dw
                                     if xx < 0 || xx >= w { continue }
-                                    let index = base + order.offset(channel: ch, pixel: y * w + xx, channels: c, pixels: h * w)
+                                    let index = base + (y * w + xx) * step
                                     let v = px[index]
                                     if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = index }
                                 }
                             }
-                            body(outBase + order.offset(channel: ch, pixel: i * ow + j, channels: c, pixels: oh * ow), bestIndex)
+                            body(outBase + (i * ow + j) * outStep, bestIndex)
                         }
                     }
                 }
