@@ -21,66 +21,33 @@ struct MaxPool: Operator {
 
     /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage
     /// order); windows are scanned row by row and the first maximum wins, as PyTorch's argmax.
-    @inline(__always)
     private func argmax(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
+        // Eight channels side by side at every pixel (blocks, or NHWC) are scanned together, with selects instead of
+        // branches (ResNet-18's first pool backward: 13 -> 10 ms).
+        if order != .channelsFirst && x.shape[1] % 8 == 0 { try argmax(x, lanes: 8, body) } else { try argmax(x, lanes: 1, body) }
+    }
+
+    /// `argmax` over groups of `lanes` channels lying side by side at every pixel (one channel when `lanes` is 1).
+    @inline(__always)
+    private func argmax(_ x: Tensor, lanes: Int, _ body: (Int, Int) -> Void) throws {
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
         let (kh, kw, sh, sw) = (kernel[0], kernel[1], r.strides[0], r.strides[1])
         let (dh, dw, top, left) = (r.dilations[0], r.dilations[1], r.begin[0], r.begin[1])
-        if order != .channelsFirst && c % 8 == 0 {
-            try argmaxOfLanes(x, r, body)
-            return
-        }
-        x.storage.withUnsafeBufferPointer { px in
-            for b in 0..<n {
-                for ch in 0..<c {
-                    // In every order, a channel's pixels lie at a fixed stride from its first one.
-                    let base = b * c * h * w + order.offset(channel: ch, pixel: 0, channels: c, pixels: h * w)
-                    let step = order.offset(channel: ch, pixel: 1, channels: c, pixels: h * w) - base + b * c * h * w
-                    let outBase = b * c * oh * ow + order.offset(channel: ch, pixel: 0, channels: c, pixels: oh * ow)
-                    let outStep = order.offset(channel: ch, pixel: 1, channels: c, pixels: oh * ow) - outBase + b * c * oh * ow
-                    for i in 0..<oh {
-                        for j in 0..<ow {
-                            var best = -Float.infinity, bestIndex = -1
-                            for ki in 0..<kh {
-                                let y = i * sh - top + ki * dh
-                                if y < 0 || y >= h { continue }
-                                for kj in 0..<kw {
-                                    let xx = j * sw - left + kj * dw
-                                    if xx < 0 || xx >= w { continue }
-                                    let index = base + (y * w + xx) * step
-                                    let v = px[index]
-                                    if v > best || bestIndex < 0 || v.isNaN { best = v; bestIndex = index }
-                                }
-                            }
-                            body(outBase + (i * ow + j) * outStep, bestIndex)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `argmax` where eight channels lie side by side at every pixel (blocks, or NHWC): the eight are scanned together,
-    /// with selects instead of branches (ResNet-18's first pool backward: 13 -> 10 ms).
-    @inline(__always)
-    private func argmaxOfLanes(_ x: Tensor, _ r: (output: [Int], begin: [Int], end: [Int], strides: [Int], dilations: [Int]),
-                               _ body: (Int, Int) -> Void) throws {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
-        let (kh, kw, sh, sw) = (kernel[0], kernel[1], r.strides[0], r.strides[1])
-        let (dh, dw, top, left) = (r.dilations[0], r.dilations[1], r.begin[0], r.begin[1])
-        let step = order.offset(channel: 0, pixel: 1, channels: c, pixels: h * w)
-        let outStep = order.offset(channel: 0, pixel: 1, channels: c, pixels: oh * ow)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8) { best in
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: 8) { bestIndex in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: lanes) { best in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: lanes) { bestIndex in
                 x.storage.withUnsafeBufferPointer { px in
                     for b in 0..<n {
-                        for group in 0..<(c / 8) {
-                            let base = b * c * h * w + order.offset(channel: group * 8, pixel: 0, channels: c, pixels: h * w)
-                            let outBase = b * c * oh * ow + order.offset(channel: group * 8, pixel: 0, channels: c, pixels: oh * ow)
+                        for group in 0..<(c / lanes) {
+                            // In every order, a channel's pixels lie at a fixed stride from its first one.
+                            let first = group * lanes
+                            let base = b * c * h * w + order.offset(channel: first, pixel: 0, channels: c, pixels: h * w)
+                            let step = order.offset(channel: first, pixel: 1, channels: c, pixels: h * w) - base + b * c * h * w
+                            let outBase = b * c * oh * ow + order.offset(channel: first, pixel: 0, channels: c, pixels: oh * ow)
+                            let outStep = order.offset(channel: first, pixel: 1, channels: c, pixels: oh * ow) - outBase + b * c * oh * ow
                             for i in 0..<oh {
                                 for j in 0..<ow {
-                                    for lane in 0..<8 { (best[lane], bestIndex[lane]) = (-.infinity, -1) }
+                                    for lane in 0..<lanes { (best[lane], bestIndex[lane]) = (-.infinity, -1) }
                                     for ki in 0..<kh {
                                         let y = i * sh - top + ki * dh
                                         if y < 0 || y >= h { continue }
@@ -88,7 +55,7 @@ struct MaxPool: Operator {
                                             let xx = j * sw - left + kj * dw
                                             if xx < 0 || xx >= w { continue }
                                             let index = base + (y * w + xx) * step
-                                            for lane in 0..<8 {
+                                            for lane in 0..<lanes {
                                                 let v = px[index + lane]
                                                 let take = v > best[lane] || v != v || bestIndex[lane] < 0
                                                 best[lane] = take ? v : best[lane]
@@ -97,7 +64,7 @@ struct MaxPool: Operator {
                                         }
                                     }
                                     let out = outBase + (i * ow + j) * outStep
-                                    for lane in 0..<8 { body(out + lane, bestIndex[lane]) }
+                                    for lane in 0..<lanes { body(out + lane, bestIndex[lane]) }
                                 }
                             }
                         }
