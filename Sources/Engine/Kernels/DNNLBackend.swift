@@ -232,12 +232,12 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             var user = try DNNLBackend.memoryDescriptor(dims, tag)
             var wanted = compiled.weightsDescriptor
             let out = PreparedBuffer(bytes: dnnl_memory_desc_get_size(&wanted))
-            var source = weights.weights.storage
-            try source.withUnsafeMutableBytes { src in
+            try weights.weights.storage.withUnsafeBytes { src in
                 if dnnl_memory_desc_equal(&user, &wanted) != 0 {
                     out.pointer.copyMemory(from: src.baseAddress!, byteCount: src.count)
                 } else {
-                    try reorder(&user, src.baseAddress, &wanted, out.pointer)
+                    // oneDNN only reads the source: the cast avoids copying the array.
+                    try reorder(&user, UnsafeMutableRawPointer(mutating: src.baseAddress), &wanted, out.pointer)
                 }
             }
             return out

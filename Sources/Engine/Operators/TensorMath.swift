@@ -258,8 +258,9 @@ enum TensorMath {
     private static func channelBlocks(_ x: Tensor, from plain: StorageOrder, inward: Bool) -> Tensor {
         let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         precondition(c % 8 == 0, "8-channel blocks of \(c) channels")
-        // Offset of (channel, pixel) within one image in the plain order.
-        let (channelStride, pixelStride) = plain == .channelsLast ? (1, c) : (hw, 1)
+        // Strides of a channel and of a pixel within one image in the plain order.
+        let channelStride = plain.offset(channel: 1, pixel: 0, channels: c, pixels: hw)
+        let pixelStride = plain.offset(channel: 0, pixel: 1, channels: c, pixels: hw)
         var out = [Float](unsafeUninitializedCapacity: x.count) { _, count in count = x.count }
         x.storage.withUnsafeBufferPointer { px in
             out.withUnsafeMutableBufferPointer { po in
