@@ -5,3 +5,8 @@
 // mallopt: the engine keeps large activation buffers in the heap between frames.
 #include <malloc.h>
 #endif
+// libgomp, the OpenMP runtime this oneDNN build runs on: our own parallel loops use the same thread team.
+// GOMP_parallel is the entry point GCC compiles `#pragma omp parallel` to (num_threads 0: the default team).
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+int omp_get_thread_num(void);
+int omp_get_num_threads(void);

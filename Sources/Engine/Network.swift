@@ -13,6 +13,8 @@ public struct LayerInfo: Sendable, Equatable {
     /// How the engine keeps it in memory between operators: `NCHW`, `NHWC` or `nChw8c` (8-channel blocks); callers
     /// always read NCHW.
     public let storage: String
+    /// The algorithm of a convolution that does not run oneDNN's direct kernel (`Winograd F(4x4,3x3)`), else nil.
+    public var algorithm: String? = nil
 }
 
 /// How backward treats operators whose gradient an explanation method redefines.
@@ -186,8 +188,13 @@ public final class Network: @unchecked Sendable {
                 case .channelsLast: "NHWC"
                 case .channelBlocks8: "nChw8c"
                 }
+                let algorithm = (step.op as? Conv).flatMap { conv -> String? in
+                    guard let x = referencePlan.shapes[step.inputs[0]], let w = referencePlan.constants[step.inputs[1]]?.tensor.shape,
+                          let g = try? conv.geometry(x, w), Winograd.applies(g, orders: conv.orders) else { return nil }
+                    return "Winograd F(4x4,3x3)"
+                }
                 return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [],
-                                 storage: storage)
+                                 storage: storage, algorithm: algorithm)
             }
         }
     }

@@ -232,8 +232,8 @@ import TestSupport
     /// input -> Conv(3->16) (c1) -> Relu (r1) -> Conv 3x3 (c2) -> Add(c2, r1) (s) -> Relu (r2) -> Conv 3x3 (c3) -> Relu (r3)
     /// -> Conv 1x1 (c4) -> MaxPool (m) -> GlobalAveragePool -> Flatten, concatenated with ReduceMean(r3) over H and W
     /// -> Gemm: blocks from c1 to m (the means read them as they are), converted at the edges.
-    static func blockedChainModel() throws -> Data {
-        var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, 10, 10])
+    static func blockedChainModel(size: Int = 10) throws -> Data {
+        var b = ONNXModelBuilder(opset: 13, inputShape: [nil, 3, size, size])
         var rng = SeededGenerator(state: 11)
         b.addInitializer("w1", rng.tensor([16, 3, 3, 3], -1, 1))
         b.addInitializer("w2", rng.tensor([16, 16, 3, 3], -0.3, 0.3))
@@ -285,6 +285,29 @@ import TestSupport
         let rerun = try blocked.rerun(fast, replacing: "r2", with: halved)[blocked.outputName]!
         let rerunPlain = try plain.rerun(reference, replacing: "r2", with: halved)[plain.outputName]!
         #expect(Self.close(rerun, rerunPlain) && !Self.close(rerun, fast.logits))
+    }
+
+    /// At 14x14 and more, the 3x3 convolutions on blocks run Winograd's F(4x4,3x3) (15: the last tiles hang over the
+    /// edge); their values, with bias, fused residual and ReLU, match the plain plan's direct kernels to rounding.
+    @Test(arguments: [15, 16])
+    func winogradConvolutionsGiveThePlainValues(size: Int) throws {
+        let data = try Self.blockedChainModel(size: size)
+        let blocked = try Network(model: data, baseDirectory: nil, inputHeight: size, inputWidth: size, layout: .channelBlocks)
+        let plain = try Network(model: data, baseDirectory: nil, inputHeight: size, inputWidth: size, layout: .nchw)
+        let algorithms = Dictionary(uniqueKeysWithValues: blocked.layers.map { ($0.name, $0.algorithm) })
+        #expect(algorithms["c2"] == "Winograd F(4x4,3x3)" && algorithms["c3"] == "Winograd F(4x4,3x3)", "\(algorithms)")
+        #expect(algorithms["c1"] == .some(nil) && plain.layers.allSatisfy { $0.algorithm == nil })
+        var rng = SeededGenerator(state: 14)
+        let x = rng.tensor([3, 3, size, size], -2, 2)
+        let names: Set<String> = ["r1", "r2", "r3"]
+        let fast = try blocked.forward(x, retaining: names), reference = try plain.forward(x, retaining: names)
+        #expect(Self.close(fast.logits, reference.logits, 1e-4))
+        for name in names { #expect(Self.close(try #require(fast[name]), try #require(reference[name]), 1e-4), "\(name)") }
+        // The backward through them is the direct one: gradients agree too.
+        var seed = Tensor(shape: [3, 5])
+        for i in 0..<3 { seed.storage[i * 5 + i] = 1 }
+        let g = try blocked.backward(fast, seed: seed, to: ["r1"]), gPlain = try plain.backward(reference, seed: seed, to: ["r1"])
+        #expect(Self.close(g["r1"]!, gPlain["r1"]!, 1e-4) && g["r1"]!.storage.contains { $0 != 0 })
     }
 
     /// input -> Conv 3x3 (3->8) (c1) -> Clip (r1) -> depthwise Conv 3x3 (d) -> Conv 1x1 (p) -> GlobalAveragePool -> Flatten

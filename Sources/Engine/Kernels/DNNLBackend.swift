@@ -18,6 +18,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     /// The scratch memory every cached convolution runs with (user scratchpad mode), grown to the largest asked for.
     private var scratchpad: UnsafeMutableRawPointer?
     private var scratchpadBytes = 0
+    /// Winograd's batched products by `[tiles, C, K]`, and its two work buffers.
+    private var winogradMatmuls: [[Int]: CompiledPrimitive] = [:]
+    private var winogradBuffers: [(buffer: PreparedBuffer, bytes: Int)?] = [nil, nil]
 
     private struct ConvolutionKey: Hashable {
         var geometry: WindowGeometry
@@ -160,14 +163,27 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private func compiled(_ key: ConvolutionKey) throws -> CompiledPrimitive {
         if let cached = convolutions[key] { return cached }
         let result = CompiledPrimitive()
-        let g = key.geometry
+        try withUserScratchpad { attr in try build(result, key, attr) }
+        convolutions[key] = result
+        return result
+    }
+
+    /// Primitive attributes asking for a user scratchpad, for `body`.
+    ///
+    /// Cached primitives run on whichever thread calls; oneDNN's library scratchpad (this build has no
+    /// DNNL_ENABLE_CONCURRENT_EXEC) is a thread-local buffer sized on the creating thread, so another thread would
+    /// overrun its own smaller one. With a user scratchpad each call passes memory of the size the primitive asked.
+    private func withUserScratchpad(_ body: (dnnl_primitive_attr_t?) throws -> Void) throws {
         var attr: dnnl_primitive_attr_t?
         try DNNLBackend.check(dnnl_primitive_attr_create(&attr), "creating primitive attributes")
         defer { dnnl_primitive_attr_destroy(attr) }
-        // Cached primitives run on whichever thread calls; oneDNN's library scratchpad (this build has no
-        // DNNL_ENABLE_CONCURRENT_EXEC) is a thread-local buffer sized on the creating thread, so another thread would
-        // overrun its own smaller one. With a user scratchpad each call passes memory of the size the primitive asked.
         try DNNLBackend.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "asking for a user scratchpad")
+        try body(attr)
+    }
+
+    /// Builds convolution `key` into `result` with attributes `attr` (post-ops are added here).
+    private func build(_ result: CompiledPrimitive, _ key: ConvolutionKey, _ attr: dnnl_primitive_attr_t?) throws {
+        let g = key.geometry
         if key.accumulates || key.activation != .none {
             var ops: dnnl_post_ops_t?
             try DNNLBackend.check(dnnl_post_ops_create(&ops), "creating post-ops")
@@ -220,8 +236,6 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             result.scratchpadDescriptor = scratch.pointee
         }
         try DNNLBackend.check(dnnl_primitive_create(&result.primitive, result.descriptor), "creating a convolution primitive")
-        convolutions[key] = result
-        return result
     }
 
     /// The weights reordered into the layout `compiled` wants, made once per node and layout.
@@ -304,6 +318,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                      activation: FusedActivation, adding addend: Tensor?, orders: ConvolutionOrders) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
+        if Winograd.applies(g, orders: orders) {
+            return try winogradConvolution(x, weights, g, activation: activation, adding: addend)
+        }
         let key = ConvolutionKey(geometry: g, activation: activation, accumulates: addend != nil, backward: false,
                                  hasBias: weights.bias != nil, orders: orders)
         let conv = try compiled(key)
@@ -334,6 +351,73 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             }
         }
         return Tensor(shape: g.output, storage: output)
+    }
+
+    /// A convolution `Winograd.applies` to: transforms on the OpenMP team, and oneDNN's batched matrix products between.
+    private func winogradConvolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
+                                     activation: FusedActivation, adding addend: Tensor?) throws -> Tensor {
+        let (rows, columns) = Winograd.tiles(g)
+        let (tiles, c, k) = (g.input[0] * rows * columns, g.input[1], g.output[1])
+        let products = try winogradProducts(tiles: tiles, channels: c, filters: k)
+        let filters = weights.prepared("winograd.F4x4") { () -> PreparedBuffer in
+            let u = Winograd.filters(weights.weights)
+            let buffer = PreparedBuffer(bytes: u.count * 4)
+            u.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return buffer
+        }
+        let transformed = winogradBuffer(0, floats: 36 * tiles * c), multiplied = winogradBuffer(1, floats: 36 * tiles * k)
+        // The addend is read and the output written element by element in one pass: they may share memory.
+        var output = addend?.storage
+            ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        let bias = weights.bias?.storage
+        x.storage.withUnsafeBufferPointer { Winograd.transformInput($0.baseAddress!, g, into: transformed) }
+        try execute(products, [(DNNL_ARG_SRC, products.sourceDescriptor, UnsafeMutableRawPointer(transformed)),
+                               (DNNL_ARG_WEIGHTS, products.weightsDescriptor, filters.pointer),
+                               (DNNL_ARG_DST, products.destinationDescriptor, UnsafeMutableRawPointer(multiplied))])
+        output.withUnsafeMutableBufferPointer { po in
+            let y = po.baseAddress!
+            if let bias {
+                bias.withUnsafeBufferPointer {
+                    Winograd.transformOutput(multiplied, g, bias: $0.baseAddress, addend: addend == nil ? nil : UnsafePointer(y),
+                                             activation: activation, into: y)
+                }
+            } else {
+                Winograd.transformOutput(multiplied, g, bias: nil, addend: addend == nil ? nil : UnsafePointer(y),
+                                         activation: activation, into: y)
+            }
+        }
+        return Tensor(shape: g.output, storage: output)
+    }
+
+    /// `M[36][tiles][K] = V[36][tiles][C] · U[36][C][K]`, built once per size.
+    private func winogradProducts(tiles: Int, channels c: Int, filters k: Int) throws -> CompiledPrimitive {
+        let key = [tiles, c, k]
+        if let cached = winogradMatmuls[key] { return cached }
+        let result = CompiledPrimitive()
+        result.sourceDescriptor = try DNNLBackend.memoryDescriptor([36, tiles, c], dnnl_abc)
+        result.weightsDescriptor = try DNNLBackend.memoryDescriptor([36, c, k], dnnl_abc)
+        result.destinationDescriptor = try DNNLBackend.memoryDescriptor([36, tiles, k], dnnl_abc)
+        var desc = dnnl_matmul_desc_t()
+        try DNNLBackend.check(dnnl_matmul_desc_init(&desc, &result.sourceDescriptor, &result.weightsDescriptor, nil,
+                                                    &result.destinationDescriptor), "describing Winograd's products \(key)")
+        try withUserScratchpad { attr in
+            try DNNLBackend.check(dnnl_primitive_desc_create(&result.descriptor, &desc, attr, engine, nil),
+                                  "building Winograd's products \(key)")
+        }
+        if let scratch = dnnl_primitive_desc_query_md(result.descriptor, dnnl_query_scratchpad_md, 0) {
+            result.scratchpadDescriptor = scratch.pointee
+        }
+        try DNNLBackend.check(dnnl_primitive_create(&result.primitive, result.descriptor), "creating Winograd's products")
+        winogradMatmuls[key] = result
+        return result
+    }
+
+    /// Winograd's transformed tiles (0) and products (1): kept between calls and grown to the largest asked for.
+    private func winogradBuffer(_ index: Int, floats: Int) -> UnsafeMutablePointer<Float> {
+        if winogradBuffers[index].map({ $0.bytes < floats * 4 }) ?? true {
+            winogradBuffers[index] = (PreparedBuffer(bytes: floats * 4), floats * 4)
+        }
+        return winogradBuffers[index]!.buffer.pointer.assumingMemoryBound(to: Float.self)
     }
 
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
@@ -414,12 +498,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             &desc, dnnl_forward_inference, dnnl_pooling_max, &src, &dst, g.strides.map { dnnl_dim_t($0) },
             g.kernel.map { dnnl_dim_t($0) }, g.dilations.map { dnnl_dim_t($0 - 1) }, g.padsBegin.map { dnnl_dim_t($0) },
             padsEnd.map { dnnl_dim_t($0) }), "describing a max pooling \(g)")
-        var attr: dnnl_primitive_attr_t?
-        try DNNLBackend.check(dnnl_primitive_attr_create(&attr), "creating primitive attributes")
-        defer { dnnl_primitive_attr_destroy(attr) }
-        try DNNLBackend.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "asking for a user scratchpad")
         var iterator: dnnl_primitive_desc_iterator_t?
-        try DNNLBackend.check(dnnl_primitive_desc_iterator_create(&iterator, &desc, attr, engine, nil), "building a max pooling \(g)")
+        try withUserScratchpad { attr in
+            try DNNLBackend.check(dnnl_primitive_desc_iterator_create(&iterator, &desc, attr, engine, nil), "building a max pooling \(g)")
+        }
         defer { dnnl_primitive_desc_iterator_destroy(iterator) }
         var best: (primitive: CompiledPrimitive, nanoseconds: UInt64)?
         repeat {
