@@ -369,21 +369,16 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         // The addend is read and the output written element by element in one pass: they may share memory.
         var output = addend?.storage
             ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
-        let bias = weights.bias?.storage
+        let bias = weights.bias?.storage ?? []
         x.storage.withUnsafeBufferPointer { Winograd.transformInput($0.baseAddress!, g, into: transformed) }
         try execute(products, [(DNNL_ARG_SRC, products.sourceDescriptor, UnsafeMutableRawPointer(transformed)),
                                (DNNL_ARG_WEIGHTS, products.weightsDescriptor, filters.pointer),
                                (DNNL_ARG_DST, products.destinationDescriptor, UnsafeMutableRawPointer(multiplied))])
         output.withUnsafeMutableBufferPointer { po in
-            let y = po.baseAddress!
-            if let bias {
-                bias.withUnsafeBufferPointer {
-                    Winograd.transformOutput(multiplied, g, bias: $0.baseAddress, addend: addend == nil ? nil : UnsafePointer(y),
-                                             activation: activation, into: y)
-                }
-            } else {
-                Winograd.transformOutput(multiplied, g, bias: nil, addend: addend == nil ? nil : UnsafePointer(y),
-                                         activation: activation, into: y)
+            bias.withUnsafeBufferPointer { pb in
+                let y = po.baseAddress!
+                Winograd.transformOutput(multiplied, g, bias: weights.bias == nil ? nil : pb.baseAddress,
+                                         addend: addend == nil ? nil : UnsafePointer(y), activation: activation, into: y)
             }
         }
         return Tensor(shape: g.output, storage: output)
