@@ -16,11 +16,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         var order: StorageOrder
     }
     /// The scratch memory every cached convolution runs with (user scratchpad mode), grown to the largest asked for.
-    private var scratchpad: UnsafeMutableRawPointer?
-    private var scratchpadBytes = 0
+    private let scratchpad = GrowingBuffer()
     /// Winograd's batched products by `[tiles, C, K]`, and its two work buffers.
     private var winogradMatmuls: [[Int]: CompiledPrimitive] = [:]
-    private var winogradBuffers: [(buffer: PreparedBuffer, bytes: Int)?] = [nil, nil]
+    private let transformedTiles = GrowingBuffer(), tileProducts = GrowingBuffer()
 
     private struct ConvolutionKey: Hashable {
         var geometry: WindowGeometry
@@ -69,7 +68,6 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     deinit {
-        scratchpad?.deallocate()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
     }
@@ -108,6 +106,16 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             if let primitive { dnnl_primitive_destroy(primitive) }
             if let descriptor { dnnl_primitive_desc_destroy(descriptor) }
             if let forwardHint { dnnl_primitive_desc_destroy(forwardHint) }
+        }
+    }
+
+    /// Memory reused from call to call, 64-byte aligned, replaced by a larger one when a call needs more.
+    private final class GrowingBuffer {
+        private var buffer: PreparedBuffer?
+        private var bytes = 0
+        func pointer(bytes needed: Int) -> UnsafeMutableRawPointer {
+            if needed > bytes || buffer == nil { (buffer, bytes) = (PreparedBuffer(bytes: needed), needed) }
+            return buffer!.pointer
         }
     }
 
@@ -280,13 +288,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private func scratchpad(for descriptor: dnnl_memory_desc_t) -> UnsafeMutableRawPointer? {
         var md = descriptor
         let bytes = dnnl_memory_desc_get_size(&md)
-        if bytes == 0 { return nil }
-        if bytes > scratchpadBytes {
-            scratchpad?.deallocate()
-            scratchpad = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            scratchpadBytes = bytes
-        }
-        return scratchpad
+        return bytes == 0 ? nil : scratchpad.pointer(bytes: bytes)
     }
 
     /// Runs the compiled primitive `conv` with the given (argument, descriptor, pointer) triples and its scratchpad.
@@ -365,7 +367,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             u.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             return buffer
         }
-        let transformed = winogradBuffer(0, floats: 36 * tiles * c), multiplied = winogradBuffer(1, floats: 36 * tiles * k)
+        let transformed = transformedTiles.pointer(bytes: 36 * tiles * c * 4).assumingMemoryBound(to: Float.self)
+        let multiplied = tileProducts.pointer(bytes: 36 * tiles * k * 4).assumingMemoryBound(to: Float.self)
         // The addend is read and the output written element by element in one pass: they may share memory.
         var output = addend?.storage
             ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
@@ -405,14 +408,6 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         try DNNLBackend.check(dnnl_primitive_create(&result.primitive, result.descriptor), "creating Winograd's products")
         winogradMatmuls[key] = result
         return result
-    }
-
-    /// Winograd's transformed tiles (0) and products (1): kept between calls and grown to the largest asked for.
-    private func winogradBuffer(_ index: Int, floats: Int) -> UnsafeMutablePointer<Float> {
-        if winogradBuffers[index].map({ $0.bytes < floats * 4 }) ?? true {
-            winogradBuffers[index] = (PreparedBuffer(bytes: floats * 4), floats * 4)
-        }
-        return winogradBuffers[index]!.buffer.pointer.assumingMemoryBound(to: Float.self)
     }
 
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
