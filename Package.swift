@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "camvid", targets: ["camvid"]),
+        .library(name: "Core", targets: ["Core"]),
         .library(name: "Media", targets: ["Media"]),
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "Explain", targets: ["Explain"]),
@@ -15,7 +16,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
-        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.0.0"),
     ],
     targets: [
         // System libraries: module maps and small C shims for macros Swift cannot import.
@@ -26,25 +26,26 @@ let package = Package(
         ),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
-        .target(name: "Media", dependencies: ["CFFmpeg"]),
+        // The values every module shares: tensors, images, heat maps, .npy files, resampling.
+        .target(name: "Core"),
+        .target(name: "Media", dependencies: ["Core", "CFFmpeg"]),
         .target(
             name: "Engine",
-            dependencies: ["CDNNL", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["Core", "CDNNL", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             resources: [.copy("Resources")]
         ),
-        .target(name: "Explain", dependencies: ["Engine"]),
-        .target(name: "Render"),
+        .target(name: "Explain", dependencies: ["Core", "Engine"]),
+        .target(name: "Render", dependencies: ["Core"]),
         .target(
             name: "Pipeline",
             dependencies: [
-                "Media", "Engine", "Explain", "Render",
-                .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+                "Core", "Media", "Engine", "Explain", "Render",
             ]
         ),
         .target(
             name: "CamvidCLI",
             dependencies: [
-                "Media", "Engine", "Explain", "Render", "Pipeline",
+                "Core", "Media", "Engine", "Explain", "Render", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,12 +55,13 @@ let package = Package(
         // Generated pattern clips shared by the Pipeline and CLI tests.
         .target(name: "MediaTestSupport", dependencies: ["Media"]),
 
+        .testTarget(name: "CoreTests", dependencies: ["TestSupport", "Core", "Media"], exclude: ["Fixtures"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "MediaTestSupport", "Media"]),
-        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Explain", "Engine"]),
-        .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Render"], exclude: ["Fixtures"]),
-        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "MediaTestSupport", "Pipeline", "Media", "Engine", "Explain", "Render"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "CamvidCLI", "Media"]),
+        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Core", "Engine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Core", "Explain", "Engine"]),
+        .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Core", "Render"], exclude: ["Fixtures"]),
+        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "Pipeline", "Media", "Engine", "Explain", "Render"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "CamvidCLI", "Media"]),
     ],
     swiftLanguageModes: [.v6]
 )

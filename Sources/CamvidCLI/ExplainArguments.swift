@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Engine
 import Explain
 import Foundation
@@ -74,14 +75,6 @@ enum ExplainArguments {
         case let .label(label):
             return try labels.index(of: label)
         }
-    }
-
-    /// Softmax of one row of logits, in Double for stability.
-    static func probabilities(_ logits: [Float]) -> [Float] {
-        guard let top = logits.max() else { return [] }
-        let exps = logits.map { Foundation.exp(Double($0 - top)) }
-        let total = exps.reduce(0, +)
-        return exps.map { Float($0 / total) }
     }
 
     /// Runs `body`; any error becomes one line `camvid: MESSAGE` on standard error and exit status 1.

@@ -1,8 +1,10 @@
 import ArgumentParser
+import Core
 import Engine
 import Explain
 import Foundation
 import Media
+import Pipeline
 import Render
 
 /// `camvid image IN OUT`: explains one picture and writes it with the heat map and class label.
@@ -110,9 +112,8 @@ public struct ImageCommand: ParsableCommand {
         let network = try Network(contentsOf: modelURL)
         try ExplainArguments.checkLayers(layers, in: network, model: modelURL.lastPathComponent)
         let (height, width) = (network.inputShape[2], network.inputShape[3])
-        let resized = ImagePreprocessing.areaResize(picture.pixels, width: picture.width, height: picture.height,
-                                                    toWidth: width, toHeight: height)
-        let x = ImagePreprocessing.tensor(resized, width: width, height: height, mean: mean, std: std)
+        guard let normalization = InputNormalization(mean: mean, std: std) else { throw CommandError("--std values must be positive") }
+        let x = FramePreprocessor(inputWidth: width, inputHeight: height, normalization: normalization).tensor(for: picture)
 
         let explainer = try Explainer(network: EngineNetwork(network), method: method,
                                       options: ExplainerOptions(layers: layers, eigenSmooth: eigenSmooth, augSmooth: augSmooth, guidesClip: guidedClip),
@@ -121,15 +122,15 @@ public struct ImageCommand: ParsableCommand {
             throw CommandError("\(method.rawValue) gave no explanation")
         }
         let logits = try network.forward(x).logits.storage
-        let probability = ExplainArguments.probabilities(logits)[explanation.classIndex]
+        let probability = softmax(logits)[explanation.classIndex]
         let name = ExplainArguments.labels.name(of: explanation.classIndex)
         let label = LabelStyle.text(className: name, probability: probability)
 
-        var image = RGBImage(width: picture.width, height: picture.height, pixels: picture.pixels)
+        var image = picture
         let overlay = try Overlay(colormap: colors, alpha: alpha)
-        try overlay.apply(map: explanation.map.storage, mapWidth: explanation.map.shape[1], mapHeight: explanation.map.shape[0],
-                          label: label, to: &image)
-        try PictureFile.write(RGBPicture(width: image.width, height: image.height, pixels: image.pixels), to: output)
+        overlay.apply(Heatmap(width: explanation.map.shape[1], height: explanation.map.shape[0], values: explanation.map.storage),
+                      label: label, to: &image)
+        try PictureFile.write(image, to: output)
         let at = explanation.layers.isEmpty ? "" : " at \(explanation.layers.joined(separator: ","))"
         return "\(input): \(label) (class \(explanation.classIndex)), \(method.rawValue)\(at) -> \(output)"
     }

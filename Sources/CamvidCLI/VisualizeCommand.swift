@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Engine
 import Explain
 import Foundation
@@ -80,7 +81,7 @@ public struct VisualizeCommand: ParsableCommand {
         let visualization = ClassModelVisualization(steps: steps, learningRate: learningRate, l2: l2)
         let image = try visualization.optimise(EngineNetwork(network), classIndex: classIndex, height: height, width: width)
         let pixels = Self.displayPixels(image, mean: mean, std: std)
-        try PictureFile.write(RGBPicture(width: width, height: height, pixels: pixels), to: output)
+        try PictureFile.write(RGBImage(width: width, height: height, pixels: pixels), to: output)
         let score = try network.forward(Tensor.stack([image])).logits.storage[classIndex]
         return "\(output): class \(classIndex) \(ExplainArguments.labels.name(of: classIndex)), logit \(String(format: "%.2f", score)) after \(steps) steps"
     }

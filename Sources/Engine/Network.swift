@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// One tensor of a network: its name, what produces it, and its shape for a batch of one.

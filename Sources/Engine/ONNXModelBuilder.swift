@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// An attribute value for `ONNXModelBuilder`.

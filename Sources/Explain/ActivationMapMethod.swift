@@ -1,4 +1,4 @@
-import Engine
+import Core
 
 /// Everything a CAM method may use about one image at one target layer.
 ///

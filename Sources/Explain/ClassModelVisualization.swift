@@ -1,4 +1,4 @@
-import Engine
+import Core
 
 /// Class model visualisation (Simonyan et al. 2014): the input that maximises a class logit under an
 /// L2 penalty, `argmax_I S_c(I) - λ‖I‖²`, found by gradient ascent from a zero image.

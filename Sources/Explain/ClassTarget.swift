@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Which class an explanation is about.

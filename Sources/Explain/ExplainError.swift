@@ -1,3 +1,4 @@
+import Core
 /// Why an explanation cannot be computed; every case names what was wrong.
 public enum ExplainError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A class label matched no ImageNet name; `candidates` are the closest names.

@@ -1,4 +1,4 @@
-import Engine
+import Core
 
 /// How gradients pass through rectifiers on the way back to the input.
 public struct GradientRule: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Engine
+import Core
 
 /// Options shared by every method.
 public struct ExplainerOptions: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Engine
+import Core
 
 /// One image's explanation.
 public struct Explanation: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Engine
+import Core
 
 /// Grad-CAM (Selvaraju et al.): `w_c = mean_hw g_c`.
 public struct GradCAM: ChannelWeightedMethod {

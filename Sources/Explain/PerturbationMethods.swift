@@ -1,5 +1,5 @@
+import Core
 import Foundation
-import Engine
 
 /// Score-CAM (Wang et al.): each channel, upsampled to the input (bilinear, `align_corners=True`)
 /// and min-max scaled (`1e-8`), masks the input; the softmax over channels of the masked inputs'
@@ -77,7 +77,7 @@ public struct ScoreCAM: ChannelWeightedMethod {
             if pending == batchSize { try flush() }
         }
         try flush()
-        return Self.softmax(distinct.map { scores[$0] })
+        return softmax(distinct.map { scores[$0] })
     }
 
     /// Bitwise equality (so -0 and 0 differ, and a NaN equals itself): equal bits make equal inputs.
@@ -85,12 +85,6 @@ public struct ScoreCAM: ChannelWeightedMethod {
         x.withUnsafeBytes { a in y.withUnsafeBytes { b in a.elementsEqual(b) } }
     }
 
-    static func softmax(_ values: [Float]) -> [Float] {
-        guard let top = values.max() else { return values }
-        let exps = values.map { Double(Foundation.exp(Double($0 - top))) }
-        let total = exps.reduce(0, +)
-        return exps.map { Float($0 / total) }
-    }
 }
 
 /// Ablation-CAM (Desai and Ramaswamy): channel `c` set to 0 (or `min(A) - 1e7` when `min(A) != 0`),
@@ -128,26 +122,20 @@ public struct AblationCAM: ChannelWeightedMethod {
 /// Score-CAM's masks: each channel upsampled (bilinear, `align_corners=True`) and min-max scaled (`1e-8`).
 struct ScoreCAMMasks {
     let activation: Tensor
-    let rows: MapResize.Taps
-    let columns: MapResize.Taps
-    let height: Int
-    let width: Int
+    let upsampling: BilinearResampling
 
     init(activation: Tensor, height: Int, width: Int) {
         self.activation = activation
-        self.height = height
-        self.width = width
-        rows = MapResize.alignCornerTaps(source: activation.shape[1], destination: height)
-        columns = MapResize.alignCornerTaps(source: activation.shape[2], destination: width)
+        upsampling = BilinearResampling(width: activation.shape[2], height: activation.shape[1], toWidth: width, toHeight: height,
+                                        convention: .alignCorners)
     }
 
     /// Channel `c`'s mask `[height·width]`, the same numbers as `Normalization.minMaxScoreCAM` of
-    /// `MapResize.bilinearAlignCorners`, written into `mask`.
+    /// the upsampled channel, written into `mask`.
     func mask(_ c: Int, into mask: inout [Float]) {
         let (h, w) = (activation.shape[1], activation.shape[2])
         let start = c * h * w
-        let upsampled = MapResize.resize(Array(activation.storage[start..<(start + h * w)]), height: h, width: w,
-                                         rows: rows, columns: columns)
+        let upsampled = upsampling.resample(Array(activation.storage[start..<(start + h * w)]))
         var low = upsampled[0], high = upsampled[0]
         for v in upsampled {
             low = min(low, v)

@@ -1,4 +1,4 @@
-import Engine
+import Core
 
 /// The projection of feature maps on their first principal component (Eigen-CAM, pytorch-grad-cam's
 /// `get_2d_projection`): rows = spatial positions, columns = channels, each column mean-centred.

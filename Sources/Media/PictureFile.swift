@@ -1,22 +1,6 @@
 import CFFmpeg
+import Core
 import Foundation
-
-/// A still picture as packed RGB24 bytes.
-public struct RGBPicture: Sendable, Equatable {
-    /// Columns.
-    public let width: Int
-    /// Rows.
-    public let height: Int
-    /// `width * height * 3` bytes, R G B, rows top to bottom without padding.
-    public var pixels: [UInt8]
-
-    /// A picture over `pixels` (`width * height * 3` bytes).
-    public init(width: Int, height: Int, pixels: [UInt8]) {
-        self.width = width
-        self.height = height
-        self.pixels = pixels
-    }
-}
 
 /// Reads and writes single pictures (PNG, JPEG, BMP, TIFF, … as this FFmpeg build knows them).
 ///
@@ -26,12 +10,12 @@ public struct RGBPicture: Sendable, Equatable {
 /// encoder's output as the file: for these codecs one packet is a whole picture file.
 public enum PictureFile {
     /// The first frame of `path` as RGB24. Throws a `MediaError` naming the file.
-    public static func read(_ path: String) throws -> RGBPicture {
+    public static func read(_ path: String) throws -> RGBImage {
         let decoder = try FrameDecoder(MediaInput(path), settings: DecoderSettings(threads: 1, deliversOtherStreams: false))
         while let item = try decoder.next() {
             if case let .frame(frame) = item {
                 let pixels = try PixelConverter(file: path).rgb(frame)
-                return RGBPicture(width: frame.width, height: frame.height, pixels: pixels)
+                return RGBImage(width: frame.width, height: frame.height, pixels: pixels)
             }
         }
         throw MediaError(file: path, reason: "holds no picture")
@@ -40,7 +24,7 @@ public enum PictureFile {
     /// Encodes `picture` into `path`, the format chosen by its extension. Throws a `MediaError` naming the file.
     ///
     /// JPEG is written at quantiser 2 (ffmpeg's `-q:v 2`), full-range BT.601 as JFIF readers expect.
-    public static func write(_ picture: RGBPicture, to path: String) throws {
+    public static func write(_ picture: RGBImage, to path: String) throws {
         guard picture.width > 0, picture.height > 0, picture.pixels.count == picture.width * picture.height * 3 else {
             throw MediaError(file: path, reason: "RGB picture of \(picture.pixels.count) bytes is not \(picture.width)x\(picture.height)x3")
         }

@@ -1,3 +1,4 @@
+import Core
 import Explain
 import Foundation
 import Media
@@ -334,20 +335,7 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
             throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): cannot create the file")
         }
         handle = file
-        try write(Self.header(shape: shape(frames: 0)), frame: nil)
-    }
-
-    /// The `.npy` v1.0 header for a float32 C-order array of `shape`, padded to `headerLength`.
-    static func header(shape: [Int]) -> Data {
-        let dimensions = shape.map(String.init).joined(separator: ", ")
-        var text = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dimensions)), }"
-        let padded = headerLength - 10 - 1
-        text += String(repeating: " ", count: max(0, padded - text.utf8.count)) + "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
-        let length = UInt16(text.utf8.count)
-        data.append(contentsOf: [UInt8(length & 0xff), UInt8(length >> 8)])
-        data.append(contentsOf: Array(text.utf8))
-        return data
+        try write(NumPyFile.header(shape: shape(frames: 0), length: Self.headerLength), frame: nil)
     }
 
     /// The array's shape after `frames` frames (0x0 maps before the first).
@@ -424,7 +412,7 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
     private func rewriteHeader(frame: Int?) throws {
         do {
             try handle.seek(toOffset: 0)
-            try handle.write(contentsOf: Self.header(shape: shape(frames: frames)))
+            try handle.write(contentsOf: NumPyFile.header(shape: shape(frames: frames), length: Self.headerLength))
             try handle.seekToEnd()
         } catch {
             throw PipelineError.stageFailed(stage: "cams", frame: frame, reason: "\(path): \(error.localizedDescription)")

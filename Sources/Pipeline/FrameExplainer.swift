@@ -1,23 +1,6 @@
+import Core
 import Engine
 import Render
-
-/// A class activation map: `width * height` values in 0…1, rows top to bottom.
-public struct Heatmap: Sendable, Equatable {
-    /// Columns.
-    public let width: Int
-    /// Rows.
-    public let height: Int
-    /// One value in 0…1 per cell, row by row.
-    public let values: [Float]
-
-    /// A map over `values`; nil when the count does not match `width * height`.
-    public init?(width: Int, height: Int, values: [Float]) {
-        guard width > 0, height > 0, values.count == width * height else { return nil }
-        self.width = width
-        self.height = height
-        self.values = values
-    }
-}
 
 /// What the network saw in one frame.
 public struct FrameExplanation: Sendable, Equatable {
@@ -103,8 +86,6 @@ public struct HeatmapOverlay: FrameOverlay {
 
     /// Blends the heat map (when present) and writes the label (when present) onto `image`.
     public func draw(_ explanation: FrameExplanation, on image: inout RGBImage) throws {
-        let map = explanation.heatmap
-        try overlay.apply(map: map?.values, mapWidth: map?.width ?? 0, mapHeight: map?.height ?? 0,
-                          label: explanation.label, to: &image)
+        overlay.apply(explanation.heatmap, label: explanation.label, to: &image)
     }
 }

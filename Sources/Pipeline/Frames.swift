@@ -1,4 +1,4 @@
-import Render
+import Core
 
 /// A decoded picture in RGB with the identity it keeps from decoder to encoder.
 public struct VideoFrame: Sendable {

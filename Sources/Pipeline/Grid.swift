@@ -1,4 +1,4 @@
-import Engine
+import Core
 import Explain
 import Render
 
@@ -87,8 +87,6 @@ public struct GridOverlay: FrameOverlay {
     /// `image` area-resampled to `width` x `height` (each output pixel the mean of the source area it covers).
     public static func areaResized(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
         if image.width == width && image.height == height { return image }
-        let whole = PixelRect(x: 0, y: 0, width: image.width, height: image.height)
-        let values = AreaResampling.resample(image, region: whole, toWidth: width, toHeight: height)
-        return RGBImage(width: width, height: height, pixels: values.map { UInt8(min(max($0.rounded(), 0), 255)) })
+        return AreaResampling(width: image.width, height: image.height, toWidth: width, toHeight: height).resample(image)
     }
 }

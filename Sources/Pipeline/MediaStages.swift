@@ -1,5 +1,5 @@
 import Media
-import Render
+import Core
 
 /// The decode stage reads with Media's decoder: frames and the other streams' packets, in file order.
 public struct DecoderSource: PipelineSource, Sendable {

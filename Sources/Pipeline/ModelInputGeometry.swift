@@ -1,3 +1,5 @@
+import Core
+
 /// How a frame is fitted to the network's input size (`--fit`).
 public enum FrameFit: String, CaseIterable, Sendable {
     /// The whole frame resized to the input size, aspect ratio ignored (the reference cases' choice).
@@ -7,26 +9,6 @@ public enum FrameFit: String, CaseIterable, Sendable {
     /// The whole frame resized to fit inside the input, aspect ratio kept, the rest padded with
     /// the mean colour (zero after normalisation).
     case pad
-}
-
-/// A rectangle of whole pixels.
-public struct PixelRect: Sendable, Equatable {
-    /// Left column.
-    public var x: Int
-    /// Top row.
-    public var y: Int
-    /// Columns.
-    public var width: Int
-    /// Rows.
-    public var height: Int
-
-    /// A rectangle at (`x`, `y`) of `width` x `height`.
-    public init(x: Int, y: Int, width: Int, height: Int) {
-        self.x = x
-        self.y = y
-        self.width = width
-        self.height = height
-    }
 }
 
 /// Where a frame goes in the network input and where the input's map goes back in the frame,

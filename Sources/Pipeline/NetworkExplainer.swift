@@ -1,3 +1,4 @@
+import Core
 import Engine
 import Explain
 import Foundation
@@ -96,7 +97,7 @@ public struct NetworkExplainer: FrameExplainer {
             guard let geometry = geometries[i] else {
                 throw ExplainError.invalidOption("frame \(batch[i].frameIndex) was not prepared by this explainer")
             }
-            let probabilities = Self.softmax(logits.slice(i).storage)
+            let probabilities = softmax(logits.slice(i).storage)
             let k = explanation.classIndex
             let probability = probabilities.indices.contains(k) ? probabilities[k] : 0
             return FrameExplanation(
@@ -104,14 +105,6 @@ public struct NetworkExplainer: FrameExplainer {
                 label: "\(labels.name(of: k)) \(String(format: "%.1f", probability * 100))%",
                 classIndex: k, probabilities: probabilities, method: method.rawValue)
         }
-    }
-
-    /// The softmax of `logits`, accumulated in Double.
-    public static func softmax(_ logits: [Float]) -> [Float] {
-        guard let high = logits.max() else { return [] }
-        let exps = logits.map { Foundation.exp(Double($0 - high)) }
-        let sum = exps.reduce(0, +)
-        return exps.map { Float($0 / sum) }
     }
 
     /// The explainer (not Sendable itself) and per-frame geometry, used by one explain call at a time.

@@ -1,3 +1,5 @@
+import Core
+
 /// A 256-entry lookup table from a heat value to a colour (`--colormap`).
 public enum Colormap: String, CaseIterable, Sendable {
     /// OpenCV's COLORMAP_JET table exactly, as pytorch-grad-cam uses it (the default).
@@ -47,17 +49,16 @@ public enum Colormap: String, CaseIterable, Sendable {
         self[Colormap.index(of: value)]
     }
 
-    /// A heat map of `width * height` values in 0...1 (row-major) as a picture of the same size.
-    public func colorize(_ map: [Float], width: Int, height: Int) throws(RenderError) -> RGBImage {
-        try RenderError.checkMap(count: map.count, width: width, height: height)
+    /// A heat map as a picture of the same size.
+    public func colorize(_ map: Heatmap) -> RGBImage {
         let table = self.table
-        var pixels = [UInt8](repeating: 0, count: map.count * 3)
-        for (i, value) in map.enumerated() {
+        var pixels = [UInt8](repeating: 0, count: map.values.count * 3)
+        for (i, value) in map.values.enumerated() {
             let t = Int(Colormap.index(of: value)) * 3
             pixels[i * 3] = table[t]
             pixels[i * 3 + 1] = table[t + 1]
             pixels[i * 3 + 2] = table[t + 2]
         }
-        return RGBImage(width: width, height: height, pixels: pixels)
+        return RGBImage(width: map.width, height: map.height, pixels: pixels)
     }
 }

@@ -1,3 +1,5 @@
+import Core
+
 /// Where and how big the class label is drawn: light text on a dark translucent box so it
 /// reads on any background.
 public struct LabelStyle: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import Core
+
 /// Draws an explanation onto a frame in one call: the heat map upsampled (OpenCV INTER_LINEAR),
 /// coloured and alpha-blended, then the class label. Either layer can be left out.
 public struct Overlay: Sendable {
@@ -40,13 +42,10 @@ public struct Overlay: Sendable {
         UInt8(((1 - alpha) * Float(frame) + alpha * Float(heat)).rounded())
     }
 
-    /// Blends `map` (`mapWidth * mapHeight` values in 0...1, row-major, nil for no heat layer)
-    /// over the whole image, then draws `label` (nil for none). Nothing for `nil, nil`.
-    public func apply(map: [Float]?, mapWidth: Int, mapHeight: Int, label: String?, to image: inout RGBImage) throws(RenderError) {
-        if let map {
-            try RenderError.checkMap(count: map.count, width: mapWidth, height: mapHeight)
-            blendHeat(map, width: mapWidth, height: mapHeight, into: &image)
-        }
+    /// Blends `map` (nil for no heat layer) over the whole image, then draws `label` (nil for
+    /// none). Nothing for `nil, nil`.
+    public func apply(_ map: Heatmap?, label: String?, to image: inout RGBImage) {
+        if let map { blendHeat(map, into: &image) }
         if let label {
             image.drawLabel(label, style: labelStyle, font: font)
         }
@@ -54,16 +53,15 @@ public struct Overlay: Sendable {
 
     /// Upsample, colourise and blend in one pass over the frame, row by row: two multiply-adds
     /// per pixel on precomputed rows, one colormap lookup, then the blend of three bytes.
-    private func blendHeat(_ map: [Float], width: Int, height: Int, into image: inout RGBImage) {
+    private func blendHeat(_ map: Heatmap, into image: inout RGBImage) {
         let outWidth = image.width, outHeight = image.height
-        var source = map, sourceWidth = width, sourceHeight = height
-        if width == 2 * outWidth && height == 2 * outHeight {
+        var plan = BilinearResampling(width: map.width, height: map.height, toWidth: outWidth, toHeight: outHeight)
+        var source = map.values
+        if plan.averagesBlocks {
             // OpenCV's 2x-reduction special case; the plan below is then the identity.
-            source = BilinearResize.halve(map, width: width, toWidth: outWidth, toHeight: outHeight)
-            sourceWidth = outWidth
-            sourceHeight = outHeight
+            source = plan.halved(source)
+            plan = BilinearResampling(width: outWidth, height: outHeight, toWidth: outWidth, toHeight: outHeight)
         }
-        let plan = ResamplingPlan(width: sourceWidth, height: sourceHeight, toWidth: outWidth, toHeight: outHeight)
         let rows = plan.horizontalPass(source)
         // Two reusable rows: colormap indices (a vectorised float loop) and heat colours.
         var indices = [UInt8](repeating: 0, count: outWidth)

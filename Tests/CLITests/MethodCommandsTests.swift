@@ -1,3 +1,4 @@
+import Core
 import Foundation
 import Testing
 import CamvidCLI
@@ -16,7 +17,7 @@ import TestSupport
     // MARK: Pictures and preprocessing
 
     /// A picture with smooth gradients and a bright square: something JPEG and PNG both keep recognisable.
-    static func testPicture(width: Int, height: Int) -> RGBPicture {
+    static func testPicture(width: Int, height: Int) -> RGBImage {
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         for y in 0..<height {
             for x in 0..<width {
@@ -27,7 +28,7 @@ import TestSupport
                 pixels[i + 2] = inSquare ? 20 : 128
             }
         }
-        return RGBPicture(width: width, height: height, pixels: pixels)
+        return RGBImage(width: width, height: height, pixels: pixels)
     }
 
     @Test func picturesRoundTripThroughPNGAndJPEG() throws {
@@ -47,26 +48,6 @@ import TestSupport
         #expect(throws: MediaError.self) { try PictureFile.read(dir.appendingPathComponent("absent.png").path) }
     }
 
-    @Test func areaResizeReproducesTheReferenceInputs() throws {
-        _ = Self.quiet
-        guard let reference = ReferenceData.referenceOrSkip("MethodCommandsTests.areaResizeReproducesTheReferenceInputs") else { return }
-        let media = reference.deletingLastPathComponent().appendingPathComponent("media")
-        for name in ["chelsea", "coffee"] {
-            let original = try PictureFile.read(media.appendingPathComponent("\(name).png").path)
-            let expected = try PictureFile.read(reference.appendingPathComponent("inputs/\(name).png").path)
-            let resized = ImagePreprocessing.areaResize(original.pixels, width: original.width, height: original.height, toWidth: 224, toHeight: 224)
-            let differences = zip(resized, expected.pixels).map { abs(Int($0) - Int($1)) }
-            let exact = differences.filter { $0 == 0 }.count
-            #expect(differences.max() ?? 99 <= 1 && exact * 1000 >= differences.count * 995,
-                    "\(name): max diff \(differences.max() ?? -1), \(exact)/\(differences.count) exact")
-            // Scaling and ImageNet normalisation of the reference's own resized picture give its tensor.
-            let tensor = ImagePreprocessing.tensor(expected.pixels, width: 224, height: 224)
-            let npy = try load(reference, "inputs/\(name).npy")
-            let worst = zip(tensor.storage, npy.storage).map { abs($0 - $1) }.max() ?? 1
-            #expect(tensor.shape == npy.shape && worst <= 1e-5, "\(name): tensor max diff \(worst)")
-        }
-    }
-
     // MARK: camvid image
 
     @Test func imageOverlaysTheMapWhereTheReferencePeaksAndWritesTheLabel() throws {
@@ -83,7 +64,7 @@ import TestSupport
 
         // The label: white text on a dark box in the top-left corner (scale 1 for 300 rows);
         // no blend of a jet colour with the picture is that white.
-        func isWhite(_ p: RGBPicture, _ x: Int, _ y: Int) -> Bool {
+        func isWhite(_ p: RGBImage, _ x: Int, _ y: Int) -> Bool {
             let i = (y * p.width + x) * 3
             return p.pixels[i] >= 230 && p.pixels[i + 1] >= 230 && p.pixels[i + 2] >= 230
         }
@@ -195,7 +176,7 @@ import TestSupport
         _ = Self.quiet
         let dir = try ReferenceData.temporaryDirectory("camvid-visualize")
         defer { try? FileManager.default.removeItem(at: dir) }
-        var pictures: [RGBPicture] = []
+        var pictures: [RGBImage] = []
         for target in ["goldfish", "285"] {
             let output = dir.appendingPathComponent("\(target).png").path
             try VisualizeCommand.parse(["--class", target, output, "--steps", "6"]).run()

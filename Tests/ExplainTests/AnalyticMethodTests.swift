@@ -1,3 +1,4 @@
+import Core
 import Testing
 import Engine
 import Explain
@@ -89,7 +90,7 @@ import Explain
         var scores: [Float] = []
         for c in 0..<4 {
             let channel = Array(a.storage[(c * 16)..<((c + 1) * 16)])
-            let up = MapResize.bilinearAlignCorners(channel, height: 4, width: 4, toHeight: 8, toWidth: 8)
+            let up = BilinearResampling(width: 4, height: 4, toWidth: 8, toHeight: 8, convention: .alignCorners).resample(channel)
             let low = up.min()!, high = up.max()!
             let mask = up.map { ($0 - low) / (high - low + 1e-8) }
             let masked = Tensor(shape: [1, 3, 8, 8], storage: image.storage.indices.map { image.storage[$0] * mask[$0 % 64] })

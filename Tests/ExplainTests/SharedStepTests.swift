@@ -1,20 +1,15 @@
+import Core
 import Testing
 import Engine
 import Explain
 
 @Suite struct SharedStepTests {
-    @Test func openCVBilinearHalfPixelWithClampedEdges() {
+    @Test func layerMapsAreMinMaxedThenResizedBilinearly() {
         // Source positions (d + 0.5)/2 - 0.5 = -0.25, 0.25, 0.75, 1.25; both ends clamp.
-        #expect(MapResize.bilinear([0, 1], height: 1, width: 2, toHeight: 1, toWidth: 4) == [0, 0.25, 0.75, 1])
-        let square = MapResize.bilinear([0, 1, 2, 3], height: 2, width: 2, toHeight: 4, toWidth: 4)
-        #expect(Array(square[4..<8]) == [0.5, 0.75, 1.25, 1.5])
-        // Downscaling by 2 averages pixel pairs.
-        #expect(MapResize.bilinear([0, 2, 4, 6], height: 1, width: 4, toHeight: 1, toWidth: 2) == [1, 5])
-    }
-
-    @Test func alignCornersBilinear() {
-        #expect(MapResize.bilinearAlignCorners([0, 1], height: 1, width: 2, toHeight: 1, toWidth: 3) == [0, 0.5, 1])
-        #expect(MapResize.bilinearAlignCorners([0, 3], height: 2, width: 1, toHeight: 4, toWidth: 1) == [0, 1, 2, 3])
+        let square = Normalization.layerMap(raw: Tensor(shape: [2, 2], storage: [0, 1, 2, 3]), height: 4, width: 4)
+        #expect(square.shape == [4, 4])
+        let expected: [Float] = [0.5, 0.75, 1.25, 1.5].map { $0 / (3 + 1e-7) }
+        #expect(zip(square.storage[4..<8], expected).allSatisfy { abs($0 - $1) < 1e-6 })
     }
 
     @Test func finalMapRenormalisesTheLayerMean() {

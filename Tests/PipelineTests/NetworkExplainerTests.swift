@@ -1,3 +1,4 @@
+import Core
 import Engine
 import Explain
 import Foundation
@@ -129,17 +130,17 @@ func decodedFrames(_ input: MediaInput, span: TimeSpan = .all) throws -> [VideoF
         }
     }
 
-    /// The area resampler reproduces a known average and keeps a flat colour flat.
-    @Test func areaResamplingAveragesWholeCells() {
-        // 448 → 224 is an exact 2x2 average.
-        var image = RGBImage(width: 448, height: 448)
-        for y in 0..<448 { for x in 0..<448 { image[x, y] = (UInt8((x % 2) * 100), 50, UInt8(y % 2 * 10)) } }
-        let normalization = InputNormalization(mean: [0, 0, 0], std: [1, 1, 1])!
-        let tensor = FramePreprocessor(inputWidth: 224, inputHeight: 224, normalization: normalization).tensor(for: image)
-        let plane = 224 * 224
-        #expect(tensor.storage[0..<plane].allSatisfy { abs($0 - 50 / 255) < 1e-6 })
-        #expect(tensor.storage[plane..<(2 * plane)].allSatisfy { abs($0 - 50 / 255) < 1e-6 })
-        #expect(tensor.storage[(2 * plane)...].allSatisfy { abs($0 - 5 / 255) < 1e-6 })
+    /// A picture already at the input size is only scaled and normalised: the reference's own
+    /// resized pictures give its input tensors.
+    @Test func normalisationGivesTheReferenceInputs() throws {
+        guard let reference = ReferenceData.referenceOrSkip("NetworkExplainerTests.normalisationGivesTheReferenceInputs") else { return }
+        for name in ["chelsea", "coffee"] {
+            let picture = try PictureFile.read(reference.appendingPathComponent("inputs/\(name).png").path)
+            let tensor = FramePreprocessor(inputWidth: 224, inputHeight: 224).tensor(for: picture)
+            let expected = try NumPyFile.read(path: reference.appendingPathComponent("inputs/\(name).npy").path)
+            let worst = zip(tensor.storage, expected.storage).map { abs($0 - $1) }.max() ?? 1
+            #expect(tensor.shape == expected.shape && worst <= 1e-5, "\(name): tensor max diff \(worst)")
+        }
     }
 }
 

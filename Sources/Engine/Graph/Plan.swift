@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// One executable node of a plan: an operator with the tensor names it reads and writes.

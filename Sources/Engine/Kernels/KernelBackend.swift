@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// The shape of one 2-D sliding-window operation (a convolution, or a pooling with `groups` 1): what a backend needs

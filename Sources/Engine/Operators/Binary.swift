@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// An elementwise operator of two broadcast inputs: its value and both partial derivatives, side by side.

@@ -1,3 +1,4 @@
+import Core
 /// Spatial attributes shared by convolution and pooling: kernel, strides, dilations, pads, auto_pad, ceil_mode.
 struct SpatialWindow: Sendable {
     let kernel: [Int]?

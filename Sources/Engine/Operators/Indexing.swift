@@ -1,3 +1,4 @@
+import Core
 /// Operators that select or place elements by index: Slice, Pad, Gather, Expand.
 
 /// Per-axis index maps: output element -> input element (or none), shared by Slice and Pad forward and backward.

@@ -1,3 +1,4 @@
+import Core
 /// Matrix products and normalisations.
 
 /// The mean over axes (attribute before opset 18, input after); the gradient is spread evenly.

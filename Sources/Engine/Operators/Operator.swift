@@ -1,3 +1,4 @@
+import Core
 /// What an operator's backward pass reads from the forward pass.
 struct BackwardNeeds: Sendable {
     /// Indices of inputs whose forward values the vector-Jacobian product reads.

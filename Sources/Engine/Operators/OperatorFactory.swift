@@ -1,3 +1,4 @@
+import Core
 /// Maps ONNX operator types to their implementations.
 enum OperatorFactory {
     /// Every operator type the engine runs (Constant is evaluated at load time).

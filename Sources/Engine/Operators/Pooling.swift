@@ -1,3 +1,4 @@
+import Core
 /// 2-D max pooling (pads, strides, dilations, ceil_mode); the gradient goes to each window's first maximum.
 struct MaxPool: Operator {
     let label: String

@@ -1,3 +1,4 @@
+import Core
 /// Operators that only rearrange elements: the gradient is rearranged back.
 
 /// A new shape for the same elements (Reshape, Flatten, Squeeze, Unsqueeze); the gradient is reshaped back.

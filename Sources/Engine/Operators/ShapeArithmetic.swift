@@ -1,3 +1,4 @@
+import Core
 /// Operators of shape subgraphs, evaluated at load time (not differentiable).
 
 /// The shape of the input as a 1-D integer tensor (`start`/`end` since opset 15).

@@ -1,3 +1,4 @@
+import Core
 /// Index arithmetic shared by the operators: broadcasting, reductions, transposes.
 enum TensorMath {
     static func strides(_ shape: [Int]) -> [Int] {

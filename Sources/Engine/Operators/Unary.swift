@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// An elementwise operator of one data input: its value and its derivative, side by side.

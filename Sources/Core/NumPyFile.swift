@@ -96,21 +96,30 @@ public enum NumPyFile {
 
     /// Encodes a tensor as the bytes of a version-1 float32 `.npy` file.
     public static func encode(_ tensor: Tensor) -> Data {
-        let dims = tensor.shape.map(String.init)
-        let shapeText = tensor.shape.count == 1 ? "(\(dims[0]),)" : "(\(dims.joined(separator: ", ")))"
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
-        // Pad so that the data starts on a 64-byte boundary, header ending in a newline.
-        let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-        var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0])
-        let length = UInt16(header.utf8.count)
-        data.append(UInt8(length & 0xFF))
-        data.append(UInt8(length >> 8))
-        data.append(contentsOf: Array(header.utf8))
+        var data = header(shape: tensor.shape)
         tensor.storage.withUnsafeBufferPointer { buffer in
             var littleEndian = buffer.map { $0.bitPattern.littleEndian }
             data.append(Data(bytes: &littleEndian, count: littleEndian.count * 4))
         }
+        return data
+    }
+
+    /// The header of a version-1 float32 C-order `.npy` file holding `shape`: padded with spaces
+    /// so that the data starts on a 64-byte boundary, or at byte `length` when given (a header
+    /// rewritten in place as an array grows keeps its length).
+    public static func header(shape: [Int], length: Int? = nil) -> Data {
+        let dims = shape.map(String.init)
+        let shapeText = shape.count == 1 ? "(\(dims[0]),)" : "(\(dims.joined(separator: ", ")))"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        // The header ends in a newline; the magic, version and length take 10 bytes.
+        let unpadded = 10 + header.utf8.count + 1
+        let padding = length.map { $0 - unpadded } ?? (64 - unpadded % 64) % 64
+        header += String(repeating: " ", count: max(0, padding)) + "\n"
+        var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0])
+        let count = UInt16(header.utf8.count)
+        data.append(UInt8(count & 0xFF))
+        data.append(UInt8(count >> 8))
+        data.append(contentsOf: Array(header.utf8))
         return data
     }
 

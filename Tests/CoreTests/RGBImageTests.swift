@@ -1,5 +1,5 @@
 import Testing
-import Render
+import Core
 
 @Suite struct RGBImageTests {
     @Test func fillsAndAddressesPixels() {

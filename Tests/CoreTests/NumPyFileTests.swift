@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import Engine
+import Core
 import TestSupport
 
 @Suite struct NumPyFileTests {
