@@ -2,7 +2,7 @@
 #pragma once
 #include <dnnl.h>
 #if defined(__linux__)
-// mallopt: the engine keeps large activation buffers in the heap between frames.
+// mallopt, for the command line to cap glibc's arenas.
 #include <malloc.h>
 #endif
 // libgomp, the OpenMP runtime this oneDNN build runs on: our own parallel loops use the same thread team.
@@ -10,3 +10,6 @@
 void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 int omp_get_thread_num(void);
 int omp_get_num_threads(void);
+// The OpenMP thread count of the calling thread, which oneDNN's kernels called from it use.
+int omp_get_max_threads(void);
+void omp_set_num_threads(int count);

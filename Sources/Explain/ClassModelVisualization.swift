@@ -34,7 +34,7 @@ public struct ClassModelVisualization: Sendable, Equatable {
             }
             var seed = Tensor(shape: logits.shape)
             seed.storage[classIndex] = 1
-            let gradients = try network.gradients(of: pass, seed: seed, withRespectTo: [network.inputName], rule: .standard)
+            let gradients = try network.gradients(of: pass, seed: seed, withRespectTo: [network.inputName], rules: .standard)
             guard let g = gradients[network.inputName], g.shape == image.shape else {
                 throw ExplainError.missingTensor("no input gradient of shape \(image.shape) for '\(network.inputName)'")
             }

@@ -74,9 +74,9 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
     }
 
     /// The engine's backward pass from the logits.
-    public func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rule: GradientRule) throws -> [String: Tensor] {
+    public func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rules: GradientRules) throws -> [String: Tensor] {
         try network.backward(pass.forward, seed: seed, at: nil, to: names,
-                             rules: GradientRules(guidedRelu: rule.guidesReLU, guidedClip: rule.guidesClip))
+                             rules: rules)
     }
 
     /// The engine's re-run downstream of `name`, from a batch-of-one pass of image `image`.

@@ -1,27 +1,5 @@
 import Core
 
-/// How gradients pass through rectifiers on the way back to the input.
-public struct GradientRule: Sendable, Equatable {
-    /// ReLU passes a gradient only where both its input and the incoming gradient are positive
-    /// (Springenberg et al.'s guided backpropagation).
-    public var guidesReLU: Bool
-    /// Clip (ReLU6) gets the same guided rule; pytorch-grad-cam guides only `nn.ReLU`, so this is off by default.
-    public var guidesClip: Bool
-
-    /// A rule with the given switches.
-    public init(guidesReLU: Bool, guidesClip: Bool) {
-        self.guidesReLU = guidesReLU
-        self.guidesClip = guidesClip
-    }
-
-    /// The ordinary chain rule.
-    public static let standard = GradientRule(guidesReLU: false, guidesClip: false)
-    /// pytorch-grad-cam's guided backpropagation: only ReLU is guided, Clip keeps its plain gradient.
-    public static let guidedBackprop = GradientRule(guidesReLU: true, guidesClip: false)
-    /// Guided backpropagation extended to Clip (ReLU6) nodes.
-    public static let guidedBackpropIncludingClip = GradientRule(guidesReLU: true, guidesClip: true)
-}
-
 /// A classifier ending in global average pooling followed by one linear layer, the shape CAM (Zhou et al.) needs.
 public struct LinearHead: Sendable, Equatable {
     /// The last spatial tensor, `[N,C,h,w]`, whose spatial mean feeds the linear layer.
@@ -65,7 +43,7 @@ public protocol ExplainableNetwork {
     /// The value of a retained tensor, e.g. a layer's activation `[N,C,h,w]`.
     func activation(_ name: String, in pass: Pass) throws -> Tensor
     /// The gradient of `sum(seed * logits)` with respect to each named tensor (the input included), under `rule`.
-    func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rule: GradientRule) throws -> [String: Tensor]
+    func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rules: GradientRules) throws -> [String: Tensor]
     /// The logits `[M,K]` of `M` copies of image `image` of the pass, re-run downstream of tensor `name`
     /// whose value is replaced by `value` `[M,...]`.
     func logits(of pass: Pass, image: Int, replacing name: String, with value: Tensor) throws -> Tensor

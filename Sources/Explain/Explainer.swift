@@ -170,7 +170,7 @@ public struct Explainer<Network: ExplainableNetwork> {
             return try inputGradientExplanations(input, targets: perImage)
         case .guidedGradcam:
             let cams = try camExplanations(input, targets: perImage)
-            let guided = try inputGradients(input, classes: cams.map(\.classIndex), rule: guidedRule)
+            let guided = try inputGradients(input, classes: cams.map(\.classIndex), rules: guidedRules)
             let (height, width) = (input.shape[2], input.shape[3])
             return cams.indices.map { i in
                 let gb = guided.slice(i)
@@ -185,7 +185,7 @@ public struct Explainer<Network: ExplainableNetwork> {
         }
     }
 
-    private var guidedRule: GradientRule {
+    private var guidedRules: GradientRules {
         options.guidesClip ? .guidedBackpropIncludingClip : .guidedBackprop
     }
 
@@ -240,7 +240,7 @@ public struct Explainer<Network: ExplainableNetwork> {
         var gradients: [String: Tensor] = [:]
         if mapMethod.usesGradients {
             gradients = try network.gradients(of: pass, seed: oneHot(classes, like: logits),
-                                              withRespectTo: Set(layers), rule: .standard)
+                                              withRespectTo: Set(layers), rules: .standard)
         }
         var activations: [String: Tensor] = [:]
         for layer in layers {
@@ -299,8 +299,8 @@ public struct Explainer<Network: ExplainableNetwork> {
         let logits = network.logits(of: pass)
         let classes = try resolve(targets, logits: logits)
         let scores = try classScores(logits, classes: classes)
-        let rule: GradientRule = method == .guidedBackprop ? guidedRule : .standard
-        let gradient = try inputGradient(pass, input: input, classes: classes, logits: logits, rule: rule)
+        let rules: GradientRules = method == .guidedBackprop ? guidedRules : .standard
+        let gradient = try inputGradient(pass, input: input, classes: classes, logits: logits, rules: rules)
         return (0..<input.shape[0]).map { i in
             let g = gradient.slice(i)
             if method == .saliency {
@@ -312,14 +312,14 @@ public struct Explainer<Network: ExplainableNetwork> {
         }
     }
 
-    private func inputGradients(_ input: Tensor, classes: [Int], rule: GradientRule) throws -> Tensor {
+    private func inputGradients(_ input: Tensor, classes: [Int], rules: GradientRules) throws -> Tensor {
         let pass = try network.forward(input, retaining: [network.inputName])
-        return try inputGradient(pass, input: input, classes: classes, logits: network.logits(of: pass), rule: rule)
+        return try inputGradient(pass, input: input, classes: classes, logits: network.logits(of: pass), rules: rules)
     }
 
-    private func inputGradient(_ pass: Network.Pass, input: Tensor, classes: [Int], logits: Tensor, rule: GradientRule) throws -> Tensor {
+    private func inputGradient(_ pass: Network.Pass, input: Tensor, classes: [Int], logits: Tensor, rules: GradientRules) throws -> Tensor {
         let gradients = try network.gradients(of: pass, seed: oneHot(classes, like: logits),
-                                              withRespectTo: [network.inputName], rule: rule)
+                                              withRespectTo: [network.inputName], rules: rules)
         guard let g = gradients[network.inputName], g.shape == input.shape else {
             throw ExplainError.missingTensor("no input gradient of shape \(input.shape) for '\(network.inputName)'")
         }

@@ -177,8 +177,8 @@ struct LogitCapturingNetwork: ExplainableNetwork {
         try base.activation(name, in: pass)
     }
 
-    func gradients(of pass: EngineNetwork.Pass, seed: Tensor, withRespectTo names: Set<String>, rule: GradientRule) throws -> [String: Tensor] {
-        try base.gradients(of: pass, seed: seed, withRespectTo: names, rule: rule)
+    func gradients(of pass: EngineNetwork.Pass, seed: Tensor, withRespectTo names: Set<String>, rules: GradientRules) throws -> [String: Tensor] {
+        try base.gradients(of: pass, seed: seed, withRespectTo: names, rules: rules)
     }
 
     func logits(of pass: EngineNetwork.Pass, image: Int, replacing name: String, with value: Tensor) throws -> Tensor {

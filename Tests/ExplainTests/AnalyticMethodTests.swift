@@ -111,7 +111,7 @@ import Explain
         let k = 4
         let pass = try network.forward(image, retaining: [])
         var seed = Tensor(shape: [1, 5]); seed.storage[k] = 1
-        let g = try #require(try network.gradients(of: pass, seed: seed, withRespectTo: ["input"], rule: .standard)["input"])
+        let g = try #require(try network.gradients(of: pass, seed: seed, withRespectTo: ["input"], rules: .standard)["input"])
         for index in stride(from: 0, to: image.count, by: 13) {
             var plus = image, minus = image
             plus.storage[index] += 1e-2; minus.storage[index] -= 1e-2
@@ -125,7 +125,7 @@ import Explain
         let k = 4
         let pass = try network.forward(image, retaining: [])
         var seed = Tensor(shape: [1, 5]); seed.storage[k] = 1
-        let g = try #require(try network.gradients(of: pass, seed: seed, withRespectTo: ["input"], rule: .standard)["input"])
+        let g = try #require(try network.gradients(of: pass, seed: seed, withRespectTo: ["input"], rules: .standard)["input"])
         let expected = (0..<64).map { p in (0..<3).map { abs(g.storage[$0 * 64 + p]) }.max()! }
         let result = try #require(try Explainer(network: network, method: .saliency).explain(image, target: .index(k)).first)
         #expect(result.raw.shape == [8, 8])
@@ -139,8 +139,8 @@ import Explain
         // ReLU network: the guided rule.
         let relu = AnalyticNetwork()
         let reluPass = try relu.forward(image, retaining: [])
-        let guided = try #require(try relu.gradients(of: reluPass, seed: seed, withRespectTo: ["input"], rule: .guidedBackprop)["input"])
-        let plain = try #require(try relu.gradients(of: reluPass, seed: seed, withRespectTo: ["input"], rule: .standard)["input"])
+        let guided = try #require(try relu.gradients(of: reluPass, seed: seed, withRespectTo: ["input"], rules: .guidedBackprop)["input"])
+        let plain = try #require(try relu.gradients(of: reluPass, seed: seed, withRespectTo: ["input"], rules: .standard)["input"])
         #expect(guided != plain, "class 1 has negative weights, so guiding must change the gradient")
         let result = try #require(try Explainer(network: relu, method: .guidedBackprop).explain(image, target: .index(k)).first)
         #expect(result.raw.shape == [3, 8, 8])
@@ -149,8 +149,8 @@ import Explain
         var clip = AnalyticNetwork()
         clip.activation = .clip6
         let clipPass = try clip.forward(image, retaining: [])
-        let clipPlain = try #require(try clip.gradients(of: clipPass, seed: seed, withRespectTo: ["input"], rule: .standard)["input"])
-        let clipGuided = try #require(try clip.gradients(of: clipPass, seed: seed, withRespectTo: ["input"], rule: .guidedBackpropIncludingClip)["input"])
+        let clipPlain = try #require(try clip.gradients(of: clipPass, seed: seed, withRespectTo: ["input"], rules: .standard)["input"])
+        let clipGuided = try #require(try clip.gradients(of: clipPass, seed: seed, withRespectTo: ["input"], rules: .guidedBackpropIncludingClip)["input"])
         let byDefault = try #require(try Explainer(network: clip, method: .guidedBackprop).explain(image, target: .index(k)).first)
         let extended = try #require(try Explainer(network: clip, method: .guidedBackprop, options: ExplainerOptions(guidesClip: true))
             .explain(image, target: .index(k)).first)
@@ -179,7 +179,7 @@ import Explain
         let k = 0
         var seed = Tensor(shape: [1, 5]); seed.storage[k] = 1
         let g = try #require(try network.gradients(of: network.forward(image, retaining: []), seed: seed,
-                                                    withRespectTo: ["input"], rule: .standard)["input"])
+                                                    withRespectTo: ["input"], rules: .standard)["input"])
         let visualisation = ClassModelVisualization(steps: 40, learningRate: 0.5, l2: 0.1)
         let result = try visualisation.optimise(network, classIndex: k, height: 8, width: 8)
         #expect(result.shape == [3, 8, 8])

@@ -97,7 +97,7 @@ struct AnalyticNetwork: ExplainableNetwork {
         return Tensor(shape: [n, c, Self.pooled, Self.pooled], storage: g)
     }
 
-    func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rule: GradientRule) throws -> [String: Tensor] {
+    func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rules: GradientRules) throws -> [String: Tensor] {
         let n = pass.input.shape[0], c = Self.channels, h = Self.pooled, s = Self.size
         let gA = featureGradient(seed: seed, batch: n)
         var result: [String: Tensor] = [:]
@@ -111,9 +111,9 @@ struct AnalyticNetwork: ExplainableNetwork {
                     let v = pass.preactivation.storage[i], up = gA.storage[i]
                     switch activation {
                     case .relu:
-                        gPre[i] = v > 0 && (!rule.guidesReLU || up > 0) ? up : 0
+                        gPre[i] = v > 0 && (!rules.guidedRelu || up > 0) ? up : 0
                     case .clip6:
-                        gPre[i] = v > 0 && v < 6 && (!rule.guidesClip || up > 0) ? up : 0
+                        gPre[i] = v > 0 && v < 6 && (!rules.guidedClip || up > 0) ? up : 0
                     case .identity:
                         gPre[i] = up
                     }

@@ -96,11 +96,11 @@ struct RecordedNetwork: ExplainableNetwork {
         return value
     }
 
-    func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rule: GradientRule) throws -> [String: Tensor] {
+    func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rules: GradientRules) throws -> [String: Tensor] {
         // Only d logit[class] was recorded: the seed must be that one-hot row.
         var expected = Tensor(shape: logitValues.shape)
         expected.storage[classIndex] = 1
-        guard seed == expected, rule == .standard else { throw Failure.notRecorded("seed or rule") }
+        guard seed == expected, rules == .standard else { throw Failure.notRecorded("seed or rule") }
         return try Dictionary(uniqueKeysWithValues: names.map { name in
             guard let g = recordedGradients[name] else { throw Failure.notRecorded(name) }
             return (name, g)

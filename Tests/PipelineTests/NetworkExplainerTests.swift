@@ -147,8 +147,6 @@ func decodedFrames(_ input: MediaInput, span: TimeSpan = .all) throws -> [VideoF
 /// The pipeline's network thread count (`--network-threads`): set per calling thread, same maps.
 @Suite(.serialized) struct NetworkThreadsTests {
     @Test func limitAppliesToTheCallingThreadOnly() throws {
-        // oneDNN brings OpenMP into the process; without it the setting could not work.
-        #expect(NetworkThreads.isAvailable)
         NetworkThreads.limitCallingThread(to: 1)
         #expect(NetworkThreads.callingThreadLimit == 1)
         let elsewhere = Thread.detachNewThreadAndWait { NetworkThreads.callingThreadLimit }
