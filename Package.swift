@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "camvid",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "camvid", targets: ["camvid"]),
         .library(name: "Core", targets: ["Core"]),
@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Explain", targets: ["Explain"]),
         .library(name: "Render", targets: ["Render"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "Annotate", targets: ["Annotate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,18 +35,15 @@ let package = Package(
             dependencies: ["Core", "CDNNL", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             resources: [.copy("Resources")]
         ),
-        .target(name: "Explain", dependencies: ["Core", "Engine"]),
+        .target(name: "Explain", dependencies: ["Core"]),
         .target(name: "Render", dependencies: ["Core"]),
-        .target(
-            name: "Pipeline",
-            dependencies: [
-                "Core", "Media", "Engine", "Explain", "Render",
-            ]
-        ),
+        .target(name: "Pipeline", dependencies: ["Core"]),
+        // Joins Media, Engine, Explain and Render into the pipeline's stages for video and pictures.
+        .target(name: "Annotate", dependencies: ["Core", "Media", "Engine", "Explain", "Render", "Pipeline"]),
         .target(
             name: "CamvidCLI",
             dependencies: [
-                "Core", "Media", "Engine", "Explain", "Render", "Pipeline",
+                "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -58,9 +56,10 @@ let package = Package(
         .testTarget(name: "CoreTests", dependencies: ["TestSupport", "Core", "Media"], exclude: ["Fixtures"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "MediaTestSupport", "Media"]),
         .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Core", "Engine"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Core", "Explain", "Engine"]),
+        .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Core", "Explain", "Engine", "Annotate"]),
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Core", "Render"], exclude: ["Fixtures"]),
-        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "Pipeline", "Media", "Engine", "Explain", "Render"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
+        .testTarget(name: "AnnotateTests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "CamvidCLI", "Media"]),
     ],
     swiftLanguageModes: [.v6]

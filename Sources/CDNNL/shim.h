@@ -2,7 +2,7 @@
 #pragma once
 #include <dnnl.h>
 #if defined(__linux__)
-// mallopt, for the command line to cap glibc's arenas.
+// mallopt: the engine keeps large activation buffers in the heap between frames.
 #include <malloc.h>
 #endif
 // libgomp, the OpenMP runtime this oneDNN build runs on: our own parallel loops use the same thread team.

@@ -40,26 +40,5 @@ static inline const int *camvid_frame_linesize(const AVFrame *frame) { return fr
 /// The writable plane pointers of a frame, for sws_scale's destination.
 static inline uint8_t *const *camvid_frame_data_mut(AVFrame *frame) { return frame->data; }
 
-#include <stdatomic.h>
-#include <stdlib.h>
-/// A stop flag one thread sets and FFmpeg's blocking reads poll (AVIOInterruptCB).
-static inline void *camvid_stop_flag_create(void) {
-    atomic_int *flag = malloc(sizeof(atomic_int));
-    if (flag) atomic_init(flag, 0);
-    return flag;
-}
-/// Frees a flag from camvid_stop_flag_create.
-static inline void camvid_stop_flag_destroy(void *flag) { free(flag); }
-/// Raises the flag (any thread).
-static inline void camvid_stop_flag_raise(void *flag) { atomic_store((atomic_int *)flag, 1); }
-/// Whether the flag is raised (any thread).
-static inline int camvid_stop_flag_is_raised(void *flag) { return atomic_load((atomic_int *)flag); }
-/// The interrupt callback FFmpeg polls during blocking I/O: non-zero aborts it.
-static inline int camvid_stop_flag_callback(void *flag) { return atomic_load((atomic_int *)flag); }
-/// Points a format context's interrupt callback at a stop flag.
-static inline void camvid_set_interrupt(AVFormatContext *context, void *flag) {
-    context->interrupt_callback.callback = camvid_stop_flag_callback;
-    context->interrupt_callback.opaque = flag;
-}
 /// AVERROR_EXIT as a value (what an interrupted read returns).
 static inline int camvid_averror_exit(void) { return AVERROR_EXIT; }

@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// The `camvid` command: explains what a convolutional network sees in a video.
+/// The `camvid` command: explains what a network sees in a video.
 ///
 /// `camvid IN OUT [options]` runs the video command (the default subcommand).
 public struct Camvid: AsyncParsableCommand {
@@ -17,8 +17,18 @@ public struct Camvid: AsyncParsableCommand {
     /// Creates the command (argument parsing fills it in).
     public init() {}
 
-    /// Parses the process's arguments, runs the chosen command and exits with its status.
+    /// Parses the process's arguments and runs the chosen command; any failure is one line on
+    /// standard error and a non-zero exit status.
     public static func runFromCommandLine() async {
-        await main()
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            ErrorReport.exit(with: error)
+        }
     }
 }

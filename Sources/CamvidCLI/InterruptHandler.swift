@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Pipeline
+import Core
 
 /// Turns SIGINT and SIGTERM into a request to stop reading: the pipeline drains the frames in
 /// flight and finalises the output. A second signal ends the process at once.
@@ -14,7 +14,7 @@ final class InterruptHandler: @unchecked Sendable {
     private var received: Int32?
 
     /// Installs the handlers; they raise `stop` on the first signal.
-    init(stop: Pipeline.StopSignal) {
+    init(stop: StopSignal) {
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())

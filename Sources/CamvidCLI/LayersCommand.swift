@@ -11,17 +11,14 @@ public struct LayersCommand: ParsableCommand {
         abstract: "List every tensor of a network (producing op, shape for a 224x224 input); * marks the default target layer."
     )
 
-    /// The ONNX model (default: the bundled EfficientNet-Lite0).
-    @Option(name: .long, help: "ONNX model file (default: bundled EfficientNet-Lite0).")
-    public var model: String?
+    @OptionGroup(title: "Model") var model: ModelOptions
 
     /// Creates the command (argument parsing fills it in).
     public init() {}
 
     /// Prints the table.
     public func run() throws {
-        let url = model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url
-        let network = try Network(contentsOf: url, inputHeight: 224, inputWidth: 224)
+        let (network, _) = try model.load()
         print(LayersCommand.table(network), terminator: "")
     }
 

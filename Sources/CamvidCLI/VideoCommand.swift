@@ -1,9 +1,9 @@
+import Annotate
 import ArgumentParser
+import Core
 import Foundation
 import Media
 import Pipeline
-import Render
-import Explain
 
 /// `camvid IN OUT [options]`: decode, explain, blend, encode, keeping timing and audio.
 struct VideoCommand: AsyncParsableCommand {
@@ -50,14 +50,12 @@ struct VideoCommand: AsyncParsableCommand {
     @Option(help: "libx264 preset (ultrafast … veryslow).")
     var preset: String = "superfast"
 
-    @Option(help: ArgumentHelp("The explanation drawn on each frame: \(VideoMethod.allValueStrings.joined(separator: ", ")); none re-encodes every frame unchanged.", valueName: "method"))
-    var method: VideoMethod = .explained(.gradcam)
-
-    @OptionGroup(title: "Explanation")
-    var explanation: ExplanationOptions
-
-    @OptionGroup(title: "Explanation outputs")
-    var explanationOutputs: VideoExplanationOutputs
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Method") var method: MethodOptions
+    @OptionGroup(title: "Class") var classes: ClassOptions
+    @OptionGroup(title: "Preprocessing") var preprocessing: PreprocessingOptions
+    @OptionGroup(title: "Drawing") var drawing: OverlayOptions
+    @OptionGroup(title: "Records and grid") var records: RecordOptions
 
     @Flag(inversion: .prefixedNo,
           help: "Drop the oldest waiting frame when the pipeline falls behind (default: on for devices and lavfi, off for files and pipes).")
@@ -72,12 +70,6 @@ struct VideoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Threads each network call uses (0: OpenMP's default, all cores); one lets the other stages use the other cores.", valueName: "n"))
     var networkThreads: Int = 1
 
-    @Option(help: "Opacity of the heat map, 0 to 1.")
-    var alpha: Float = 0.5
-
-    @Option(help: ArgumentHelp("The heat map's colours: \(Colormap.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
-    var colormap: String = Colormap.jet.rawValue
-
     @Flag(name: [.short, .long], help: "No progress line and no summary.")
     var quiet = false
 
@@ -85,7 +77,7 @@ struct VideoCommand: AsyncParsableCommand {
     var verbose = false
 
     mutating func validate() throws {
-        if output == "-" && explanationOutputs.json == "-" {
+        if output == "-" && records.json == "-" {
             throw ValidationError("--json - and the video cannot both go to standard output")
         }
         if output == "-" && format == nil {
@@ -103,10 +95,6 @@ struct VideoCommand: AsyncParsableCommand {
         guard channelCapacity >= 1 else { throw ValidationError("--channel-capacity must be at least 1") }
         guard networkThreads >= 0 else { throw ValidationError("--network-threads must be 0 or more") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        guard alpha >= 0, alpha <= 1 else { throw ValidationError("--alpha must be between 0 and 1, got \(alpha)") }
-        guard Colormap(rawValue: colormap) != nil else {
-            throw ValidationError("unknown --colormap '\(colormap)'; choose one of \(Colormap.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
         for option in inputOptions where !option.contains("=") {
             throw ValidationError("--input-option '\(option)' is not KEY=VALUE")
         }
@@ -115,87 +103,49 @@ struct VideoCommand: AsyncParsableCommand {
     func run() async throws {
         FFmpegLog.setLevel(verbose ? .warning : .quiet)
         // Every stage thread (decoder, converter, encoder threads, OpenMP) would otherwise get its own glibc arena,
-        // each keeping its peak of multi-megabyte frame buffers (the engine keeps freed blocks in the heap): two
-        // arenas are enough on a few cores and lower the peak (the sample: 390 → 350 MB).
+        // each keeping its peak of multi-megabyte frame buffers: two arenas are enough on a few cores and lower the peak.
         MallocArenas.limit(to: 2)
         // A reader that goes away (ffplay closed) must be a write error, reported, not a silent kill.
         signal(SIGPIPE, SIG_IGN)
-        let stop = Pipeline.StopSignal()
+        let stop = StopSignal()
         let interrupts = InterruptHandler(stop: stop)
-
+        // Option errors (an unknown --class label, a missing layer) come before any file is opened.
+        let setup = try ExplanationSetup(model: model, classes: classes, method: method, preprocessing: preprocessing,
+                                         overlay: drawing, records: records, networkThreads: networkThreads == 0 ? nil : networkThreads)
         var options: [String: String] = [:]
         for option in inputOptions {
             let parts = option.split(separator: "=", maxSplits: 1)
             options[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
-        let setup: VideoExplanationSetup
-        do {
-            let overlay = try Overlay(colormap: Colormap(rawValue: colormap) ?? .jet, alpha: alpha)
-            setup = try VideoExplanationSetup(method: method, options: explanation, outputs: explanationOutputs, overlay: overlay,
-                                              networkThreads: networkThreads == 0 ? nil : networkThreads)
-        } catch {
-            // Option errors (an unknown --class label, a missing layer) are one line, before any file is opened.
-            note("\(error)")
-            throw ExitCode.failure
-        }
         let span = TimeSpan(start: start.flatMap(TimeArgument.seconds), duration: duration.flatMap(TimeArgument.seconds))
-        let job: VideoJob
-        do {
-            job = try VideoJob(
-                input: MediaInput(input, format: inputFormat, options: options), span: span,
-                output: MediaOutput(output, format: format),
-                encoderSettings: EncoderSettings(crf: crf, preset: preset))
-        } catch {
-            throw fail(error)
+        let job = try await FailureInFile.naming(input) {
+            try VideoJob(input: MediaInput(input, format: inputFormat, options: options), span: span,
+                         output: MediaOutput(output, format: format),
+                         encoderSettings: EncoderSettings(crf: crf, preset: preset), stop: stop)
         }
-        let configuration = PipelineConfiguration(
-            channelCapacity: channelCapacity, batchSize: batchSize, realtime: realtime ?? job.isLive)
         let progress = ProgressReporter.standardError(quiet: quiet, expectedFrames: job.expectedFrameCount)
-
-        let summary: PipelineSummary
-        do {
-            let (explainer, sinks) = try setup.start(timeBase: job.decoder.video.timeBase)
-            defer {
-                do { try VideoExplanationSetup.finish(sinks) } catch { note("\(error)") }
-            }
-            summary = try await job.run(
-                explainer: explainer, overlay: setup.overlay,
-                configuration: configuration, stop: stop, progress: progress)
-        } catch {
-            throw fail(error)
-        }
-        if !quiet {
-            if summary.framesDropped > 0 {
-                note("dropped \(summary.framesDropped) of \(summary.framesWritten + summary.framesDropped) frames to keep up with the live input")
-            }
-            let decoder = job.decoder
-            if decoder.skippedPacketCount > 0 || decoder.damagedFrameCount > 0 {
-                note("\(input): skipped \(decoder.skippedPacketCount) corrupt packets, \(decoder.damagedFrameCount) frames repaired by the decoder")
-            }
-            for stream in job.encoder.droppedStreams {
-                note("\(output): stream \(stream) of \(input) left out: the \(job.encoder.containerName) container cannot hold it")
-            }
+        let summary = try await FailureInFile.naming(input) {
+            try await job.run(
+                preprocessor: setup.preprocessor, explainer: try setup.explainer(records), overlay: ExplanationOverlay(setup.overlay),
+                configuration: PipelineConfiguration(channelCapacity: channelCapacity, batchSize: batchSize, realtime: realtime ?? job.isLive),
+                progress: progress)
         }
         if let number = interrupts.signalReceived, summary.stoppedEarly {
-            note("interrupted by \(InterruptHandler.name(of: number)): \(output) is finalised with \(summary.framesWritten) frames")
+            ErrorReport.note("interrupted by \(InterruptHandler.name(of: number)): \(output) is finalised with \(summary.framesWritten) frames")
             throw ExitCode(128 + number)
         }
-    }
-
-    /// Prints `error` as one line naming the file (and frame) and returns the failure exit code.
-    private func fail(_ error: Error) -> ExitCode {
-        if error is MediaError {
-            note("\(error)")
-        } else {
-            note("\(input): \(error)")
+        guard !quiet else { return }
+        if summary.framesDropped > 0 {
+            ErrorReport.note("dropped \(summary.framesDropped) of \(summary.framesWritten + summary.framesDropped) frames to keep up with the live input")
         }
-        return ExitCode.failure
-    }
-
-    /// Writes `camvid: TEXT` as one line on standard error.
-    private func note(_ text: String) {
-        let line = text.replacingOccurrences(of: "\n", with: " ")
-        FileHandle.standardError.write(Data("camvid: \(line)\n".utf8))
+        let decoder = job.decoder
+        if decoder.skippedPacketCount > 0 || decoder.damagedFrameCount > 0 {
+            ErrorReport.note("\(input): skipped \(decoder.skippedPacketCount) corrupt packets, \(decoder.damagedFrameCount) frames repaired by the decoder")
+        }
+        for stream in job.encoder.droppedStreams {
+            ErrorReport.note("\(output): stream \(stream) of \(input) left out: the \(job.encoder.containerName) container cannot hold it")
+        }
+        ErrorReport.note(progress.summary(output: output, what: setup.description))
     }
 }
 

@@ -1,3 +1,4 @@
+import Annotate
 import ArgumentParser
 import Core
 import Engine
@@ -25,17 +26,13 @@ public struct VisualizeCommand: ParsableCommand {
             """
     )
 
-    /// The class to visualise.
-    @Option(name: .customLong("class"), help: ArgumentHelp("A class index or an ImageNet label (case-insensitive unique prefix).", valueName: "class"))
-    public var target: String
-
     /// Where the picture goes.
     @Argument(help: "The output picture; the format follows the extension (png, jpg, …).")
     public var output: String
 
-    /// The ONNX model (default: the bundled EfficientNet-Lite0).
-    @Option(help: ArgumentHelp("ONNX model file (default: bundled EfficientNet-Lite0).", valueName: "file.onnx"))
-    public var model: String?
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Class") var classes: ClassOptions
+    @OptionGroup(title: "The model's normalisation (undone for display)") var normalization: NormalizationOptions
 
     /// Gradient-ascent steps.
     @Option(help: "Gradient-ascent steps.")
@@ -49,41 +46,30 @@ public struct VisualizeCommand: ParsableCommand {
     @Option(help: "Step size of the gradient ascent.")
     public var learningRate: Float = 1
 
-    /// Channel means used to de-normalise for display.
-    @Option(help: ArgumentHelp("Per-channel mean of the model's normalisation (added back for display).", valueName: "r,g,b"))
-    public var mean: String = "0.485,0.456,0.406"
-
-    /// Channel standard deviations used to de-normalise for display.
-    @Option(help: ArgumentHelp("Per-channel standard deviation of the model's normalisation.", valueName: "r,g,b"))
-    public var std: String = "0.229,0.224,0.225"
-
     /// Creates the command (argument parsing fills it in).
     public init() {}
 
-    /// Optimises the input and writes the picture; prints one summary line.
-    public func run() throws {
-        FFmpegLog.setLevel(.quiet)
-        let summary = try ExplainArguments.reporting(context: nil) { try work() }
-        print(summary)
+    public mutating func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard l2 >= 0, l2.isFinite else { throw ValidationError("--l2 must be ≥ 0, got \(l2)") }
+        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be > 0, got \(learningRate)") }
     }
 
-    private func work() throws -> String {
-        guard steps >= 1 else { throw CommandError("--steps must be at least 1, got \(steps)") }
-        guard l2 >= 0, l2.isFinite else { throw CommandError("--l2 must be ≥ 0, got \(l2)") }
-        guard learningRate > 0, learningRate.isFinite else { throw CommandError("--learning-rate must be > 0, got \(learningRate)") }
-        let mean = try ExplainArguments.triple(self.mean, option: "--mean", positive: false)
-        let std = try ExplainArguments.triple(self.std, option: "--std", positive: true)
-        let url = ExplainArguments.modelURL(model)
-        let network = try Network(contentsOf: url)
-        let classes = network.layers.first { $0.name == network.outputName }?.shape.last ?? 1000
-        let classIndex = try ExplainArguments.classIndex(target, classes: classes)
+    /// Optimises the input and writes the picture; says what it did in one line on standard error.
+    public func run() throws {
+        FFmpegLog.setLevel(.quiet)
+        let target = try classes.single()
+        if target == .top1 { throw CommandError("--class top1 needs a picture; give a class index or label") }
+        let (network, labels) = try model.load()
+        let classIndex = try labels.resolve(target, logits: [Float](repeating: 0, count: network.classCount ?? labels.names.count))
         let (height, width) = (network.inputShape[2], network.inputShape[3])
         let visualization = ClassModelVisualization(steps: steps, learningRate: learningRate, l2: l2)
         let image = try visualization.optimise(EngineNetwork(network), classIndex: classIndex, height: height, width: width)
-        let pixels = Self.displayPixels(image, mean: mean, std: std)
+        let normalization = try self.normalization.normalization()
+        let pixels = Self.displayPixels(image, mean: normalization.mean, std: normalization.std)
         try PictureFile.write(RGBImage(width: width, height: height, pixels: pixels), to: output)
         let score = try network.forward(Tensor.stack([image])).logits.storage[classIndex]
-        return "\(output): class \(classIndex) \(ExplainArguments.labels.name(of: classIndex)), logit \(String(format: "%.2f", score)) after \(steps) steps"
+        ErrorReport.note("\(output): class \(classIndex) \(labels.name(of: classIndex)), logit \(String(format: "%.2f", score)) after \(steps) steps")
     }
 
     /// `[3,H,W]` normalised input → RGB24: de-normalise per channel, then one linear stretch of

@@ -78,14 +78,17 @@ public struct BilinearResampling: Sendable {
     public func horizontalPass(_ values: [Float]) -> [Float] {
         [Float](unsafeUninitializedCapacity: height * toWidth) { rows, count in
             values.withUnsafeBufferPointer { values in
-                for y in 0..<height {
-                    let source = values.baseAddress! + y * width, target = rows.baseAddress! + y * toWidth
-                    for x in 0..<toWidth {
-                        target[x] = source[column0[x]] * columnWeight0[x] + source[column1[x]] * columnWeight1[x]
-                    }
-                }
+                for y in 0..<height { resampleRow(y, of: values.baseAddress!, into: rows.baseAddress! + y * toWidth) }
             }
             count = height * toWidth
+        }
+    }
+
+    /// Source row `y` of `values` (`width * height`) resampled to the destination width, into `row`.
+    public func resampleRow(_ y: Int, of values: UnsafePointer<Float>, into row: UnsafeMutablePointer<Float>) {
+        let source = values + y * width
+        for x in 0..<toWidth {
+            row[x] = source[column0[x]] * columnWeight0[x] + source[column1[x]] * columnWeight1[x]
         }
     }
 

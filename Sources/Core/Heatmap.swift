@@ -15,6 +15,15 @@ public struct Heatmap: Sendable, Equatable {
         self.values = values
     }
 
+    /// A `[h, w]` tensor as a map.
+    public init(_ plane: Tensor) {
+        precondition(plane.rank == 2 && plane.count > 0, "a map needs a non-empty [h, w] tensor, got \(plane.shape)")
+        self.init(checked: plane.shape[1], plane.shape[0], plane.storage)
+    }
+
+    /// The map as a `[h, w]` tensor.
+    public var tensor: Tensor { Tensor(shape: [height, width], storage: values) }
+
     /// The map resampled to `toWidth` x `toHeight` by `plan`, which must start at this map's size.
     public func resampled(_ plan: BilinearResampling) -> Heatmap {
         precondition(plan.width == width && plan.height == height, "a \(plan.width)x\(plan.height) plan for a \(width)x\(height) map")

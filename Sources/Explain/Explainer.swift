@@ -74,8 +74,8 @@ public enum CAMSteps {
     }
 
     /// The final map `[H,W]` from per-layer raw maps: per-layer min-max + resize, mean, min-max.
-    public static func finalMap(raws: [Tensor], height: Int, width: Int) -> Tensor {
-        Normalization.aggregate(raws.map { Normalization.layerMap(raw: $0, height: height, width: width) })
+    public static func finalMap(raws: [Tensor], height: Int, width: Int) -> Heatmap {
+        Heatmap(Normalization.aggregate(raws.map { Normalization.layerMap(raw: $0, height: height, width: width) }))
     }
 
     /// pytorch-grad-cam's test-time augmentations (ttach `HorizontalFlip` × `Multiply([0.9, 1, 1.1])`),
@@ -175,10 +175,10 @@ public struct Explainer<Network: ExplainableNetwork> {
             return cams.indices.map { i in
                 let gb = guided.slice(i)
                 let plane = height * width
-                let product = gb.storage.indices.map { gb.storage[$0] * cams[i].map.storage[$0 % plane] }
+                let product = gb.storage.indices.map { gb.storage[$0] * cams[i].map.values[$0 % plane] }
                 let raw = Tensor(shape: gb.shape, storage: product)
-                return Explanation(classIndex: cams[i].classIndex, score: cams[i].score, layers: cams[i].layers,
-                                   raws: [raw], map: Self.magnitudeMap(raw))
+                return Explanation(classIndex: cams[i].classIndex, score: cams[i].score, logits: cams[i].logits,
+                                   layers: cams[i].layers, raws: [raw], map: Self.magnitudeMap(raw))
             }
         default:
             return try camExplanations(input, targets: perImage)
@@ -211,12 +211,12 @@ public struct Explainer<Network: ExplainableNetwork> {
         let augmented = try camPass(Tensor(shape: [others.count * count] + input.shape.dropFirst(), storage: storage),
                                     method: mapMethod, targets: Array(repeating: targets, count: others.count).flatMap { $0 })
         // The mean of the six de-augmented final maps in ttach's order (as NumPy adds them), without a further min-max.
-        var sums = plain.map { [Float](repeating: 0, count: $0.map.count) }
+        var sums = plain.map { [Float](repeating: 0, count: $0.map.values.count) }
         var next = 0
         for augmentation in CAMSteps.augmentations {
             let isIdentity = !augmentation.flip && augmentation.factor == 1
             for i in 0..<count {
-                let result = isIdentity ? plain[i].map : augmented[next * count + i].map
+                let result = (isIdentity ? plain[i].map : augmented[next * count + i].map).tensor
                 let map = augmentation.flip ? CAMSteps.flippedHorizontally(result) : result
                 for p in map.storage.indices { sums[i][p] += map.storage[p] }
             }
@@ -225,7 +225,7 @@ public struct Explainer<Network: ExplainableNetwork> {
         let n = Float(CAMSteps.augmentations.count)
         return plain.indices.map { i in
             var explanation = plain[i]
-            explanation.map = Tensor(shape: plain[i].map.shape, storage: sums[i].map { $0 / n })
+            explanation.map.values = sums[i].map { $0 / n }
             return explanation
         }
     }
@@ -274,8 +274,8 @@ public struct Explainer<Network: ExplainableNetwork> {
                     scoreAblations: ablations)
                 return try CAMSteps.rawMap(mapMethod, evidence: evidence, eigenSmooth: options.eigenSmooth)
             }
-            return Explanation(classIndex: classes[i], score: scores[i], layers: layers, raws: raws,
-                               map: CAMSteps.finalMap(raws: raws, height: height, width: width))
+            return Explanation(classIndex: classes[i], score: scores[i], logits: logits.slice(i).storage, layers: layers,
+                               raws: raws, map: CAMSteps.finalMap(raws: raws, height: height, width: width))
         }
     }
 
@@ -305,10 +305,11 @@ public struct Explainer<Network: ExplainableNetwork> {
             let g = gradient.slice(i)
             if method == .saliency {
                 let raw = Self.channelMaxAbs(g)
-                return Explanation(classIndex: classes[i], score: scores[i], layers: [], raws: [raw],
-                                   map: Tensor(shape: raw.shape, storage: Normalization.minMax(raw.storage)))
+                return Explanation(classIndex: classes[i], score: scores[i], logits: logits.slice(i).storage, layers: [],
+                                   raws: [raw], map: Heatmap(Tensor(shape: raw.shape, storage: Normalization.minMax(raw.storage))))
             }
-            return Explanation(classIndex: classes[i], score: scores[i], layers: [], raws: [g], map: Self.magnitudeMap(g))
+            return Explanation(classIndex: classes[i], score: scores[i], logits: logits.slice(i).storage, layers: [],
+                               raws: [g], map: Self.magnitudeMap(g))
         }
     }
 
@@ -336,9 +337,9 @@ public struct Explainer<Network: ExplainableNetwork> {
         return Tensor(shape: Array(x.shape.dropFirst()), storage: out)
     }
 
-    static func magnitudeMap(_ x: Tensor) -> Tensor {
+    static func magnitudeMap(_ x: Tensor) -> Heatmap {
         let magnitude = channelMaxAbs(x)
-        return Tensor(shape: magnitude.shape, storage: Normalization.minMax(magnitude.storage))
+        return Heatmap(Tensor(shape: magnitude.shape, storage: Normalization.minMax(magnitude.storage)))
     }
 
     // MARK: Targets
@@ -375,3 +376,5 @@ public struct Explainer<Network: ExplainableNetwork> {
         return seed
     }
 }
+
+extension Explainer: Sendable where Network: Sendable {}

@@ -6,22 +6,25 @@ public struct Explanation: Sendable, Equatable {
     public var classIndex: Int
     /// That class's logit for the image.
     public var score: Float
+    /// The network's logits for the image (`[K]`), from the explanation's own forward pass.
+    public var logits: [Float]
     /// The target layers, in the order given (empty for the input-gradient methods).
     public var layers: [String]
     /// Per target layer, the map at feature resolution `[h,w]` after the ReLU, before normalisation.
     /// Saliency has one `[H,W]` entry (unnormalised), guided backprop and guided Grad-CAM one `[3,H,W]`.
     public var raws: [Tensor]
-    /// The final map `[H,W]` at input size, in [0, 1]. For guided backprop and guided Grad-CAM it is
-    /// the min-max of `max_channels |raw|`.
-    public var map: Tensor
+    /// The final map at input size (`H x W`), in [0, 1]. For guided backprop and guided Grad-CAM it
+    /// is the min-max of `max_channels |raw|`.
+    public var map: Heatmap
 
     /// The first (usually only) layer's raw map.
     public var raw: Tensor { raws.first ?? Tensor(shape: [0]) }
 
     /// An explanation with the given parts.
-    public init(classIndex: Int, score: Float, layers: [String], raws: [Tensor], map: Tensor) {
+    public init(classIndex: Int, score: Float, logits: [Float], layers: [String], raws: [Tensor], map: Heatmap) {
         self.classIndex = classIndex
         self.score = score
+        self.logits = logits
         self.layers = layers
         self.raws = raws
         self.map = map

@@ -1,4 +1,5 @@
 import CFFmpeg
+import Core
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -62,7 +63,7 @@ public final class FrameDecoder: @unchecked Sendable {
     /// Frames delivered so far.
     public private(set) var deliveredFrameCount = 0
 
-    /// Raise it from another task to end a blocking live input (see `StopSignal`).
+    /// Raised from another task, it ends the input, even a blocking live one.
     public let stopSignal: StopSignal
 
     /// The decoded video stream.
@@ -80,7 +81,7 @@ public final class FrameDecoder: @unchecked Sendable {
     private let packet: UnsafeMutablePointer<AVPacket>
     private var copiedIndices: Set<Int32>
 
-    private var ready: [MediaItem] = []
+    private var ready: [DecodedItem] = []
     private var readyHead = 0
     private var waitingFrame: DecodedFrame?
     private var waitingPackets: [StreamPacket] = []
@@ -103,11 +104,13 @@ public final class FrameDecoder: @unchecked Sendable {
         return true
     }()
 
-    /// Opens `input`, finds its video stream and, for a span with a start, seeks to it.
+    /// Opens `input`, finds its video stream and, for a span with a start, seeks to it; raising
+    /// `stop` later ends the input there, even during a blocking read.
     ///
     /// Throws a `MediaError` naming the input for a missing file, an unknown input format,
     /// an input without a decodable video stream, or an invalid span.
-    public init(_ input: MediaInput, span: TimeSpan = .all, settings: DecoderSettings = DecoderSettings()) throws {
+    public init(_ input: MediaInput, span: TimeSpan = .all, settings: DecoderSettings = DecoderSettings(),
+                stop stopSignal: StopSignal = StopSignal()) throws {
         _ = Self.devicesRegistered
         self.input = input
         let name = input.location
@@ -129,10 +132,14 @@ public final class FrameDecoder: @unchecked Sendable {
         for (key, value) in input.options { av_dict_set(&options, key, value, 0) }
         defer { av_dict_free(&options) }
 
-        let stopSignal = StopSignal()
         var context: UnsafeMutablePointer<AVFormatContext>? = avformat_alloc_context()
         guard let allocated = context else { throw MediaError(file: name, reason: "cannot allocate a demuxer") }
-        camvid_set_interrupt(allocated, stopSignal.flag)
+        // FFmpeg polls this during blocking reads; the decoder keeps the signal alive as long as the context.
+        allocated.pointee.interrupt_callback.callback = { opaque in
+            guard let opaque else { return 0 }
+            return Unmanaged<StopSignal>.fromOpaque(opaque).takeUnretainedValue().isStopped ? 1 : 0
+        }
+        allocated.pointee.interrupt_callback.opaque = Unmanaged.passUnretained(stopSignal).toOpaque()
         // avformat_open_input frees the context itself when it fails.
         var code = avformat_open_input(&context, input.url, format, &options)
         guard code >= 0, let context else { throw MediaError(file: name, while: "cannot open input", code: code) }
@@ -278,7 +285,7 @@ public final class FrameDecoder: @unchecked Sendable {
     ///
     /// Throws a `MediaError` naming the input and the frame index on a read error, a
     /// broken input, or an input that yielded no frame.
-    public func next() throws -> MediaItem? {
+    public func next() throws -> DecodedItem? {
         while true {
             if readyHead < ready.count {
                 let item = ready[readyHead]

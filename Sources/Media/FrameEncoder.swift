@@ -75,6 +75,8 @@ public final class FrameEncoder: @unchecked Sendable {
     public private(set) var droppedStreams: [Int] = []
     /// Frames given to `encode` so far.
     public private(set) var encodedFrameCount = 0
+    /// Where the last frame given to `encode` ends: its pts plus its duration, in the source's time base.
+    public private(set) var lastFrameEnd: Int64?
 
     private let source: SourceDescription
     private let formatContext: UnsafeMutablePointer<AVFormatContext>
@@ -325,6 +327,7 @@ public final class FrameEncoder: @unchecked Sendable {
             throw MediaError(file: output.location, frame: timing.index, while: "cannot encode", code: code)
         }
         encodedFrameCount += 1
+        lastFrameEnd = timing.pts + timing.duration
         try drainEncoder()
     }
 

@@ -1,4 +1,5 @@
 import CFFmpeg
+import Core
 
 /// One decoded video frame: its timing, its size and format, and FFmpeg's picture.
 ///
@@ -92,9 +93,4 @@ public final class StreamPacket: @unchecked Sendable {
 }
 
 /// What the decoder delivers, in input order: video frames and the other streams' packets.
-public enum MediaItem: Sendable {
-    /// A decoded video frame.
-    case frame(DecodedFrame)
-    /// A packet of an audio or subtitle stream, to copy.
-    case packet(StreamPacket)
-}
+public typealias DecodedItem = MediaItem<DecodedFrame, StreamPacket>

@@ -39,6 +39,13 @@ public final class ProgressReporter: @unchecked Sendable {
         lock.withLock { frames }
     }
 
+    /// What the run did, in one line: `wrote N frames to OUTPUT in T s (F fps): WHAT`.
+    public func summary(output: String, what: String) -> String {
+        let (count, elapsed) = lock.withLock { (frames, (clock.now - start).seconds) }
+        return String(format: "wrote %d frames to %@ in %.1f s (%.1f fps): %@", count, output, elapsed,
+                      elapsed > 0 ? Double(count) / elapsed : 0, what)
+    }
+
     /// Counts one written frame and redraws the line when the interval has passed.
     public func frameWritten() {
         let text: String? = lock.withLock {

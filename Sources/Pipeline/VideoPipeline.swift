@@ -1,4 +1,4 @@
-import Foundation
+import Core
 
 /// What a pipeline run did.
 public struct PipelineSummary: Sendable, Equatable {
@@ -8,23 +8,21 @@ public struct PipelineSummary: Sendable, Equatable {
     public var packetsWritten: Int
     /// Frames discarded to keep up with a live source (`realtime` only).
     public var framesDropped: Int
-    /// Whether reading stopped before the end of the input because a `StopSignal` was raised.
+    /// Whether reading stopped before the end of the input because the stop signal was raised.
     public var stoppedEarly: Bool
-    /// Where the last written frame ends (its pts plus duration, in the input's time base).
-    public var endTimestamp: Int64?
 
     /// A summary with the given counts.
-    public init(framesWritten: Int, packetsWritten: Int, framesDropped: Int, stoppedEarly: Bool, endTimestamp: Int64? = nil) {
+    public init(framesWritten: Int, packetsWritten: Int, framesDropped: Int, stoppedEarly: Bool) {
         self.framesWritten = framesWritten
         self.packetsWritten = packetsWritten
         self.framesDropped = framesDropped
         self.stoppedEarly = stoppedEarly
-        self.endTimestamp = endTimestamp
     }
 }
 
-/// The five stages, decode → preprocess → explain → blend → encode, each a task owning its
-/// resource, joined by bounded channels so that memory stays flat for any input length.
+/// The five stages, decode → convert → explain → blend → encode, each an actor owning its
+/// resource on a thread of its own, joined by bounded channels so that memory stays flat for
+/// any input length.
 ///
 /// Every stage handles its items in the order it receives them, so frames and copied packets
 /// reach the encoder in decode order, whatever the batch size and channel capacity.
@@ -35,123 +33,148 @@ public enum VideoPipeline {
     ///
     /// - Parameters:
     ///   - source: the decoder, used only by the decode stage.
-    ///   - converter: the pixel converter, used only by the preprocess stage.
-    ///   - explainer: the network and method (`IdentityExplainer` for `--method none`).
+    ///   - converter: turns decoded pictures into frames, used only by the convert stage.
+    ///   - explainer: the network and method, used only by the explain stage; finished at the end.
     ///   - overlay: draws explanations onto frames in the blend stage.
     ///   - sink: the encoder and muxer, used only by the encode stage; always finalised.
     ///   - configuration: channel capacity, batch size, and whether to drop frames when behind.
     ///   - stop: raised to stop reading early (Ctrl-C); the frames in flight are still written.
     ///   - progress: counts written frames (and draws the progress line).
     /// - Returns: the counts of what was written and dropped.
-    /// - Throws: the first failure (decoding, conversion, explanation, blending, encoding),
-    ///   after the output has been finalised with every frame completed before it.
-    public static func run<Source: PipelineSource, Converter: PipelineFrameConverter, Sink: PipelineSink>(
+    /// - Throws: the first failure (decoding, conversion, explanation, blending, encoding,
+    ///   finishing the explainer's records), after the output has been finalised with every
+    ///   frame completed before it.
+    public static func run<Source: PipelineSource, Converter: PipelineConverter, Explainer: PipelineExplainer,
+                           Overlay: PipelineOverlay, Sink: PipelineSink>(
         source: sending Source,
         converter: sending Converter,
-        explainer: any FrameExplainer,
-        overlay: any FrameOverlay,
+        explainer: sending Explainer,
+        overlay: sending Overlay,
         sink: sending Sink,
         configuration: PipelineConfiguration,
         stop: StopSignal = StopSignal(),
         progress: ProgressReporter? = nil
     ) async throws -> PipelineSummary
-    where Converter.Frame == Source.Frame, Sink.Packet == Source.Packet {
+    where Converter.Decoded == Source.Decoded, Explainer.Frame == Converter.Frame, Overlay.Frame == Converter.Frame,
+          Sink.Frame == Converter.Frame, Sink.Packet == Source.Packet {
+        typealias Frame = Converter.Frame
         typealias Packet = Source.Packet
-        let decoder = ResourceQueue(source, label: "decode")
-        let pixelConverter = ResourceQueue(converter, label: "preprocess")
-        let encoder = ResourceQueue(sink, label: "encode")
-        let network = DedicatedThreadExecutor(name: "camvid.explain")
-        defer { network.shutdown() }
+        let decoder = Stage(source, name: "decode")
+        let pixels = Stage(converter, name: "convert")
+        let network = Stage(explainer, name: "explain")
+        let painter = Stage(overlay, name: "blend")
+        let encoder = Stage(sink, name: "encode")
         let capacity = configuration.channelCapacity
+        let isFrame: @Sendable (MediaItem<Frame, Packet>) -> Bool = { $0.isFrame }
 
         // Only the first channel drops: a live source must never wait, and whatever falls
         // behind downstream backs up to here. Packets of other streams are never dropped.
-        let decoded = BoundedChannel<Flow<NumberedFrame<Source.Frame>, Packet>>(
+        let decoded = BoundedChannel<MediaItem<NumberedFrame<Source.Decoded>, Packet>>(
             capacity: capacity,
             overflow: configuration.realtime ? .dropOldest(where: { $0.isFrame }) : .suspend)
-        let prepared = BoundedChannel<Flow<PreparedFrame, Packet>>(capacity: capacity)
-        let explained = BoundedChannel<Flow<ExplainedFrame, Packet>>(capacity: capacity)
-        let blended = BoundedChannel<Flow<VideoFrame, Packet>>(capacity: capacity)
+        let converted = BoundedChannel<MediaItem<Frame, Packet>>(capacity: capacity)
+        let explained = BoundedChannel<MediaItem<Frame, Packet>>(capacity: capacity)
+        let blended = BoundedChannel<MediaItem<Frame, Packet>>(capacity: capacity)
 
         return try await withThrowingTaskGroup(of: Void.self, returning: PipelineSummary.self) { group in
-            let stoppedEarly = Flag()
+            group.addTask { await decoder.read(into: decoded, stop: stop) }
             group.addTask {
-                await decodeStage(decoder, into: decoded, stop: stop, stoppedEarly: stoppedEarly)
-            }
-            group.addTask {
-                await relay(from: decoded, to: prepared, batchSize: 1) { items in
-                    try await items.asyncMap { item in
-                        switch item {
-                        case .packet(let packet): return .packet(packet)
-                        case .frame(let numbered):
-                            let preparedFrame = try await pixelConverter.run { converter in
-                                let frame = try converter.convert(numbered.frame, index: numbered.index)
-                                let input: ModelInput
-                                do {
-                                    input = try explainer.prepare(frame)
-                                } catch {
-                                    throw PipelineError.stageFailed(stage: "preprocess", frame: numbered.index, reason: "\(error)")
-                                }
-                                return PreparedFrame(frame: frame, input: input)
-                            }
-                            return .frame(preparedFrame)
-                        }
-                    }
-                }
-            }
-            group.addTask {
-                await withTaskExecutorPreference(network) {
-                    await relay(from: prepared, to: explained, batchSize: configuration.batchSize) { items in
-                        try await explain(items, with: explainer)
-                    }
-                }
-            }
-            group.addTask {
-                await relay(from: explained, to: blended, batchSize: 1) { items in
+                await pixels.relay(from: decoded, to: converted, batchSize: 1, counting: { $0.isFrame }) { converter, items in
                     try items.map { item in
                         switch item {
                         case .packet(let packet): return .packet(packet)
-                        case .frame(let explainedFrame):
-                            var frame = explainedFrame.frame
+                        case .frame(let numbered):
                             do {
-                                try overlay.draw(explainedFrame.explanation, on: &frame.image)
+                                return .frame(try converter.convert(numbered.frame, index: numbered.index))
                             } catch let error as PipelineError {
                                 throw error
                             } catch {
-                                throw PipelineError.stageFailed(stage: "blend", frame: frame.index, reason: "\(error)")
+                                throw Self.failure(error, stage: "convert", frame: numbered.index)
                             }
-                            return .frame(frame)
                         }
                     }
                 }
             }
-            let counts = try await encodeStage(encoder, from: blended, progress: progress)
+            group.addTask {
+                await network.relay(from: converted, to: explained, batchSize: configuration.batchSize, counting: isFrame) { explainer, items in
+                    try Self.explain(items, with: &explainer)
+                }
+                do {
+                    try await network.use { try $0.finish() }
+                } catch {
+                    // The stage's records are incomplete: the run fails, after the video is finalised.
+                    explained.finish(throwing: Self.failure(error, stage: "explain", frame: nil))
+                }
+            }
+            group.addTask {
+                await painter.relay(from: explained, to: blended, batchSize: 1, counting: isFrame) { overlay, items in
+                    try items.map { item in
+                        guard case .frame(var frame) = item else { return item }
+                        do {
+                            try overlay.draw(&frame)
+                        } catch {
+                            throw Self.failure(error, stage: "blend", frame: frame.index)
+                        }
+                        return .frame(frame)
+                    }
+                }
+            }
+            let counts = try await encoder.write(from: blended, progress: progress)
             try await group.waitForAll()
             return PipelineSummary(framesWritten: counts.frames, packetsWritten: counts.packets,
-                                   framesDropped: decoded.droppedCount, stoppedEarly: stoppedEarly.isSet,
-                                   endTimestamp: counts.end)
+                                   framesDropped: decoded.droppedCount, stoppedEarly: stop.isStopped)
         }
     }
 
+    /// Explains the frames among `items` as one batch and puts each back in place.
+    private static func explain<Explainer: PipelineExplainer, Packet: Sendable>(
+        _ items: [MediaItem<Explainer.Frame, Packet>], with explainer: inout Explainer
+    ) throws -> [MediaItem<Explainer.Frame, Packet>] {
+        var frames = items.compactMap { item -> Explainer.Frame? in
+            if case .frame(let frame) = item { return frame }
+            return nil
+        }
+        // A batch of packets alone has nothing to explain.
+        guard let first = frames.first?.index else { return items }
+        let count = frames.count
+        do {
+            try explainer.explain(&frames)
+            guard frames.count == count else {
+                throw PipelineError.stageFailed(stage: "explain", frame: first,
+                                                reason: "the explainer returned \(frames.count) frames for \(count)")
+            }
+        } catch {
+            // Packets read before the batch's first frame are complete whatever the network does.
+            let leading = Array(items.prefix { !$0.isFrame })
+            let batch = count == 1 ? "" : " (batch of \(count) frames)"
+            let failure = error is PipelineError ? error : PipelineError.stageFailed(stage: "explain", frame: first, reason: "\(error)\(batch)")
+            throw PartialResult(completed: leading, failure: failure)
+        }
+        var explained = frames.makeIterator()
+        return items.map { item in
+            guard item.isFrame, let frame = explained.next() else { return item }
+            return .frame(frame)
+        }
+    }
+
+    /// `error` as a stage's failure naming the frame, unless it already names its file.
+    private static func failure(_ error: Error, stage: String, frame: Int?) -> Error {
+        error is PipelineError ? error : PipelineError.stageFailed(stage: stage, frame: frame, reason: "\(error)")
+    }
+}
+
+/// A decoded picture numbered in decode order by the decode stage.
+struct NumberedFrame<Frame: Sendable>: Sendable {
+    let index: Int
+    let frame: Frame
+}
+
+extension Stage where Resource: PipelineSource {
     /// Reads until the end of the input or the stop signal; a read error ends the channel with it.
-    private static func decodeStage<Source: PipelineSource>(
-        _ decoder: ResourceQueue<Source>,
-        into output: BoundedChannel<Flow<NumberedFrame<Source.Frame>, Source.Packet>>,
-        stop: StopSignal,
-        stoppedEarly: Flag
-    ) async {
+    func read(into output: BoundedChannel<MediaItem<NumberedFrame<Resource.Decoded>, Resource.Packet>>, stop: StopSignal) async {
         var index = 0
         do {
-            while true {
-                if stop.isStopped {
-                    stoppedEarly.set()
-                    break
-                }
-                guard let item = try await decoder.run({ try $0.next() }) else {
-                    // A source interrupted by the stop signal ends as if the input ended there.
-                    if stop.isStopped { stoppedEarly.set() }
-                    break
-                }
+            while !stop.isStopped, let item = try use({ try $0.next() }) {
                 switch item {
                 case .frame(let frame):
                     try await output.send(.frame(NumberedFrame(index: index, frame: frame)))
@@ -167,117 +190,23 @@ public enum VideoPipeline {
             output.finish(throwing: error)
         }
     }
+}
 
-    /// Explains the frames among `items` as one batch and puts each explanation back in place.
-    private static func explain<Packet: Sendable>(
-        _ items: [Flow<PreparedFrame, Packet>],
-        with explainer: any FrameExplainer
-    ) async throws -> [Flow<ExplainedFrame, Packet>] {
-        let inputs = items.compactMap { item -> ModelInput? in
-            if case .frame(let frame) = item { return frame.input }
-            return nil
-        }
-        let first = inputs.first?.frameIndex
-        // Packets read before the batch's first frame are complete whatever the network does.
-        let leadingPackets = items.prefix { !$0.isFrame }.compactMap { item -> Flow<ExplainedFrame, Packet>? in
-            if case .packet(let packet) = item { return .packet(packet) }
-            return nil
-        }
-        let explanations: [FrameExplanation]
-        do {
-            // A batch of packets alone has nothing to explain.
-            explanations = inputs.isEmpty ? [] : try await explainer.explain(inputs)
-        } catch {
-            let failure: Error
-            if error is PipelineError {
-                failure = error
-            } else {
-                let frames = inputs.count == 1 ? "" : " (batch of \(inputs.count) frames)"
-                failure = PipelineError.stageFailed(stage: "explain", frame: first, reason: "\(error)\(frames)")
-            }
-            throw PartialResult(completed: leadingPackets, failure: failure)
-        }
-        guard explanations.count == inputs.count else {
-            throw PartialResult(completed: leadingPackets, failure: PipelineError.stageFailed(
-                stage: "explain", frame: first,
-                reason: "the explainer returned \(explanations.count) explanations for \(inputs.count) frames"))
-        }
-        var next = explanations.makeIterator()
-        return items.map { item in
-            switch item {
-            case .packet(let packet): return .packet(packet)
-            case .frame(let frame):
-                // Counts were checked above: one explanation per frame, in order.
-                let explanation = next.next() ?? FrameExplanation()
-                return .frame(ExplainedFrame(frame: frame.frame, explanation: explanation))
-            }
-        }
-    }
-
-    /// Moves items from `input` to `output` through `transform`, in order, `batchSize` frames
-    /// at most at a time (taking only what is already waiting beyond the first item).
-    private static func relay<Frame: Sendable, Out: Sendable, Packet: Sendable>(
-        from input: BoundedChannel<Flow<Frame, Packet>>,
-        to output: BoundedChannel<Out>,
-        batchSize: Int,
-        transform: @Sendable ([Flow<Frame, Packet>]) async throws -> [Out]
-    ) async {
-        while true {
-            let items: [Flow<Frame, Packet>]
-            do {
-                items = try await input.next(upTo: batchSize, counting: { $0.isFrame })
-            } catch {
-                // An upstream failure: pass it on behind everything already sent.
-                output.finish(throwing: error)
-                return
-            }
-            if items.isEmpty {
-                output.finish()
-                return
-            }
-            do {
-                let results: [Out]
-                do {
-                    results = try await transform(items)
-                } catch let partial as PartialResult<Out> {
-                    for result in partial.completed { try await output.send(result) }
-                    throw partial.failure
-                }
-                for result in results {
-                    try await output.send(result)
-                }
-            } catch is ChannelClosedError {
-                input.close()
-                return
-            } catch {
-                // This stage failed: stop the stages before it, report after the stages after it.
-                input.close()
-                output.finish(throwing: error)
-                return
-            }
-        }
-    }
-
+extension Stage where Resource: PipelineSink {
     /// Writes every item in order, then finalises the output whatever ended the stream.
-    private static func encodeStage<Sink: PipelineSink>(
-        _ encoder: ResourceQueue<Sink>,
-        from input: BoundedChannel<Flow<VideoFrame, Sink.Packet>>,
-        progress: ProgressReporter?
-    ) async throws -> (frames: Int, packets: Int, end: Int64?) {
-        var end: Int64?
-        var frames = 0
-        var packets = 0
+    func write(from input: BoundedChannel<MediaItem<Resource.Frame, Resource.Packet>>,
+               progress: ProgressReporter?) async throws -> (frames: Int, packets: Int) {
+        var frames = 0, packets = 0
         var failure: Error?
         do {
             while let item = try await input.next() {
                 switch item {
                 case .frame(let frame):
-                    try await encoder.run { try $0.encode(frame) }
+                    try use { try $0.encode(frame) }
                     frames += 1
-                    end = frame.pts + frame.duration
                     progress?.frameWritten()
                 case .packet(let packet):
-                    try await encoder.run { try $0.copy(packet) }
+                    try use { try $0.copy(packet) }
                     packets += 1
                 }
             }
@@ -286,67 +215,12 @@ public enum VideoPipeline {
             input.close()
         }
         do {
-            try await encoder.run { try $0.finish() }
+            try use { try $0.finish() }
         } catch {
             if failure == nil { failure = error }
         }
         progress?.finish()
         if let failure { throw failure }
-        return (frames, packets, end)
-    }
-}
-
-/// A frame or a packet of another stream, as it moves between two stages.
-enum Flow<Frame: Sendable, Packet: Sendable>: Sendable {
-    case frame(Frame)
-    case packet(Packet)
-
-    var isFrame: Bool {
-        if case .frame = self { return true }
-        return false
-    }
-}
-
-/// A stage's failure on a batch, with the results of the items before the fault.
-struct PartialResult<Out: Sendable>: Error {
-    let completed: [Out]
-    let failure: Error
-}
-
-/// A decoded frame numbered in decode order by the decode stage.
-struct NumberedFrame<Frame: Sendable>: Sendable {
-    let index: Int
-    let frame: Frame
-}
-
-/// A frame with its network input, from the preprocess stage.
-struct PreparedFrame: Sendable {
-    let frame: VideoFrame
-    let input: ModelInput
-}
-
-/// A frame with its explanation, from the explain stage.
-struct ExplainedFrame: Sendable {
-    let frame: VideoFrame
-    let explanation: FrameExplanation
-}
-
-/// A flag set once from one task and read from another.
-final class Flag: @unchecked Sendable {
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var value = false
-
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
-}
-
-extension Array where Element: Sendable {
-    /// `map` with an asynchronous transform, in order, one element at a time.
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var results: [T] = []
-        results.reserveCapacity(count)
-        for element in self { results.append(try await transform(element)) }
-        return results
+        return (frames, packets)
     }
 }

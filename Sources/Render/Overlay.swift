@@ -2,6 +2,9 @@ import Core
 
 /// Draws an explanation onto a frame in one call: the heat map upsampled (OpenCV INTER_LINEAR),
 /// coloured and alpha-blended, then the class label. Either layer can be left out.
+///
+/// Its resampling plans are made once per size, so the owner of one overlay (the blend stage)
+/// pays for them once per run.
 public struct Overlay: Sendable {
     /// The heat map's colours.
     public let colormap: Colormap
@@ -17,6 +20,8 @@ public struct Overlay: Sendable {
     private let kernel: BlendKernel
     /// The colormap as one `R | G << 8 | B << 16` word per index: one load per pixel.
     private let packedColors: [UInt32]
+    /// Upsampling plans from map sizes to frame sizes, and area plans from frames to grid tiles.
+    private var upsampling = PlanCache.bilinear, shrinking = PlanCache.area
 
     /// An overlay; throws when `alpha` is outside 0...1.
     public init(
@@ -44,51 +49,94 @@ public struct Overlay: Sendable {
 
     /// Blends `map` (nil for no heat layer) over the whole image, then draws `label` (nil for
     /// none). Nothing for `nil, nil`.
-    public func apply(_ map: Heatmap?, label: String?, to image: inout RGBImage) {
+    public mutating func apply(_ map: Heatmap?, label: String?, to image: inout RGBImage) {
         if let map { blendHeat(map, into: &image) }
         if let label {
             image.drawLabel(label, style: labelStyle, font: font)
         }
     }
 
-    /// Upsample, colourise and blend in one pass over the frame, row by row: two multiply-adds
-    /// per pixel on precomputed rows, one colormap lookup, then the blend of three bytes.
-    private func blendHeat(_ map: Heatmap, into image: inout RGBImage) {
+    /// Columns and rows for `count` tiles: as square as possible, filled row by row.
+    public static func gridLayout(_ count: Int) -> (columns: Int, rows: Int) {
+        var columns = 1
+        while columns * columns < count { columns += 1 }
+        return (columns, (count + columns - 1) / columns)
+    }
+
+    /// Replaces `image` by a grid of `tiles` (`gridLayout`, black where none falls), each the
+    /// picture area-resampled to the tile's size with that tile's map and label drawn on it; the
+    /// grid keeps the picture's size.
+    public mutating func applyGrid(_ tiles: [(map: Heatmap?, label: String?)], to image: inout RGBImage) {
+        let (columns, rows) = Self.gridLayout(tiles.count)
+        let width = max(1, image.width / columns), height = max(1, image.height / rows)
+        let small = image.width == width && image.height == height ? image
+            : shrinking.plan(width: image.width, height: image.height, toWidth: width, toHeight: height).resample(image)
+        var canvas = RGBImage(width: image.width, height: image.height)
+        for (t, tile) in tiles.enumerated() {
+            var picture = small
+            apply(tile.map, label: tile.label, to: &picture)
+            let left = (t % columns) * width, top = (t / columns) * height
+            for y in 0..<min(height, image.height - top) {
+                let from = y * width * 3, to = ((top + y) * image.width + left) * 3
+                let count = min(width, image.width - left) * 3
+                canvas.pixels.replaceSubrange(to..<(to + count), with: picture.pixels[from..<(from + count)])
+            }
+        }
+        image = canvas
+    }
+
+    /// Upsample, colourise and blend in one pass over the frame, row by row: each source row
+    /// resampled to the frame's width once (two kept at a time), then per pixel two multiply-adds,
+    /// one colormap lookup and the blend of three bytes.
+    private mutating func blendHeat(_ map: Heatmap, into image: inout RGBImage) {
         let outWidth = image.width, outHeight = image.height
-        var plan = BilinearResampling(width: map.width, height: map.height, toWidth: outWidth, toHeight: outHeight)
+        var plan = upsampling.plan(width: map.width, height: map.height, toWidth: outWidth, toHeight: outHeight)
         var source = map.values
         if plan.averagesBlocks {
             // OpenCV's 2x-reduction special case; the plan below is then the identity.
             source = plan.halved(source)
-            plan = BilinearResampling(width: outWidth, height: outHeight, toWidth: outWidth, toHeight: outHeight)
+            plan = upsampling.plan(width: outWidth, height: outHeight, toWidth: outWidth, toHeight: outHeight)
         }
-        let rows = plan.horizontalPass(source)
-        // Two reusable rows: colormap indices (a vectorised float loop) and heat colours.
+        // Two resampled source rows (their indices in `held`), colormap indices and heat colours.
+        var rows = [Float](repeating: 0, count: 2 * outWidth)
+        var held = (-1, -1)
         var indices = [UInt8](repeating: 0, count: outWidth)
         var heat = [UInt8](repeating: 0, count: outWidth * 3)
         image.pixels.withUnsafeMutableBufferPointer { pixels in
-            rows.withUnsafeBufferPointer { rows in
-                packedColors.withUnsafeBufferPointer { colors in
-                    indices.withUnsafeMutableBufferPointer { indices in
-                        heat.withUnsafeMutableBufferPointer { heat in
-                            guard let out = pixels.baseAddress, let rows = rows.baseAddress, let colors = colors.baseAddress,
-                                  let index = indices.baseAddress, let heat = heat.baseAddress else { return }
-                            for y in 0..<outHeight {
-                                let first = rows + plan.row0[y] * outWidth
-                                let second = rows + plan.row1[y] * outWidth
-                                let w0 = plan.rowWeight0[y], w1 = plan.rowWeight1[y]
-                                for x in 0..<outWidth {
-                                    index[x] = Colormap.index(of: first[x] * w0 + second[x] * w1)
+            source.withUnsafeBufferPointer { source in
+                rows.withUnsafeMutableBufferPointer { rows in
+                    packedColors.withUnsafeBufferPointer { colors in
+                        indices.withUnsafeMutableBufferPointer { indices in
+                            heat.withUnsafeMutableBufferPointer { heat in
+                                guard let out = pixels.baseAddress, let source = source.baseAddress, let rows = rows.baseAddress,
+                                      let colors = colors.baseAddress, let index = indices.baseAddress, let heat = heat.baseAddress
+                                else { return }
+                                /// The resampled row `r`, made in the slot the other needed row `keep` does not hold.
+                                func row(_ r: Int, keeping keep: Int) -> UnsafeMutablePointer<Float> {
+                                    if held.0 == r { return rows }
+                                    if held.1 == r { return rows + outWidth }
+                                    let slot = held.0 == keep ? 1 : 0
+                                    plan.resampleRow(r, of: source, into: rows + slot * outWidth)
+                                    if slot == 0 { held.0 = r } else { held.1 = r }
+                                    return rows + slot * outWidth
                                 }
-                                var h = heat
-                                for x in 0..<outWidth {
-                                    let color = colors[Int(index[x])]
-                                    h[0] = UInt8(truncatingIfNeeded: color)
-                                    h[1] = UInt8(truncatingIfNeeded: color &>> 8)
-                                    h[2] = UInt8(truncatingIfNeeded: color &>> 16)
-                                    h += 3
+                                for y in 0..<outHeight {
+                                    let r0 = plan.row0[y], r1 = plan.row1[y]
+                                    let first = row(r0, keeping: r1), second = row(r1, keeping: r0)
+                                    let w0 = plan.rowWeight0[y], w1 = plan.rowWeight1[y]
+                                    for x in 0..<outWidth {
+                                        index[x] = Colormap.index(of: first[x] * w0 + second[x] * w1)
+                                    }
+                                    var h = heat
+                                    for x in 0..<outWidth {
+                                        let color = colors[Int(index[x])]
+                                        h[0] = UInt8(truncatingIfNeeded: color)
+                                        h[1] = UInt8(truncatingIfNeeded: color &>> 8)
+                                        h[2] = UInt8(truncatingIfNeeded: color &>> 16)
+                                        h += 3
+                                    }
+                                    kernel.blend(heat, into: out + y * outWidth * 3, count: outWidth * 3)
                                 }
-                                kernel.blend(heat, into: out + y * outWidth * 3, count: outWidth * 3)
                             }
                         }
                     }

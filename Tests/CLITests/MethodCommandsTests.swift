@@ -50,14 +50,14 @@ import TestSupport
 
     // MARK: camvid image
 
-    @Test func imageOverlaysTheMapWhereTheReferencePeaksAndWritesTheLabel() throws {
+    @Test func imageOverlaysTheMapWhereTheReferencePeaksAndWritesTheLabel() async throws {
         _ = Self.quiet
         guard let reference = ReferenceData.referenceOrSkip("MethodCommandsTests.imageOverlaysTheMapWhereTheReferencePeaksAndWritesTheLabel") else { return }
         let dir = try ReferenceData.temporaryDirectory("camvid-image")
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = reference.deletingLastPathComponent().appendingPathComponent("media/chelsea.png").path
         let output = dir.appendingPathComponent("chelsea-gradcam.png").path
-        try ImageCommand.parse([input, output]).run()
+        try await ImageCommand.parse([input, output]).run()
         let original = try PictureFile.read(input)
         let result = try PictureFile.read(output)
         #expect(result.width == original.width && result.height == original.height)
@@ -88,7 +88,7 @@ import TestSupport
         #expect(cold.blue > cold.red + 60, "heat at the reference floor \(cold)")
     }
 
-    @Test func imageExplainsAGeneratedJPEGWithAnyMethodIntoAnyFormat() throws {
+    @Test func imageExplainsAGeneratedJPEGWithAnyMethodIntoAnyFormat() async throws {
         _ = Self.quiet
         let dir = try ReferenceData.temporaryDirectory("camvid-image")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -96,7 +96,7 @@ import TestSupport
         try PictureFile.write(Self.testPicture(width: 300, height: 180), to: input)
         for (method, extensionName, extra) in [("eigencam", "jpg", ["--aug-smooth"]), ("layercam", "bmp", ["--eigen-smooth"])] {
             let output = dir.appendingPathComponent("out-\(method).\(extensionName)").path
-            try ImageCommand.parse([input, output, "--method", method, "--class", "goldfish", "--alpha", "0.4",
+            try await ImageCommand.parse([input, output, "--method", method, "--class", "goldfish", "--alpha", "0.4",
                                     "--colormap", "viridis", "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"] + extra).run()
             let result = try PictureFile.read(output)
             #expect(result.width == 300 && result.height == 180, "\(method): \(result.width)x\(result.height)")
@@ -206,7 +206,7 @@ import TestSupport
             (["image", picture, out, "--model", dir.appendingPathComponent("absent.onnx").path], "absent.onnx"),
             (["image", picture, dir.appendingPathComponent("o.unknownext").path], "o.unknownext"),
             (["image", picture, out, "--std", "0,1,1"], "--std"),
-            (["image", picture, out, "--fit", "crop"], "--fit"),
+            (["image", picture, out, "--fit", "sideways"], "sideways"),
             (["image", picture, out, "--method", "saliency", "--eigen-smooth"], "eigen-smooth"),
             (["tensor", "--input", dir.appendingPathComponent("absent.npy").path, "--raw", out], "absent.npy"),
             (["tensor", "--input", picture, "--map", out], "p.png"),

@@ -33,8 +33,8 @@ import Explain
         #expect(cam.layers == ["features"])
         // For a GAP + linear head, Grad-CAM's weights are W[k]/(hw): the same map.
         let grad = try #require(try Explainer(network: network, method: .gradcam).explain(image, target: .index(k)).first)
-        #expect(close(cam.map.storage, grad.map.storage, 1e-4))
-        #expect(cam.map.shape == [8, 8])
+        #expect(close(cam.map.values, grad.map.values, 1e-4))
+        #expect(cam.map.tensor.shape == [8, 8])
     }
 
     @Test func camWithoutLinearHeadSuggestsGradCAM() {
@@ -130,7 +130,7 @@ import Explain
         let result = try #require(try Explainer(network: network, method: .saliency).explain(image, target: .index(k)).first)
         #expect(result.raw.shape == [8, 8])
         #expect(result.raw.storage == expected)
-        #expect(close(result.map.storage, Normalization.minMax(expected)))
+        #expect(close(result.map.values, Normalization.minMax(expected)))
     }
 
     @Test func guidedBackpropGuidesReLUAndOptionallyClip() throws {
@@ -165,10 +165,10 @@ import Explain
         let gb = try #require(try Explainer(network: network, method: .guidedBackprop).explain(image, target: .index(k)).first)
         let cam = try #require(try Explainer(network: network, method: .gradcam).explain(image, target: .index(k)).first)
         let result = try #require(try Explainer(network: network, method: .guidedGradcam).explain(image, target: .index(k)).first)
-        let expected = gb.raw.storage.indices.map { gb.raw.storage[$0] * cam.map.storage[$0 % 64] }
+        let expected = gb.raw.storage.indices.map { gb.raw.storage[$0] * cam.map.values[$0 % 64] }
         #expect(result.raw.shape == [3, 8, 8])
         #expect(close(result.raw.storage, expected))
-        #expect(result.map.shape == [8, 8])
+        #expect(result.map.tensor.shape == [8, 8])
     }
 
     @Test func classModelVisualisationFollowsTheClosedForm() throws {

@@ -1,3 +1,4 @@
+import Annotate
 import Core
 import Foundation
 import Testing
@@ -37,8 +38,8 @@ import TestSupport
 
     func within(_ actual: Explanation, raw expectedRaw: Tensor, map expectedMap: Tensor, rawTolerance: Float = 1e-3) -> (Bool, String) {
         let raw = MapComparison(actual.raw, expectedRaw)
-        let map = MapComparison(actual.map, expectedMap)
-        let ok = actual.raw.shape == expectedRaw.shape && actual.map.shape == expectedMap.shape
+        let map = MapComparison(actual.map.tensor, expectedMap)
+        let ok = actual.raw.shape == expectedRaw.shape && actual.map.tensor.shape == expectedMap.shape
             && raw.maxRelative <= rawTolerance && map.maxAbs <= 2e-2 && map.meanAbs <= 2e-3
         return (ok, "raw rel \(raw.maxRelative), map max \(map.maxAbs) mean \(map.meanAbs)")
     }
@@ -172,7 +173,7 @@ import TestSupport
             for i in 0..<2 {
                 let single = try #require(try explainer.explain(Tensor.stack([inputs[i]])).first)
                 #expect(batched[i].classIndex == single.classIndex)
-                let raw = MapComparison(batched[i].raw, single.raw), map = MapComparison(batched[i].map, single.map)
+                let raw = MapComparison(batched[i].raw, single.raw), map = MapComparison(batched[i].map.tensor, single.map.tensor)
                 #expect(raw.maxRelative <= 1e-4 && map.maxAbs <= 1e-3, "\(method.rawValue) image \(i): raw \(raw.maxRelative) map \(map.maxAbs)")
             }
         }
@@ -205,9 +206,9 @@ import TestSupport
             let expectedTop1 = try AugSmoothReference.map(input, target: .top1, explainer: plain)
             let expectedFixed = try AugSmoothReference.map(input, target: .index(reference.classIndex), explainer: plain)
             // Ours runs the five augmented copies as one batch: float reordering only.
-            let a = MapComparison(top1.map, expectedTop1), b = MapComparison(fixed.map, expectedFixed)
+            let a = MapComparison(top1.map.tensor, expectedTop1), b = MapComparison(fixed.map.tensor, expectedFixed)
             #expect(a.maxAbs <= 1e-4 && b.maxAbs <= 1e-4, "\(method.rawValue): top1 \(a.maxAbs), fixed \(b.maxAbs)")
-            #expect(MapComparison(top1.map, fixed.map).maxAbs > 1e-2, "\(method.rawValue): the target rule changed nothing")
+            #expect(MapComparison(top1.map.tensor, fixed.map.tensor).maxAbs > 1e-2, "\(method.rawValue): the target rule changed nothing")
         }
     }
 }

@@ -21,7 +21,7 @@ import Explain
             for (a, b) in zip(batched[i].raws, single.raws) {
                 #expect(zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
             }
-            #expect(zip(batched[i].map.storage, single.map.storage).allSatisfy { abs($0 - $1) <= 1e-5 })
+            #expect(zip(batched[i].map.values, single.map.values).allSatisfy { abs($0 - $1) <= 1e-5 })
         }
         #expect(Set(batched.map(\.classIndex)).count > 1, "the test images must pick different classes")
     }
@@ -79,7 +79,7 @@ import Explain
             for i in 0..<2 {
                 let expected = try AugSmoothReference.map(Tensor.stack([images.slice(i)]), target: target, explainer: plainExplainer)
                 #expect(smooth[i].classIndex == (target == .top1 ? plain[i].classIndex : 2))
-                #expect(zip(smooth[i].map.storage, expected.storage).allSatisfy { abs($0 - $1) < 1e-6 })
+                #expect(zip(smooth[i].map.values, expected.storage).allSatisfy { abs($0 - $1) < 1e-6 })
                 #expect(smooth[i].map != plain[i].map)
             }
         }
@@ -98,7 +98,7 @@ enum AugSmoothReference {
             for factor: Float in [0.9, 1, 1.1] {
                 var augmented = flip ? CAMSteps.flippedHorizontally(image) : image
                 augmented.storage = augmented.storage.map { $0 * factor }
-                let cam = try #require(try explainer.explain(augmented, target: target).first).map
+                let cam = try #require(try explainer.explain(augmented, target: target).first).map.tensor
                 cams.append(flip ? CAMSteps.flippedHorizontally(cam) : cam)
             }
         }

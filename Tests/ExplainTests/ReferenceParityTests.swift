@@ -41,8 +41,8 @@ import TestSupport
                         }
                     }
                     let raw = MapComparison(explanation.raw, expectedRaw)
-                    let map = MapComparison(explanation.map, expectedMap)
-                    let ok = explanation.raw.shape == expectedRaw.shape && explanation.map.shape == [224, 224]
+                    let map = MapComparison(explanation.map.tensor, expectedMap)
+                    let ok = explanation.raw.shape == expectedRaw.shape && explanation.map.tensor.shape == [224, 224]
                         && raw.maxRelative <= 1e-3 && map.maxAbs <= 2e-2 && map.meanAbs <= 2e-3
                     #expect(ok, "\(reference.title) \(layer.name) \(manifestName): raw rel \(raw.maxRelative), map max \(map.maxAbs) mean \(map.meanAbs)")
                     checked += 1

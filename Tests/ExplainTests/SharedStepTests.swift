@@ -17,9 +17,9 @@ import Explain
         let b = Tensor(shape: [1, 2], storage: [4, 0])
         let map = CAMSteps.finalMap(raws: [a, b], height: 1, width: 2)
         // Per layer: [0, 1] and [1, 0]; mean [0.5, 0.5]; min-max of a constant is 0.
-        #expect(map.storage == [0, 0])
+        #expect(map.values == [0, 0])
         let single = CAMSteps.finalMap(raws: [Tensor(shape: [1, 3], storage: [1, 2, 5])], height: 1, width: 3)
-        #expect(abs(single.storage[1] - 0.25) < 1e-6 && single.storage[0] == 0 && single.storage[2] > 0.9999)
+        #expect(abs(single.values[1] - 0.25) < 1e-6 && single.values[0] == 0 && single.values[2] > 0.9999)
     }
 
     @Test func principalProjectionOfARankOneField() {

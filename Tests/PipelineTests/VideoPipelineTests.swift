@@ -1,13 +1,22 @@
 import Core
 import Foundation
 import Pipeline
-import Render
+import Synchronization
 import Testing
 
 /// A decoded picture of the in-memory source: its number and timing.
 struct SyntheticFrame: Sendable {
     var number: Int
     var pts: Int64
+}
+
+/// The frame the later stages see: a small picture painted with its number, and the class the
+/// explainer marks it with.
+struct TestFrame: PipelineFrame {
+    var index: Int
+    var pts: Int64
+    var image: RGBImage
+    var classIndex: Int?
 }
 
 /// What reached the sink, in order.
@@ -17,19 +26,23 @@ enum Written: Sendable, Equatable {
 }
 
 /// Records what the sink writes; shared with the test (the sink itself is moved into the pipeline).
-final class Recorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [Written] = []
-    private var finishCount = 0
+final class Recorder: Sendable {
+    private let state = Mutex<(items: [Written], finished: Int)>(([], 0))
 
-    func append(_ item: Written) { lock.withLock { items.append(item) } }
-    func markFinished() { lock.withLock { finishCount += 1 } }
-    var written: [Written] { lock.withLock { items } }
-    var finished: Int { lock.withLock { finishCount } }
-    var frames: [Written] { written.filter { if case .frame = $0 { return true } else { return false } } }
+    func append(_ item: Written) { state.withLock { $0.items.append(item) } }
+    func markFinished() { state.withLock { $0.finished += 1 } }
+    var written: [Written] { state.withLock { $0.items } }
+    var finished: Int { state.withLock { $0.finished } }
     var frameIndices: [Int] {
         written.compactMap { if case .frame(let index, _, _, _) = $0 { return index } else { return nil } }
     }
+}
+
+/// A count shared between a stage and the test.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 /// `count` frames with a packet of another stream after every `packetEvery`-th frame.
@@ -56,7 +69,7 @@ struct SyntheticSource: PipelineSource {
         self.onFrame = onFrame
     }
 
-    mutating func next() throws -> SourceItem<SyntheticFrame, Int>? {
+    mutating func next() throws -> MediaItem<SyntheticFrame, Int>? {
         if packetDue {
             packetDue = false
             packet += 1
@@ -76,11 +89,13 @@ struct SyntheticSource: PipelineSource {
 }
 
 /// Paints a frame's number into every pixel (a per-frame pattern the sink checks).
-struct SyntheticConverter: PipelineFrameConverter {
-    mutating func convert(_ frame: SyntheticFrame, index: Int) throws -> VideoFrame {
+struct SyntheticConverter: PipelineConverter {
+    var counter: Counter?
+
+    mutating func convert(_ frame: SyntheticFrame, index: Int) throws -> TestFrame {
+        defer { counter?.increment() }
         let value = UInt8(frame.number % 251)
-        return VideoFrame(index: index, pts: frame.pts, duration: 512,
-                          image: RGBImage(width: 4, height: 2, fill: (value, value &+ 1, value &+ 2)))
+        return TestFrame(index: index, pts: frame.pts, image: RGBImage(width: 4, height: 2, fill: (value, value &+ 1, value &+ 2)))
     }
 }
 
@@ -90,7 +105,7 @@ struct RecordingSink: PipelineSink {
     var gate: DispatchSemaphore?
     var onFrame: (@Sendable () -> Void)?
 
-    mutating func encode(_ frame: VideoFrame) throws {
+    mutating func encode(_ frame: TestFrame) throws {
         if let gate {
             gate.wait()
             self.gate = nil
@@ -113,62 +128,48 @@ struct RecordingSink: PipelineSink {
     }
 }
 
-/// Explains frame i with class i; records batch sizes; optionally fails or waits on its first batch.
-final class MarkingExplainer: FrameExplainer, @unchecked Sendable {
-    private let lock = NSLock()
-    private var sizes: [Int] = []
-    let failAtFrame: Int?
-    let firstBatchGate: (@Sendable (Int) async -> Void)?
+/// The batch sizes an explainer saw, shared with the test.
+final class BatchLog: Sendable {
+    private let sizes = Mutex<[Int]>([])
+    func append(_ size: Int) -> Bool { sizes.withLock { $0.append(size); return $0.count == 1 } }
+    var batchSizes: [Int] { sizes.withLock { $0 } }
+}
 
-    init(failAtFrame: Int? = nil, firstBatchGate: (@Sendable (Int) async -> Void)? = nil) {
-        self.failAtFrame = failAtFrame
-        self.firstBatchGate = firstBatchGate
-    }
+/// Explains frame i with class i; logs batch sizes; optionally fails, or holds its first batch
+/// until `firstBatchGate` (given the batch's size) returns.
+struct MarkingExplainer: PipelineExplainer {
+    var log = BatchLog()
+    var failAtFrame: Int?
+    var firstBatchGate: (@Sendable (Int) -> Void)?
+    var finished: Counter?
 
-    var batchSizes: [Int] { lock.withLock { sizes } }
-
-    func prepare(_ frame: VideoFrame) throws -> ModelInput {
-        ModelInput(frameIndex: frame.index, tensor: nil)
-    }
-
-    func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation] {
-        let isFirst = lock.withLock { () -> Bool in
-            sizes.append(batch.count)
-            return sizes.count == 1
-        }
-        if isFirst, let firstBatchGate { await firstBatchGate(batch.count) }
-        if let failAtFrame, batch.contains(where: { $0.frameIndex == failAtFrame }) {
+    mutating func explain(_ frames: inout [TestFrame]) throws {
+        if log.append(frames.count), let firstBatchGate { firstBatchGate(frames.count) }
+        if let failAtFrame, frames.contains(where: { $0.index == failAtFrame }) {
             throw TestFailure(description: "model exploded")
         }
-        return batch.map { FrameExplanation(classIndex: $0.frameIndex) }
+        for i in frames.indices { frames[i].classIndex = frames[i].index }
+    }
+
+    func finish() throws {
+        finished?.increment()
     }
 }
 
 /// Writes the explained class into pixel (0, 0)'s green channel.
-struct MarkingOverlay: FrameOverlay {
-    func draw(_ explanation: FrameExplanation, on image: inout RGBImage) throws {
-        guard let classIndex = explanation.classIndex else { return }
-        var pixel = image[0, 0]
+struct MarkingOverlay: PipelineOverlay {
+    func draw(_ frame: inout TestFrame) throws {
+        guard let classIndex = frame.classIndex else { return }
+        var pixel = frame.image[0, 0]
         pixel.g = UInt8(classIndex % 251)
-        image[0, 0] = pixel
+        frame.image[0, 0] = pixel
     }
 }
 
-/// Counts frames the converter finished, and lets a task wait for a count.
-final class ConversionCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
-}
-
-struct CountingConverter: PipelineFrameConverter {
-    var inner = SyntheticConverter()
-    let counter: ConversionCounter
-    mutating func convert(_ frame: SyntheticFrame, index: Int) throws -> VideoFrame {
-        defer { counter.increment() }
-        return try inner.convert(frame, index: index)
-    }
+/// Passes frames through unexplained (the pipeline for `--method none`).
+struct UnchangedExplainer: PipelineExplainer {
+    func explain(_ frames: inout [TestFrame]) throws {}
+    func finish() throws {}
 }
 
 /// The items a correct run writes for `SyntheticSource(count:packetEvery:)` up to `frames` frames.
@@ -190,23 +191,24 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
     @Test(arguments: [(1, 1), (1, 4), (3, 1), (4, 2), (8, 16)])
     func writesEveryItemInDecodeOrder(batchSize: Int, capacity: Int) async throws {
         let recorder = Recorder()
-        let explainer = MarkingExplainer()
+        let explainer = MarkingExplainer(), finished = Counter()
         let summary = try await VideoPipeline.run(
             source: SyntheticSource(count: 60), converter: SyntheticConverter(),
-            explainer: explainer, overlay: MarkingOverlay(), sink: RecordingSink(recorder: recorder),
+            explainer: MarkingExplainer(log: explainer.log, finished: finished), overlay: MarkingOverlay(),
+            sink: RecordingSink(recorder: recorder),
             configuration: PipelineConfiguration(channelCapacity: capacity, batchSize: batchSize))
         #expect(recorder.written == expectedItems(frames: 60, marked: true))
-        #expect(summary == PipelineSummary(framesWritten: 60, packetsWritten: 20, framesDropped: 0,
-                                          stoppedEarly: false, endTimestamp: 60 * 512))
+        #expect(summary == PipelineSummary(framesWritten: 60, packetsWritten: 20, framesDropped: 0, stoppedEarly: false))
         #expect(recorder.finished == 1)
-        #expect(explainer.batchSizes.allSatisfy { $0 >= 1 && $0 <= batchSize })
-        #expect(explainer.batchSizes.reduce(0, +) == 60)
+        #expect(finished.value == 1, "the explainer is finished once")
+        #expect(explainer.log.batchSizes.allSatisfy { $0 >= 1 && $0 <= batchSize })
+        #expect(explainer.log.batchSizes.reduce(0, +) == 60)
     }
 
     @Test(arguments: [(1, 1), (2, 4), (8, 3)])
     func framesInFlightStayBounded(capacity: Int, batchSize: Int) async throws {
         // Read minus written, sampled at every write: what the stages and channels hold.
-        let read = ConversionCounter(), written = ConversionCounter(), peak = ConversionCounter()
+        let read = Counter(), written = Counter(), peak = Counter()
         let recorder = Recorder()
         let summary = try await VideoPipeline.run(
             source: SyntheticSource(count: 3000, packetEvery: 1_000_000, onFrame: { read.increment() }),
@@ -223,11 +225,11 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
         #expect(peak.value <= 4 * capacity + 4 + batchSize + 1)
     }
 
-    @Test func identityExplainerLeavesFramesUnchanged() async throws {
+    @Test func unexplainedFramesPassUnchanged() async throws {
         let recorder = Recorder()
         let summary = try await VideoPipeline.run(
             source: SyntheticSource(count: 25), converter: SyntheticConverter(),
-            explainer: IdentityExplainer(), overlay: HeatmapOverlay(try Overlay()), sink: RecordingSink(recorder: recorder),
+            explainer: UnchangedExplainer(), overlay: MarkingOverlay(), sink: RecordingSink(recorder: recorder),
             configuration: PipelineConfiguration(channelCapacity: 2, batchSize: 4))
         #expect(recorder.written == expectedItems(frames: 25, marked: false))
         #expect(summary.framesWritten == 25)
@@ -236,29 +238,30 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
     @Test func batchesFramesAlreadyWaiting() async throws {
         // The first batch (of k frames) is held until the next four frames have been converted
         // and queued, which the conversion of the fifth proves: the second batch must take four.
-        let counter = ConversionCounter()
+        let counter = Counter()
         let explainer = MarkingExplainer(firstBatchGate: { firstCount in
-            while counter.value < firstCount + 5 { try? await Task.sleep(for: .milliseconds(1)) }
+            while counter.value < firstCount + 5 { usleep(1000) }
         })
         let recorder = Recorder()
         _ = try await VideoPipeline.run(
-            source: SyntheticSource(count: 30, packetEvery: 1000), converter: CountingConverter(counter: counter),
+            source: SyntheticSource(count: 30, packetEvery: 1000), converter: SyntheticConverter(counter: counter),
             explainer: explainer, overlay: MarkingOverlay(), sink: RecordingSink(recorder: recorder),
             configuration: PipelineConfiguration(channelCapacity: 8, batchSize: 4))
-        #expect(explainer.batchSizes.dropFirst().first == 4)
+        #expect(explainer.log.batchSizes.dropFirst().first == 4)
         #expect(recorder.written == expectedItems(frames: 30, packetEvery: 1000, marked: true))
     }
 
     @Test func sourceFailureFinalisesWithEveryEarlierFrame() async throws {
-        let recorder = Recorder()
+        let recorder = Recorder(), finished = Counter()
         await #expect(throws: TestFailure(description: "input.bin: frame 17: corrupt")) {
             _ = try await VideoPipeline.run(
                 source: SyntheticSource(count: 40, failAtFrame: 17), converter: SyntheticConverter(),
-                explainer: MarkingExplainer(), overlay: MarkingOverlay(), sink: RecordingSink(recorder: recorder),
+                explainer: MarkingExplainer(finished: finished), overlay: MarkingOverlay(), sink: RecordingSink(recorder: recorder),
                 configuration: PipelineConfiguration(channelCapacity: 3, batchSize: 2))
         }
         #expect(recorder.written == expectedItems(frames: 17, marked: true))
         #expect(recorder.finished == 1)
+        #expect(finished.value == 1, "the explainer's records are completed after a failure too")
     }
 
     @Test func explainerFailureNamesTheFrameAndKeepsEarlierBatches() async throws {
@@ -326,17 +329,22 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
         }
     }
 
-    @Test func stopSignalRunsItsHandlersOnce() {
-        let calls = ConversionCounter()
-        let stop = StopSignal()
-        stop.onStop { calls.increment() }
-        #expect(calls.value == 0)
-        stop.stop()
-        stop.stop()
-        #expect(calls.value == 1)
-        stop.onStop { calls.increment() }
-        #expect(calls.value == 2)
-        #expect(stop.isStopped)
+    /// Every stage runs on a thread of its own, none on Swift's cooperative pool.
+    @Test func stagesRunOnTheirOwnThreads() async throws {
+        let names = Mutex<Set<String>>([])
+        struct NamingSource: PipelineSource {
+            var inner = SyntheticSource(count: 5)
+            let names: @Sendable (String) -> Void
+            mutating func next() throws -> MediaItem<SyntheticFrame, Int>? {
+                names((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+                return try inner.next()
+            }
+        }
+        _ = try await VideoPipeline.run(
+            source: NamingSource { name in names.withLock { _ = $0.insert(name) } }, converter: SyntheticConverter(),
+            explainer: MarkingExplainer(), overlay: MarkingOverlay(), sink: RecordingSink(recorder: Recorder()),
+            configuration: PipelineConfiguration())
+        #expect(names.withLock { $0 } == ["camvid.decode"])
     }
 
     @Test func progressLineShowsRateAndTimeLeft() {
@@ -368,9 +376,8 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
     }
 }
 
-final class TextSink: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [String] = []
-    func append(_ text: String) { lock.withLock { items.append(text) } }
-    var texts: [String] { lock.withLock { items } }
+final class TextSink: Sendable {
+    private let items = Mutex<[String]>([])
+    func append(_ text: String) { items.withLock { $0.append(text) } }
+    var texts: [String] { items.withLock { $0 } }
 }

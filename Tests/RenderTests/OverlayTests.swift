@@ -41,6 +41,12 @@ func heatmap(_ values: [Float], _ width: Int, _ height: Int) -> Heatmap {
     Heatmap(width: width, height: height, values: values)!
 }
 
+/// Draws with a fresh overlay (the tests' one-shot use).
+func apply(_ overlay: Overlay, _ map: Heatmap?, label: String?, to image: inout RGBImage) {
+    var overlay = overlay
+    overlay.apply(map, label: label, to: &image)
+}
+
 /// `map` resized to `width` x `height` by OpenCV's INTER_LINEAR.
 func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
     map.resampled(BilinearResampling(width: map.width, height: map.height, toWidth: width, toHeight: height))
@@ -50,7 +56,7 @@ func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
     @Test func blendArithmeticOnATinyImage() throws {
         var image = RGBImage(width: 2, height: 1, pixels: [10, 20, 30, 200, 101, 0])
         // A 1x1 map of 1 is JET[255] = (128, 0, 0) everywhere.
-        try Overlay(alpha: 0.5).apply(heatmap([1], 1, 1), label: nil, to: &image)
+        apply(try Overlay(alpha: 0.5), heatmap([1], 1, 1), label: nil, to: &image)
         // 0.5*10 + 0.5*128 = 69; 0.5*20 = 10; 0.5*30 = 15; 0.5*200 + 64 = 164; 50.5 rounds up to 51.
         #expect(image.pixels == [69, 10, 15, 164, 51, 0])
     }
@@ -70,7 +76,7 @@ func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
             let map = randomMap(width: mapSize, height: mapSize, seed: 42)
             let frame = randomImage(width: width, height: height, seed: 7)
             var fused = frame
-            try Overlay(colormap: colormap, alpha: alpha).apply(map, label: nil, to: &fused)
+            apply(try Overlay(colormap: colormap, alpha: alpha), map, label: nil, to: &fused)
 
             let heat = colormap.colorize(resized(map, width, height))
             let expected = zip(frame.pixels, heat.pixels).map { Overlay.blend(frame: $0, heat: $1, alpha: alpha) }
@@ -88,7 +94,7 @@ func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
         }
         for colormap in Colormap.allCases {
             var fused = frame
-            try Overlay(colormap: colormap, alpha: alpha).apply(heatmap(ramp, 256, 1), label: nil, to: &fused)
+            apply(try Overlay(colormap: colormap, alpha: alpha), heatmap(ramp, 256, 1), label: nil, to: &fused)
             let heat = colormap.colorize(resized(heatmap(ramp, 256, 1), 256, 256))
             #expect(fused.pixels == zip(frame.pixels, heat.pixels).map { Overlay.blend(frame: $0, heat: $1, alpha: alpha) },
                     "\(colormap) alpha \(alpha)")
@@ -99,7 +105,7 @@ func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
         let map = randomMap(width: 8, height: 6, seed: 3)
         let frame = randomImage(width: 4, height: 3, seed: 4)
         var fused = frame
-        try Overlay().apply(map, label: nil, to: &fused)
+        apply(try Overlay(), map, label: nil, to: &fused)
         let heat = Colormap.jet.colorize(resized(map, 4, 3))
         #expect(fused.pixels == zip(frame.pixels, heat.pixels).map { Overlay.blend(frame: $0, heat: $1, alpha: 0.5) })
     }
@@ -108,24 +114,24 @@ func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
         let map = randomMap(width: 7, height: 7, seed: 9)
         let frame = randomImage(width: 33, height: 17, seed: 10)
         var unchanged = frame
-        try Overlay(alpha: 0).apply(map, label: nil, to: &unchanged)
+        apply(try Overlay(alpha: 0), map, label: nil, to: &unchanged)
         #expect(unchanged == frame)
         var heatOnly = frame
-        try Overlay(colormap: .turbo, alpha: 1).apply(map, label: nil, to: &heatOnly)
+        apply(try Overlay(colormap: .turbo, alpha: 1), map, label: nil, to: &heatOnly)
         #expect(heatOnly == Colormap.turbo.colorize(resized(map, 33, 17)))
     }
 
     @Test func bothLayersOffDrawNothing() throws {
         let frame = randomImage(width: 64, height: 48, seed: 11)
         var image = frame
-        try Overlay().apply(nil, label: nil, to: &image)
+        apply(try Overlay(), nil, label: nil, to: &image)
         #expect(image == frame)
     }
 
     @Test func labelOnlyLeavesTheRestOfTheFrame() throws {
         let frame = randomImage(width: 320, height: 180, seed: 12)
         var image = frame
-        try Overlay().apply(nil, label: "tabby 12.5%", to: &image)
+        apply(try Overlay(), nil, label: "tabby 12.5%", to: &image)
         let layout = LabelLayout(text: "tabby 12.5%", font: .terminusBold16, style: LabelStyle(), width: 320, height: 180)
         var changed = 0
         for y in 0..<180 {
@@ -145,7 +151,7 @@ func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
     }
 
     @Test func tinyFramesDoNotCrash() throws {
-        let overlay = try Overlay()
+        var overlay = try Overlay()
         for (width, height) in [(1, 1), (1, 5), (5, 1), (2, 3), (13, 9)] {
             var image = randomImage(width: width, height: height, seed: 13)
             overlay.apply(randomMap(width: 7, height: 7, seed: 14), label: "American Staffordshire terrier 99.9%", to: &image)
@@ -160,7 +166,7 @@ func resized(_ map: Heatmap, _ width: Int, _ height: Int) -> Heatmap {
         let label = LabelStyle.text(className: "Egyptian cat", probability: 0.873)
         func ms(_ seconds: Double) -> String { "\((seconds * 1e5).rounded() / 100) ms" }
         for (width, height, alpha) in [(1280, 720, Float(0.5)), (1280, 720, 0.3), (1920, 1080, 0.5)] {
-            let overlay = try Overlay(alpha: alpha)
+            var overlay = try Overlay(alpha: alpha)
             var image = randomImage(width: width, height: height, seed: 16)
             var heatOnly = [Double](), withLabel = [Double]()
             for _ in 0..<40 {

@@ -57,14 +57,16 @@ public struct ModelInputGeometry: Sendable, Equatable {
         }
     }
 
-    /// A map over the network input (`inputWidth` x `inputHeight`, row-major) as a map over the
-    /// whole frame: unchanged for `squash`; the padding cut off for `pad`; for `crop` placed on
-    /// the region seen, at the same scale, with 0 over the borders the network did not see.
-    public func frameMap(_ map: [Float]) -> Heatmap? {
-        guard map.count == inputWidth * inputHeight else { return nil }
+    /// A map over the network input (`inputWidth` x `inputHeight`) as a map over the whole
+    /// frame: unchanged for `squash`; the padding cut off for `pad`; for `crop` placed on the
+    /// region seen, at the same scale, with 0 over the borders the network did not see.
+    /// Nil for a map of another size.
+    public func frameMap(_ heatmap: Heatmap) -> Heatmap? {
+        guard heatmap.width == inputWidth, heatmap.height == inputHeight else { return nil }
+        let map = heatmap.values
         switch fit {
         case .squash:
-            return Heatmap(width: inputWidth, height: inputHeight, values: map)
+            return heatmap
         case .pad:
             var values = [Float](repeating: 0, count: destination.width * destination.height)
             for y in 0..<destination.height {

@@ -1,22 +1,27 @@
+import Core
 import Media
+import Pipeline
 
 /// One `camvid IN OUT` run: the input open for decoding and the output open for encoding,
 /// ready to run the pipeline between them.
-public struct VideoJob: Sendable {
+public struct VideoJob {
     /// The input's decoder (the video stream and the streams to copy).
     public let decoder: FrameDecoder
     /// The output's encoder and muxer.
     public let encoder: FrameEncoder
     /// The span of the input decoded.
     public let span: TimeSpan
+    /// Raised to stop reading (Ctrl-C): the frames in flight are finished and the output finalised.
+    public let stop: StopSignal
 
     /// Opens `input` (its `span` only) and `output`; throws a `MediaError` naming the file that
     /// cannot be read or written.
     public init(input: MediaInput, span: TimeSpan = .all, output: MediaOutput,
-                encoderSettings: EncoderSettings = EncoderSettings()) throws {
-        decoder = try FrameDecoder(input, span: span)
+                encoderSettings: EncoderSettings = EncoderSettings(), stop: StopSignal = StopSignal()) throws {
+        decoder = try FrameDecoder(input, span: span, stop: stop)
         encoder = try FrameEncoder(output: output, source: decoder.source, settings: encoderSettings)
         self.span = span
+        self.stop = stop
     }
 
     /// Whether the input is a capture device or virtual source (frames may be dropped to keep up).
@@ -38,22 +43,21 @@ public struct VideoJob: Sendable {
         return estimate
     }
 
-    /// Runs decode → preprocess → explain → blend → encode to the end of the input (or until
-    /// `stop`), then finalises the output.
+    /// Runs decode → convert → explain → blend → encode to the end of the input (or until
+    /// `stop`), then finalises the output and the explainer's records.
     ///
+    /// `preprocessor` prepares each frame for the explainer's network (nil without one).
     /// Throws the first failure (naming the file and frame) after the output has been
     /// finalised with every frame completed before it.
     public func run(
-        explainer: any FrameExplainer, overlay: any FrameOverlay,
-        configuration: PipelineConfiguration, stop: StopSignal = StopSignal(), progress: ProgressReporter? = nil
+        preprocessor: FramePreprocessor?, explainer: sending VideoExplainer, overlay: sending ExplanationOverlay,
+        configuration: PipelineConfiguration, progress: ProgressReporter? = nil
     ) async throws -> PipelineSummary {
-        // The decoder's own signal also ends a read blocked on a device or a pipe.
-        stop.onStop { [decoder] in decoder.stopSignal.stop() }
         let summary = try await VideoPipeline.run(
-            source: DecoderSource(decoder), converter: PixelConverter(file: decoder.input.location),
-            explainer: explainer, overlay: overlay, sink: encoder,
+            source: DecoderSource(decoder), converter: FrameConverter(file: decoder.input.location, preprocessor: preprocessor),
+            explainer: explainer, overlay: overlay, sink: VideoSink(encoder),
             configuration: configuration, stop: stop, progress: progress)
-        if !summary.stoppedEarly, span.duration == nil, let shortfall = truncation(endingAt: summary.endTimestamp) {
+        if !summary.stoppedEarly, span.duration == nil, let shortfall = truncation(endingAt: encoder.lastFrameEnd) {
             throw MediaError(file: decoder.input.location, frame: summary.framesWritten, reason: shortfall)
         }
         return summary

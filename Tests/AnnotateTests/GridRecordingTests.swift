@@ -1,3 +1,4 @@
+import Annotate
 import Core
 import Engine
 import Explain
@@ -13,24 +14,22 @@ import MediaTestSupport
     static let methods: [ExplanationMethod] = [.gradcam, .layercam]
 
     /// Two frames of the sample explained by a Grad-CAM | LayerCAM grid, as the pipeline's explain stage gives them.
-    static func gridRecords() async throws -> [ExplainedFrameRecord] {
+    static func gridRecords() throws -> [Frame] {
         let network = try Network(contentsOf: DefaultModel.url)
         let labels = ClassLabels(names: ImageNetClasses.names)
         let tiles = try methods.map { try NetworkExplainer(network: network, method: $0, labels: labels) }
         let grid = try #require(GridExplainer(tiles: tiles))
-        let frames = Array(try decodedFrames(NetworkExplainerTests.sample, span: TimeSpan(start: 2, duration: 0.08)).prefix(2))
+        var frames = Array(try decodedFrames(NetworkExplainerTests.sample, span: TimeSpan(start: 2, duration: 0.08),
+                                             preprocessor: FramePreprocessor(inputWidth: 224, inputHeight: 224)).prefix(2))
         #expect(frames.count == 2)
-        let explanations = try await grid.explain(frames.map { try grid.prepare($0) })
-        return zip(frames, explanations).map { frame, explanation in
-            ExplainedFrameRecord(frameIndex: frame.index, seconds: Double(frame.pts) / 1000, frameWidth: frame.image.width,
-                                 frameHeight: frame.image.height, explanation: explanation)
-        }
+        try grid.explain(&frames)
+        return frames
     }
 
     /// Each tile carries its method; the grid's own fields are the first tile's.
-    @Test func gridExplanationsNameTheirMethods() async throws {
-        for record in try await Self.gridRecords() {
-            let explanation = record.explanation
+    @Test func gridExplanationsNameTheirMethods() throws {
+        for record in try Self.gridRecords() {
+            let explanation = try #require(record.explanation)
             #expect(explanation.tiles.map(\.method) == Self.methods.map(\.rawValue))
             // Bools, so that a failure does not print every value of the maps.
             let firstTileIsTheGrids = explanation.heatmap == explanation.tiles[0].heatmap
@@ -42,17 +41,17 @@ import MediaTestSupport
 
     /// A grid's line has one `tiles` entry per tile in grid order, each the fields a line of that
     /// explanation alone has plus its `method`; a single explanation's line has no `tiles` key.
-    @Test func logLineHasOneEntryPerTile() async throws {
+    @Test func logLineHasOneEntryPerTile() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-grid")
         defer { try? FileManager.default.removeItem(at: folder) }
         let log = try ExplanationLog(path: folder.appendingPathComponent("frames.jsonl").path,
                                      labels: ClassLabels(names: ImageNetClasses.names))
         defer { try? log.finish() }
-        for record in try await Self.gridRecords() {
+        for record in try Self.gridRecords() {
             let line = try Self.object(try log.line(for: record))
             let tiles = try #require(line["tiles"] as? [[String: Any]])
             #expect(tiles.map { $0["method"] as? String } == Self.methods.map(\.rawValue))
-            for (tile, explanation) in zip(tiles, record.explanation.tiles) {
+            for (tile, explanation) in zip(tiles, record.explanation?.tiles ?? []) {
                 var alone = record
                 alone.explanation = explanation
                 let single = try Self.object(try log.line(for: alone))
@@ -62,7 +61,7 @@ import MediaTestSupport
                 expected["frame"] = nil
                 expected["pts"] = nil
                 expected["method"] = explanation.method
-                #expect(NSDictionary(dictionary: tile).isEqual(to: expected), "frame \(record.frameIndex)")
+                #expect(NSDictionary(dictionary: tile).isEqual(to: expected), "frame \(record.index)")
             }
             // The grid's own fields repeat the first tile's.
             var own = line, first = tiles[0]
@@ -71,7 +70,7 @@ import MediaTestSupport
             #expect(NSDictionary(dictionary: own).isEqual(to: first))
             // Same network and frame: the same classes; different methods: different maps.
             #expect(NSArray(array: tiles[0]["top5"] as? [Any] ?? []).isEqual(to: tiles[1]["top5"] as? [Any] ?? [1]))
-            let maps = record.explanation.tiles.compactMap(\.heatmap)
+            let maps = record.explanation?.tiles.compactMap(\.heatmap) ?? []
             let mapsDiffer = maps.count == 2 && maps[0].values != maps[1].values
             #expect(mapsDiffer)
         }
@@ -79,10 +78,10 @@ import MediaTestSupport
 
     /// `[frames,tiles,h,w]`: tile t of frame f is that tile's map; after every frame the file
     /// reads as the frames so far (a run killed before `finish` leaves a valid array).
-    @Test func arrayFileHoldsEveryTileAndReadsBeforeFinish() async throws {
+    @Test func arrayFileHoldsEveryTileAndReadsBeforeFinish() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-grid")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let records = try await Self.gridRecords()
+        let records = try Self.gridRecords()
         let gridPath = folder.appendingPathComponent("grid.npy").path, singlePath = folder.appendingPathComponent("single.npy").path
         let grid = try HeatmapArrayFile(path: gridPath, tiles: 2), single = try HeatmapArrayFile(path: singlePath)
         #expect(try Self.shape(gridPath) == [0, 2, 0, 0])
@@ -96,12 +95,12 @@ import MediaTestSupport
             #expect(alone.shape == [n + 1, 224, 224])
             let plane = 224 * 224
             for (f, frame) in records.prefix(n + 1).enumerated() {
-                for (t, tile) in frame.explanation.tiles.enumerated() {
+                for (t, tile) in (frame.explanation?.tiles ?? []).enumerated() {
                     let start = (f * 2 + t) * plane
                     let same = Array(written.storage[start..<(start + plane)]) == tile.heatmap?.values
                     #expect(same, "frame \(f) tile \(t)")
                 }
-                let same = Array(alone.storage[(f * plane)..<((f + 1) * plane)]) == frame.explanation.heatmap?.values
+                let same = Array(alone.storage[(f * plane)..<((f + 1) * plane)]) == frame.explanation?.heatmap?.values
                 #expect(same, "frame \(f) without tiles")
             }
         }

@@ -1,3 +1,4 @@
+import Annotate
 import Core
 import Foundation
 import Media
@@ -8,7 +9,7 @@ import Testing
 import MediaTestSupport
 
 /// The pipeline on real media: Media's decoder and encoder at both ends.
-@Suite struct MediaPipelineTests {
+@Suite struct VideoJobTests {
     @Test(arguments: [(1, 1), (4, 2), (3, 16)])
     func identityKeepsEveryFrameInPlace(batchSize: Int, capacity: Int) async throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-pipeline")
@@ -19,7 +20,7 @@ import MediaTestSupport
 
         let job = try VideoJob(input: MediaInput(input.path), output: MediaOutput(output.path))
         let summary = try await job.run(
-            explainer: IdentityExplainer(), overlay: HeatmapOverlay(try Overlay()),
+            preprocessor: nil, explainer: VideoExplainer(.none), overlay: ExplanationOverlay(try Overlay()),
             configuration: PipelineConfiguration(channelCapacity: capacity, batchSize: batchSize))
         #expect(summary.framesWritten == 40)
         #expect(summary.framesDropped == 0)
@@ -40,7 +41,7 @@ import MediaTestSupport
         let job = try VideoJob(input: sample, span: span, output: MediaOutput(output.path))
         #expect(job.expectedFrameCount == 25)
         let summary = try await job.run(
-            explainer: IdentityExplainer(), overlay: HeatmapOverlay(try Overlay()),
+            preprocessor: nil, explainer: VideoExplainer(.none), overlay: ExplanationOverlay(try Overlay()),
             configuration: PipelineConfiguration(channelCapacity: 4, batchSize: 4))
 
         let source = try PatternClips.read(sample, span: span)
@@ -68,7 +69,7 @@ import MediaTestSupport
 
         let job = try VideoJob(input: MediaInput(cut.path), output: MediaOutput(output.path))
         do {
-            _ = try await job.run(explainer: IdentityExplainer(), overlay: HeatmapOverlay(try Overlay()),
+            _ = try await job.run(preprocessor: nil, explainer: VideoExplainer(.none), overlay: ExplanationOverlay(try Overlay()),
                                   configuration: PipelineConfiguration())
             Issue.record("a cut file was read without error")
         } catch let error as MediaError {

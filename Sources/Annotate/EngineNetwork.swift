@@ -1,8 +1,9 @@
 import Core
-import Foundation
 import Engine
+import Explain
+import Foundation
 
-/// `ExplainableNetwork` over the engine's ONNX `Network`: the only file of Explain that knows the engine's API.
+/// `ExplainableNetwork` over the engine's ONNX `Network`: where Explain's methods meet the engine.
 public struct EngineNetwork: ExplainableNetwork, Sendable {
     /// A forward pass, plus batch-of-one passes of its images made on demand for re-runs.
     public final class Pass {

@@ -26,6 +26,8 @@ public struct InputNormalization: Sendable, Equatable {
 /// Turns an RGB frame into a network input `[1,3,h,w]`: the fitted region area-resampled
 /// (OpenCV `INTER_AREA`, as pytorch-grad-cam's examples prepare pictures), scaled to 0…1, then
 /// normalised. The padding of `pad` is 0 (the mean colour).
+///
+/// The convert stage owns one: it keeps the resampling plan of each frame size.
 public struct FramePreprocessor: Sendable {
     /// The network input's width and height.
     public let inputWidth: Int, inputHeight: Int
@@ -35,6 +37,8 @@ public struct FramePreprocessor: Sendable {
     public let normalization: InputNormalization
     /// Per channel, the normalised value of each 8-bit level: `(level / 255 - mean) / std`.
     private let levels: [[Float]]
+    /// Area plans by region size.
+    private var plans = PlanCache.area
 
     /// A preprocessor for a `inputWidth` x `inputHeight` network input.
     public init(inputWidth: Int, inputHeight: Int, fit: FrameFit = .squash, normalization: InputNormalization = .imageNet) {
@@ -51,11 +55,11 @@ public struct FramePreprocessor: Sendable {
                            inputWidth: inputWidth, inputHeight: inputHeight, fit: fit)
     }
 
-    /// The network input `[1,3,inputHeight,inputWidth]` for `image`.
-    public func tensor(for image: RGBImage) -> Tensor {
+    /// The network input for `image`, with where it went.
+    public mutating func input(for image: RGBImage) -> ModelInput {
         let geometry = geometry(frameWidth: image.width, frameHeight: image.height)
         let (source, destination) = (geometry.source, geometry.destination)
-        let resampled = AreaResampling(width: source.width, height: source.height, toWidth: destination.width, toHeight: destination.height)
+        let resampled = plans.plan(width: source.width, height: source.height, toWidth: destination.width, toHeight: destination.height)
             .resample(image, region: source)
         let plane = inputWidth * inputHeight
         var output = [Float](repeating: 0, count: 3 * plane)
@@ -72,6 +76,6 @@ public struct FramePreprocessor: Sendable {
                 }
             }
         }
-        return Tensor(shape: [1, 3, inputHeight, inputWidth], storage: output)
+        return ModelInput(tensor: Tensor(shape: [1, 3, inputHeight, inputWidth], storage: output), geometry: geometry)
     }
 }

@@ -1,33 +1,12 @@
 import Core
 import Explain
 import Foundation
-import Media
 
-/// One explained frame as it leaves the explain stage, in decode order.
-public struct ExplainedFrameRecord: Sendable {
-    /// The frame's position in decode order.
-    public var frameIndex: Int
-    /// Its presentation time in seconds.
-    public var seconds: Double
-    /// The frame's size in pixels.
-    public var frameWidth: Int, frameHeight: Int
-    /// What the explainer said (after temporal smoothing, when on).
-    public var explanation: FrameExplanation
-
-    /// A record of frame `frameIndex`.
-    public init(frameIndex: Int, seconds: Double, frameWidth: Int, frameHeight: Int, explanation: FrameExplanation) {
-        self.frameIndex = frameIndex
-        self.seconds = seconds
-        self.frameWidth = frameWidth
-        self.frameHeight = frameHeight
-        self.explanation = explanation
-    }
-}
-
-/// Somewhere explained frames are written as they finish (`--json`, `--cams`).
-public protocol ExplanationSink: Sendable {
+/// Somewhere explained frames are written as they finish (`--json`, `--cams`), by the explain
+/// stage alone.
+public protocol ExplanationRecord: AnyObject {
     /// Writes one frame; frames arrive in decode order.
-    func record(_ frame: ExplainedFrameRecord) throws
+    func record(_ frame: Frame) throws
     /// Completes the file (called once, also after a failure, so that what was written is usable).
     func finish() throws
 }
@@ -39,11 +18,10 @@ public protocol ExplanationSink: Sendable {
 /// decaying average of it and the frames before (a flickering map becomes steady, a moving
 /// object leaves a short trail). The label and class stay the frame's own. It restarts when
 /// the map's size changes.
-public final class TemporalSmoothing: @unchecked Sendable {
+public struct TemporalSmoothing: Sendable {
     /// The weight of the newest map.
     public let weight: Float
-    private let lock = NSLock()
-    // Guarded by `lock`: the last shown map of each stream (a grid's tiles are separate streams).
+    /// The last shown map of each stream (a grid's tiles are separate streams).
     private var previous: [Int: Heatmap] = [:]
 
     /// Smoothing over a span of `frames` (1 = none); nil below 1.
@@ -53,85 +31,30 @@ public final class TemporalSmoothing: @unchecked Sendable {
     }
 
     /// The smoothed map for the next frame in order of `stream`.
-    public func smooth(_ map: Heatmap, stream: Int = 0) -> Heatmap {
-        lock.withLock {
-            guard let last = previous[stream], last.width == map.width, last.height == map.height else {
-                previous[stream] = map
-                return map
+    public mutating func smooth(_ map: Heatmap, stream: Int = 0) -> Heatmap {
+        guard let last = previous[stream], last.width == map.width, last.height == map.height else {
+            previous[stream] = map
+            return map
+        }
+        let a = weight, b = 1 - weight
+        var smoothed = map
+        for i in smoothed.values.indices { smoothed.values[i] = a * map.values[i] + b * last.values[i] }
+        previous[stream] = smoothed
+        return smoothed
+    }
+
+    /// `explanation` with its map (or each tile's) smoothed; the first tile's stands for the frame's.
+    public mutating func smooth(_ explanation: FrameExplanation) -> FrameExplanation {
+        var smoothed = explanation
+        if explanation.tiles.isEmpty {
+            smoothed.heatmap = explanation.heatmap.map { smooth($0) }
+        } else {
+            for t in smoothed.tiles.indices {
+                smoothed.tiles[t].heatmap = smoothed.tiles[t].heatmap.map { smooth($0, stream: t) }
             }
-            let a = weight, b = 1 - weight
-            var values = map.values
-            for i in values.indices { values[i] = a * values[i] + b * last.values[i] }
-            let smoothed = Heatmap(width: map.width, height: map.height, values: values) ?? map
-            previous[stream] = smoothed
-            return smoothed
+            smoothed.heatmap = smoothed.tiles[0].heatmap
         }
-    }
-}
-
-/// Wraps an explainer: smooths its maps over time (when asked) and writes every explained frame
-/// to the sinks, in decode order, as batches finish.
-public struct RecordingExplainer: FrameExplainer {
-    /// The explainer wrapped.
-    public let base: any FrameExplainer
-    /// The temporal smoothing, when on.
-    public let smoothing: TemporalSmoothing?
-    /// Where frames are written.
-    public let sinks: [any ExplanationSink]
-    /// The input stream's time base (to give pts in seconds).
-    public let timeBase: Rational
-    private let frames = FrameTable()
-
-    /// A wrapper of `base`.
-    public init(_ base: any FrameExplainer, smoothing: TemporalSmoothing? = nil, sinks: [any ExplanationSink] = [], timeBase: Rational) {
-        self.base = base
-        self.smoothing = smoothing
-        self.sinks = sinks
-        self.timeBase = timeBase
-    }
-
-    /// Notes the frame's time and size, then prepares it with `base`.
-    public func prepare(_ frame: VideoFrame) throws -> ModelInput {
-        frames.remember(frame.index, seconds: timeBase.seconds(frame.pts), width: frame.image.width, height: frame.image.height)
-        return try base.prepare(frame)
-    }
-
-    /// `base`'s explanations, smoothed, after writing them to the sinks.
-    public func explain(_ batch: [ModelInput]) async throws -> [FrameExplanation] {
-        var explanations = try await base.explain(batch)
-        for i in explanations.indices where i < batch.count {
-            if let smoothing {
-                if explanations[i].tiles.isEmpty {
-                    explanations[i].heatmap = explanations[i].heatmap.map { smoothing.smooth($0) }
-                } else {
-                    for t in explanations[i].tiles.indices {
-                        explanations[i].tiles[t].heatmap = explanations[i].tiles[t].heatmap.map { smoothing.smooth($0, stream: t) }
-                    }
-                    explanations[i].heatmap = explanations[i].tiles[0].heatmap
-                }
-            }
-            guard let frame = frames.take(batch[i].frameIndex) else { continue }
-            let record = ExplainedFrameRecord(frameIndex: batch[i].frameIndex, seconds: frame.seconds,
-                                              frameWidth: frame.width, frameHeight: frame.height, explanation: explanations[i])
-            for sink in sinks { try sink.record(record) }
-        }
-        return explanations
-    }
-
-    /// Time and size per prepared frame until it is explained.
-    private final class FrameTable: @unchecked Sendable {
-        struct Entry { var seconds: Double; var width: Int; var height: Int }
-        private let lock = NSLock()
-        // Guarded by `lock`.
-        private var entries: [Int: Entry] = [:]
-
-        func remember(_ index: Int, seconds: Double, width: Int, height: Int) {
-            lock.withLock { entries[index] = Entry(seconds: seconds, width: width, height: height) }
-        }
-
-        func take(_ index: Int) -> Entry? {
-            lock.withLock { entries.removeValue(forKey: index) }
-        }
+        return smoothed
     }
 }
 
@@ -178,13 +101,11 @@ public struct HeatmapSummary: Sendable, Equatable {
 /// order (left to right, top to bottom), each with its `method` and that tile's own `class`,
 /// `top5`, `peak` and `box`; the line's own `class` … `box` repeat the first tile's, so a reader
 /// of single-method lines reads a grid's first tile. Without a grid there is no `tiles` key.
-public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
+public final class ExplanationLog: ExplanationRecord {
     /// Class names.
     public let labels: ClassLabels
     /// The map value at or above which a cell counts into `box`.
     public let boxThreshold: Float
-    private let lock = NSLock()
-    // Guarded by `lock`.
     private let handle: FileHandle
     private let path: String
     private let encoder: JSONEncoder
@@ -198,7 +119,7 @@ public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
             handle = FileHandle.standardOutput
         } else {
             guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
-                throw PipelineError.stageFailed(stage: "json", frame: nil, reason: "\(path): cannot create the file")
+                throw RecordError(path: path, frame: nil, reason: "cannot create the file")
             }
             handle = file
         }
@@ -258,12 +179,14 @@ public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
     }
 
     /// The line for one frame, without the newline.
-    public func line(for frame: ExplainedFrameRecord) throws -> String {
-        let tiles = frame.explanation.tiles.map { tile in
-            Tile(method: tile.method, fields: fields(of: tile, frameWidth: frame.frameWidth, frameHeight: frame.frameHeight))
+    public func line(for frame: Frame) throws -> String {
+        let explanation = frame.explanation ?? FrameExplanation()
+        let (width, height) = (frame.image.width, frame.image.height)
+        let tiles = explanation.tiles.map { tile in
+            Tile(method: tile.method, fields: fields(of: tile, frameWidth: width, frameHeight: height))
         }
-        let line = Line(frame: frame.frameIndex, pts: frame.seconds,
-                        fields: tiles.first?.fields ?? fields(of: frame.explanation, frameWidth: frame.frameWidth, frameHeight: frame.frameHeight),
+        let line = Line(frame: frame.index, pts: frame.seconds,
+                        fields: tiles.first?.fields ?? fields(of: explanation, frameWidth: width, frameHeight: height),
                         tiles: tiles)
         return String(decoding: try encoder.encode(line), as: UTF8.self)
     }
@@ -284,22 +207,18 @@ public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
     }
 
     /// Writes the frame's line.
-    public func record(_ frame: ExplainedFrameRecord) throws {
+    public func record(_ frame: Frame) throws {
         let text = try line(for: frame) + "\n"
-        try lock.withLock {
-            do {
-                try handle.write(contentsOf: Data(text.utf8))
-            } catch {
-                throw PipelineError.stageFailed(stage: "json", frame: frame.frameIndex, reason: "\(path): \(error.localizedDescription)")
-            }
+        do {
+            try handle.write(contentsOf: Data(text.utf8))
+        } catch {
+            throw RecordError(path: path, frame: frame.index, reason: error.localizedDescription)
         }
     }
 
     /// Closes the file.
     public func finish() throws {
-        try lock.withLock {
-            if path != "-" { try handle.close() }
-        }
+        if path != "-" { try handle.close() }
     }
 }
 
@@ -311,11 +230,9 @@ public final class ExplanationLog: ExplanationSink, @unchecked Sendable {
 /// single-method run of that tile's method and class writes. The header is rewritten after
 /// every frame and at the end, so the file always reads as the frames written so far, even if
 /// the run stops without `finish`.
-public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
+public final class HeatmapArrayFile: ExplanationRecord {
     /// Tiles per frame for a grid's `[frames,tiles,h,w]`; nil for `[frames,h,w]`.
     public let tiles: Int?
-    private let lock = NSLock()
-    // Guarded by `lock`.
     private let handle: FileHandle
     private let path: String
     private var frames = 0
@@ -329,10 +246,10 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
         self.path = path
         self.tiles = tiles
         if let tiles, tiles < 1 {
-            throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): a grid needs at least one tile, got \(tiles)")
+            throw RecordError(path: path, frame: nil, reason: "a grid needs at least one tile, got \(tiles)")
         }
         guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
-            throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): cannot create the file")
+            throw RecordError(path: path, frame: nil, reason: "cannot create the file")
         }
         handle = file
         try write(NumPyFile.header(shape: shape(frames: 0), length: Self.headerLength), frame: nil)
@@ -346,51 +263,47 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
     }
 
     /// Appends the frame's map (a grid: every tile's, in order); every map must have the first one's size.
-    public func record(_ frame: ExplainedFrameRecord) throws {
+    public func record(_ frame: Frame) throws {
         let maps = try self.maps(of: frame)
-        try lock.withLock {
-            for map in maps {
-                if let size, size != (map.width, map.height) {
-                    throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
-                                                    reason: "\(path): the map is \(map.width)x\(map.height), earlier maps' \(size.width)x\(size.height) (the frame size changed)")
-                }
-                size = (map.width, map.height)
+        for map in maps {
+            if let size, size != (map.width, map.height) {
+                throw RecordError(path: path, frame: frame.index,
+                                  reason: "the map is \(map.width)x\(map.height), earlier maps' \(size.width)x\(size.height) (the frame size changed)")
             }
-            var bytes = Data(capacity: maps.count * maps[0].values.count * 4)
-            for map in maps {
-                #if _endian(little)
-                // The array's memory already is the file's little-endian float32: one copy, not one append per value.
-                map.values.withUnsafeBytes { bytes.append(contentsOf: $0) }
-                #else
-                for value in map.values {
-                    withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-                }
-                #endif
-            }
-            try write(bytes, frame: frame.frameIndex)
-            frames += 1
-            // The count follows the data: a run killed at any point leaves a readable file.
-            try rewriteHeader(frame: frame.frameIndex)
+            size = (map.width, map.height)
         }
+        var bytes = Data(capacity: maps.count * maps[0].values.count * 4)
+        for map in maps {
+            #if _endian(little)
+            // The array's memory already is the file's little-endian float32: one copy, not one append per value.
+            map.values.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            #else
+            for value in map.values {
+                withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+            }
+            #endif
+        }
+        try write(bytes, frame: frame.index)
+        frames += 1
+        // The count follows the data: a run killed at any point leaves a readable file.
+        try rewriteHeader(frame: frame.index)
     }
 
     /// The maps to write for `frame`: its own, or each of its `tiles` tiles'.
-    private func maps(of frame: ExplainedFrameRecord) throws -> [Heatmap] {
-        let explanation = frame.explanation
+    private func maps(of frame: Frame) throws -> [Heatmap] {
+        let explanation = frame.explanation ?? FrameExplanation()
         guard let tiles else {
             guard let map = explanation.heatmap else {
-                throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex, reason: "\(path): the method gave no map for this frame")
+                throw RecordError(path: path, frame: frame.index, reason: "the method gave no map for this frame")
             }
             return [map]
         }
         guard explanation.tiles.count == tiles else {
-            throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
-                                            reason: "\(path): the frame has \(explanation.tiles.count) tiles, the array \(tiles)")
+            throw RecordError(path: path, frame: frame.index, reason: "the frame has \(explanation.tiles.count) tiles, the array \(tiles)")
         }
         return try explanation.tiles.enumerated().map { t, tile in
             guard let map = tile.heatmap else {
-                throw PipelineError.stageFailed(stage: "cams", frame: frame.frameIndex,
-                                                reason: "\(path): tile \(t) (\(tile.method ?? "no method")) gave no map for this frame")
+                throw RecordError(path: path, frame: frame.index, reason: "tile \(t) (\(tile.method ?? "no method")) gave no map for this frame")
             }
             return map
         }
@@ -398,13 +311,11 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
 
     /// Rewrites the header with the final frame count and closes the file.
     public func finish() throws {
-        try lock.withLock {
-            try rewriteHeader(frame: nil)
-            do {
-                try handle.close()
-            } catch {
-                throw PipelineError.stageFailed(stage: "cams", frame: nil, reason: "\(path): \(error.localizedDescription)")
-            }
+        try rewriteHeader(frame: nil)
+        do {
+            try handle.close()
+        } catch {
+            throw RecordError(path: path, frame: nil, reason: error.localizedDescription)
         }
     }
 
@@ -415,7 +326,7 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
             try handle.write(contentsOf: NumPyFile.header(shape: shape(frames: frames), length: Self.headerLength))
             try handle.seekToEnd()
         } catch {
-            throw PipelineError.stageFailed(stage: "cams", frame: frame, reason: "\(path): \(error.localizedDescription)")
+            throw RecordError(path: path, frame: frame, reason: error.localizedDescription)
         }
     }
 
@@ -423,7 +334,22 @@ public final class HeatmapArrayFile: ExplanationSink, @unchecked Sendable {
         do {
             try handle.write(contentsOf: data)
         } catch {
-            throw PipelineError.stageFailed(stage: "cams", frame: frame, reason: "\(path): \(error.localizedDescription)")
+            throw RecordError(path: path, frame: frame, reason: error.localizedDescription)
         }
+    }
+}
+
+/// A record file that cannot be written, naming it (and the frame, when there is one).
+public struct RecordError: Error, CustomStringConvertible, Sendable {
+    /// The file.
+    public let path: String
+    /// The frame being written, if any.
+    public let frame: Int?
+    /// What went wrong.
+    public let reason: String
+
+    /// `PATH: frame N: REASON`.
+    public var description: String {
+        frame.map { "\(path): frame \($0): \(reason)" } ?? "\(path): \(reason)"
     }
 }

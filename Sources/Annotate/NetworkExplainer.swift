@@ -1,0 +1,121 @@
+import Core
+import Engine
+import Explain
+import Render
+
+/// Explains frames with a network and a method: each batch of prepared frames through Explain's
+/// `Explainer` on the engine at once, each final map put back in frame coordinates and labelled
+/// `name 87.3%` (the softmax probability of the explained class, from the batch's own logits).
+public struct NetworkExplainer: Sendable {
+    /// The method.
+    public let method: ExplanationMethod
+    /// The class explained: `top1` decides per frame; an index or a label holds for the whole video.
+    public let target: ClassTarget
+    /// The class names (for labels and `.label` targets).
+    public let labels: ClassLabels
+    /// Threads each network call may use (`NetworkThreads`); nil leaves the engine's default.
+    public let threads: Int?
+    private let explainer: Explainer<EngineNetwork>
+
+    /// An explainer of `network` by `method`; throws when the method cannot explain the network
+    /// (e.g. `cam` without a linear head), a layer does not exist, or `target` names no class.
+    public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
+                target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil) throws {
+        self.method = method
+        self.target = target
+        self.labels = labels
+        self.threads = threads.map { max(1, $0) }
+        explainer = try Explainer(network: EngineNetwork(network), method: method, options: options, labels: labels)
+        try network.requireLayers(explainer.layers)
+        switch target {
+        case .top1: break
+        case .index(let index):
+            if let classes = network.classCount, index < 0 || index >= classes {
+                throw ExplainError.classIndexOutOfRange(index, classes: classes)
+            }
+        case .label(let label):
+            _ = try labels.index(of: label)
+        }
+    }
+
+    /// The target layers the method explains (empty for the input-gradient methods).
+    public var layers: [String] { explainer.layers }
+
+    /// Explains `frames` (each prepared for this network) as one batch.
+    public func explain(_ frames: inout [Frame]) throws {
+        let explanations = try self.explanations(of: Self.batch(frames), frames: frames)
+        for i in frames.indices { frames[i].explanation = explanations[i] }
+    }
+
+    /// The network inputs of `frames` as one batch `[N,3,h,w]`.
+    static func batch(_ frames: [Frame]) throws -> Tensor {
+        let tensors = try frames.map { frame -> Tensor in
+            guard let input = frame.input else {
+                throw ExplainError.missingTensor("frame \(frame.index) was not prepared for the network")
+            }
+            return input.tensor
+        }
+        return tensors.count == 1 ? tensors[0] : Tensor.concatenate(tensors)
+    }
+
+    /// One explanation per frame of `batch`, its map placed on the frame.
+    func explanations(of batch: Tensor, frames: [Frame]) throws -> [FrameExplanation] {
+        if let threads { NetworkThreads.limitCallingThread(to: threads) }
+        let explanations = try explainer.explain(batch, target: target)
+        return zip(frames, explanations).map { frame, explanation in
+            let probabilities = softmax(explanation.logits)
+            let k = explanation.classIndex
+            let probability = probabilities.indices.contains(k) ? probabilities[k] : 0
+            return FrameExplanation(
+                heatmap: frame.input.flatMap { $0.geometry.frameMap(explanation.map) },
+                label: LabelStyle.text(className: labels.name(of: k), probability: probability),
+                classIndex: k, probabilities: probabilities, method: method.rawValue)
+        }
+    }
+}
+
+/// `--grid`: the same frame explained several ways (methods, classes), one tile each, in reading
+/// order (left to right, top to bottom).
+public struct GridExplainer: Sendable {
+    /// One explainer per tile.
+    public let tiles: [NetworkExplainer]
+
+    /// A grid of `tiles`; nil when there are none.
+    public init?(tiles: [NetworkExplainer]) {
+        guard !tiles.isEmpty else { return nil }
+        self.tiles = tiles
+    }
+
+    /// Per frame: the first tile's explanation, carrying every tile's (labelled with its method).
+    public func explain(_ frames: inout [Frame]) throws {
+        let batch = try NetworkExplainer.batch(frames)
+        let perTile = try tiles.map { tile in
+            try tile.explanations(of: batch, frames: frames).map { explanation -> FrameExplanation in
+                var labelled = explanation
+                labelled.label = explanation.label.map { "\(tile.method.rawValue): \($0)" }
+                return labelled
+            }
+        }
+        for i in frames.indices {
+            var combined = perTile[0][i]
+            combined.tiles = perTile.map { $0[i] }
+            frames[i].explanation = combined
+        }
+    }
+}
+
+extension Network {
+    /// Throws, naming the first, unless every one of `names` is a tensor the network computes.
+    public func requireLayers(_ names: [String]) throws {
+        let known = Set(layers.map(\.name))
+        for name in names where !known.contains(name) {
+            throw ExplainError.invalidOption("the model has no layer '\(name)' (camvid layers lists them)")
+        }
+    }
+
+    /// The number of classes of a classifier's `[1,K]` output, when it has that shape.
+    public var classCount: Int? {
+        guard let output = layers.last(where: { $0.name == outputName }), output.shape.count == 2 else { return nil }
+        return output.shape[1]
+    }
+}
