@@ -38,7 +38,7 @@ public struct FramePreprocessor: Sendable {
     /// Per channel, the normalised value of each 8-bit level: `(level / 255 - mean) / std`.
     private let levels: [[Float]]
     /// Area plans by region size.
-    private var plans = PlanCache.area
+    private var plans = PlanCache<AreaResampling>()
 
     /// A preprocessor for a `inputWidth` x `inputHeight` network input.
     public init(inputWidth: Int, inputHeight: Int, fit: FrameFit = .squash, normalization: InputNormalization = .imageNet) {

@@ -23,9 +23,9 @@ struct ExplanationSetup {
     let description: String
 
     /// Loads the network and checks the method, layers and classes.
-    init(model: ModelOptions, classes: ClassOptions, method: MethodOptions, preprocessing: PreprocessingOptions,
-         overlay: OverlayOptions, records: RecordOptions, networkThreads: Int? = nil) throws {
-        self.overlay = try overlay.overlay()
+    init(_ options: ExplanationOptions, networkThreads: Int? = nil) throws {
+        let (method, classes, records) = (options.method, options.classes, options.records)
+        overlay = try options.drawing.overlay()
         let methods: [ExplanationMethod]
         switch method.chosen {
         case .none:
@@ -39,9 +39,9 @@ struct ExplanationSetup {
             methods = try records.gridMethods() ?? [chosen]
         }
         try method.checkGuidedClip(methods)
-        let (network, labels) = try model.load()
+        let (network, labels) = try options.model.load()
         self.labels = labels
-        preprocessor = try preprocessing.preprocessor(for: network)
+        preprocessor = try options.preprocessing.preprocessor(for: network)
         let tiles = try methods.flatMap { chosen in
             try classes.targets.map { target in
                 try NetworkExplainer(network: network, method: chosen, options: method.explainerOptions(), target: target,

@@ -35,12 +35,7 @@ public struct ImageCommand: AsyncParsableCommand {
     @Argument(help: "The annotated picture; the format follows the extension (png, jpg, …).")
     public var output: String
 
-    @OptionGroup(title: "Model") var model: ModelOptions
-    @OptionGroup(title: "Method") var method: MethodOptions
-    @OptionGroup(title: "Class") var classes: ClassOptions
-    @OptionGroup(title: "Preprocessing") var preprocessing: PreprocessingOptions
-    @OptionGroup(title: "Drawing") var drawing: OverlayOptions
-    @OptionGroup(title: "Records and grid") var records: RecordOptions
+    @OptionGroup var explanation: ExplanationOptions
 
     /// No summary line.
     @Flag(name: [.short, .long], help: "No summary line.")
@@ -52,25 +47,21 @@ public struct ImageCommand: AsyncParsableCommand {
     /// Explains the picture and writes the overlay; says what it did in one line on standard error.
     public func run() async throws {
         FFmpegLog.setLevel(.quiet)
-        let setup = try ExplanationSetup(model: model, classes: classes, method: method, preprocessing: preprocessing,
-                                         overlay: drawing, records: records)
+        let setup = try ExplanationSetup(explanation)
         let drawn = Mutex<FrameExplanation?>(nil)
         let summary = try await FailureInFile.naming(input) {
             let decoder = try FrameDecoder(MediaInput(input), settings: DecoderSettings(threads: 1, deliversOtherStreams: false))
             return try await VideoPipeline.run(
                 source: DecoderSource(decoder, frameLimit: 1),
                 converter: FrameConverter(file: input, preprocessor: setup.preprocessor),
-                explainer: try setup.explainer(records), overlay: ExplanationOverlay(setup.overlay),
+                explainer: try setup.explainer(explanation.records), overlay: ExplanationOverlay(setup.overlay),
                 sink: PictureSink(path: output) { frame in drawn.withLock { $0 = frame.explanation } },
                 configuration: PipelineConfiguration(channelCapacity: 1, batchSize: 1))
         }
         guard summary.framesWritten == 1 else { throw FailureInFile(file: input, error: CommandError("\(input) holds no picture")) }
         guard !quiet else { return }
-        let explanation = drawn.withLock { $0 }
-        let what = explanation.map { explanation in
-            let label = explanation.label.map { "\($0) (class \(explanation.classIndex ?? -1)), " } ?? ""
-            return "\(label)\(setup.description)"
-        } ?? setup.description
+        let label = drawn.withLock { $0 }.flatMap { drawn in drawn.label.map { "\($0) (class \(drawn.classIndex ?? -1)), " } }
+        let what = (label ?? "") + setup.description
         ErrorReport.note("\(input) -> \(output): \(what)")
     }
 }

@@ -249,3 +249,14 @@ struct RecordOptions: ParsableArguments {
     /// `--smooth`, when it smooths at all.
     var smoothing: TemporalSmoothing? { smooth.flatMap { $0 > 1 ? TemporalSmoothing(frames: $0) : nil } }
 }
+
+/// Every option of an explained picture or video, grouped by concern: `video` and `image` take
+/// the same ones.
+struct ExplanationOptions: ParsableArguments {
+    @OptionGroup(title: "Model") var model: ModelOptions
+    @OptionGroup(title: "Method") var method: MethodOptions
+    @OptionGroup(title: "Class") var classes: ClassOptions
+    @OptionGroup(title: "Preprocessing") var preprocessing: PreprocessingOptions
+    @OptionGroup(title: "Drawing") var drawing: OverlayOptions
+    @OptionGroup(title: "Records and grid") var records: RecordOptions
+}

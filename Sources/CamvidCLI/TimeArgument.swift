@@ -1,3 +1,6 @@
+import ArgumentParser
+import Media
+
 /// Parses a time given on the command line: seconds (`90`, `2.5`) or `[hh:]mm:ss[.fff]`.
 enum TimeArgument {
     /// The time in seconds, or nil when `text` is not a time ≥ 0.
@@ -14,5 +17,30 @@ enum TimeArgument {
             total = total * 60 + value
         }
         return total
+    }
+}
+
+/// `--start` and `--duration`: the span of the input explained, cut frame-exactly.
+struct SpanOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Start this far into the input: seconds or [hh:]mm:ss[.fff].", valueName: "time"))
+    var start: String?
+
+    @Option(help: ArgumentHelp("Process only this much of the input: seconds or [hh:]mm:ss[.fff].", valueName: "time"))
+    var duration: String?
+
+    mutating func validate() throws {
+        if let start, TimeArgument.seconds(start) == nil {
+            throw ValidationError("--start '\(start)' is not a time (seconds or [hh:]mm:ss)")
+        }
+        if let duration {
+            guard let seconds = TimeArgument.seconds(duration), seconds > 0 else {
+                throw ValidationError("--duration '\(duration)' is not a time > 0 (seconds or [hh:]mm:ss)")
+            }
+        }
+    }
+
+    /// The span given (all of the input by default).
+    var span: TimeSpan {
+        TimeSpan(start: start.flatMap(TimeArgument.seconds), duration: duration.flatMap(TimeArgument.seconds))
     }
 }

@@ -38,11 +38,7 @@ struct VideoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The output container (mp4, matroska, nut, mpegts, …); chosen from OUT's name when absent.", valueName: "name"))
     var format: String?
 
-    @Option(help: ArgumentHelp("Start this far into the input: seconds or [hh:]mm:ss[.fff].", valueName: "time"))
-    var start: String?
-
-    @Option(help: ArgumentHelp("Process only this much of the input: seconds or [hh:]mm:ss[.fff].", valueName: "time"))
-    var duration: String?
+    @OptionGroup(title: "Span") var span: SpanOptions
 
     @Option(help: "H.264 constant rate factor, 0 (lossless) to 51.")
     var crf: Int = 23
@@ -50,12 +46,7 @@ struct VideoCommand: AsyncParsableCommand {
     @Option(help: "libx264 preset (ultrafast … veryslow).")
     var preset: String = "superfast"
 
-    @OptionGroup(title: "Model") var model: ModelOptions
-    @OptionGroup(title: "Method") var method: MethodOptions
-    @OptionGroup(title: "Class") var classes: ClassOptions
-    @OptionGroup(title: "Preprocessing") var preprocessing: PreprocessingOptions
-    @OptionGroup(title: "Drawing") var drawing: OverlayOptions
-    @OptionGroup(title: "Records and grid") var records: RecordOptions
+    @OptionGroup var explanation: ExplanationOptions
 
     @Flag(inversion: .prefixedNo,
           help: "Drop the oldest waiting frame when the pipeline falls behind (default: on for devices and lavfi, off for files and pipes).")
@@ -77,19 +68,11 @@ struct VideoCommand: AsyncParsableCommand {
     var verbose = false
 
     mutating func validate() throws {
-        if output == "-" && records.json == "-" {
+        if output == "-" && explanation.records.json == "-" {
             throw ValidationError("--json - and the video cannot both go to standard output")
         }
         if output == "-" && format == nil {
             throw ValidationError("writing to standard output ('-') needs --format (e.g. --format nut)")
-        }
-        if let start, TimeArgument.seconds(start) == nil {
-            throw ValidationError("--start '\(start)' is not a time (seconds or [hh:]mm:ss)")
-        }
-        if let duration {
-            guard let seconds = TimeArgument.seconds(duration), seconds > 0 else {
-                throw ValidationError("--duration '\(duration)' is not a time > 0 (seconds or [hh:]mm:ss)")
-            }
         }
         guard (0...51).contains(crf) else { throw ValidationError("--crf must be between 0 and 51, got \(crf)") }
         guard channelCapacity >= 1 else { throw ValidationError("--channel-capacity must be at least 1") }
@@ -110,23 +93,21 @@ struct VideoCommand: AsyncParsableCommand {
         let stop = StopSignal()
         let interrupts = InterruptHandler(stop: stop)
         // Option errors (an unknown --class label, a missing layer) come before any file is opened.
-        let setup = try ExplanationSetup(model: model, classes: classes, method: method, preprocessing: preprocessing,
-                                         overlay: drawing, records: records, networkThreads: networkThreads == 0 ? nil : networkThreads)
+        let setup = try ExplanationSetup(explanation, networkThreads: networkThreads == 0 ? nil : networkThreads)
         var options: [String: String] = [:]
         for option in inputOptions {
             let parts = option.split(separator: "=", maxSplits: 1)
             options[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
-        let span = TimeSpan(start: start.flatMap(TimeArgument.seconds), duration: duration.flatMap(TimeArgument.seconds))
         let job = try await FailureInFile.naming(input) {
-            try VideoJob(input: MediaInput(input, format: inputFormat, options: options), span: span,
+            try VideoJob(input: MediaInput(input, format: inputFormat, options: options), span: span.span,
                          output: MediaOutput(output, format: format),
                          encoderSettings: EncoderSettings(crf: crf, preset: preset), stop: stop)
         }
         let progress = ProgressReporter.standardError(quiet: quiet, expectedFrames: job.expectedFrameCount)
         let summary = try await FailureInFile.naming(input) {
             try await job.run(
-                preprocessor: setup.preprocessor, explainer: try setup.explainer(records), overlay: ExplanationOverlay(setup.overlay),
+                preprocessor: setup.preprocessor, explainer: try setup.explainer(explanation.records), overlay: ExplanationOverlay(setup.overlay),
                 configuration: PipelineConfiguration(channelCapacity: channelCapacity, batchSize: batchSize, realtime: realtime ?? job.isLive),
                 progress: progress)
         }

@@ -5,24 +5,18 @@
 /// cell covers (OpenCV's `computeResizeAreaTab` weights; integer scales take OpenCV's fast path,
 /// the plain mean of each block); otherwise OpenCV's two-tap area interpolation. Sums are float32
 /// and each result is rounded half to even into 0…255, as OpenCV's `saturate_cast` does.
-public struct AreaResampling: Sendable {
-    /// Source size (of the region read).
-    public let width: Int, height: Int
-    /// Destination size.
-    public let toWidth: Int, toHeight: Int
+public struct AreaResampling: ResamplingPlan {
+    /// The source size (of the region read) and the destination size.
+    public let sizes: ResamplingSizes
     private let columns: Taps, rows: Taps
     /// Integer scales both ways: OpenCV sums whole blocks and divides once.
     private let wholeBlocks: Bool
     private let inverseArea: Float
 
-    /// The plan from `width` x `height` to `toWidth` x `toHeight` (every side at least 1).
-    public init(width: Int, height: Int, toWidth: Int, toHeight: Int) {
-        precondition(width > 0 && height > 0 && toWidth > 0 && toHeight > 0,
-                     "resampling \(width)x\(height) to \(toWidth)x\(toHeight)")
-        self.width = width
-        self.height = height
-        self.toWidth = toWidth
-        self.toHeight = toHeight
+    /// The plan between `sizes`.
+    public init(_ sizes: ResamplingSizes) {
+        self.sizes = sizes
+        let (width, height, toWidth, toHeight) = (sizes.width, sizes.height, sizes.toWidth, sizes.toHeight)
         let scaleX = Double(width) / Double(toWidth), scaleY = Double(height) / Double(toHeight)
         let shrinking = scaleX >= 1 && scaleY >= 1
         columns = shrinking ? Taps(area: width, to: toWidth, scale: scaleX) : Taps(twoTap: width, to: toWidth, scale: scaleX)

@@ -8,7 +8,7 @@
 ///   case into INTER_AREA. pytorch-grad-cam resizes its maps so.
 /// - `alignCorners`: PyTorch's `UpsamplingBilinear2d` (`align_corners=True`): corner values map
 ///   onto corner values. Score-CAM upsamples its masks so.
-public struct BilinearResampling: Sendable {
+public struct BilinearResampling: ResamplingPlan {
     /// Which pixel centres the source and destination share.
     public enum Convention: Sendable {
         /// OpenCV INTER_LINEAR, PyTorch `align_corners=False`.
@@ -17,10 +17,8 @@ public struct BilinearResampling: Sendable {
         case alignCorners
     }
 
-    /// Source size.
-    public let width: Int, height: Int
-    /// Destination size.
-    public let toWidth: Int, toHeight: Int
+    /// The source size and the destination size.
+    public let sizes: ResamplingSizes
     /// For each destination column: the two source columns and their weights.
     let column0: [Int], column1: [Int], columnWeight0: [Float], columnWeight1: [Float]
     /// For each destination row: the two source rows and their weights.
@@ -28,14 +26,20 @@ public struct BilinearResampling: Sendable {
     /// OpenCV's 2x reduction: the mean of each 2x2 block instead of the taps.
     let halves: Bool
 
-    /// The plan from `width` x `height` to `toWidth` x `toHeight` (every side at least 1).
-    public init(width: Int, height: Int, toWidth: Int, toHeight: Int, convention: Convention = .halfPixel) {
-        precondition(width > 0 && height > 0 && toWidth > 0 && toHeight > 0,
-                     "resampling \(width)x\(height) to \(toWidth)x\(toHeight)")
-        self.width = width
-        self.height = height
-        self.toWidth = toWidth
-        self.toHeight = toHeight
+    /// The half-pixel plan between `sizes` (OpenCV INTER_LINEAR).
+    public init(_ sizes: ResamplingSizes) {
+        self.init(sizes, convention: .halfPixel)
+    }
+
+    /// The plan from `width` x `height` to `toWidth` x `toHeight` by `convention`.
+    public init(width: Int, height: Int, toWidth: Int, toHeight: Int, convention: Convention) {
+        self.init(ResamplingSizes(width: width, height: height, toWidth: toWidth, toHeight: toHeight), convention: convention)
+    }
+
+    /// The plan between `sizes` by `convention`.
+    public init(_ sizes: ResamplingSizes, convention: Convention) {
+        self.sizes = sizes
+        let (width, height, toWidth, toHeight) = (sizes.width, sizes.height, sizes.toWidth, sizes.toHeight)
         let columns: Taps, rows: Taps
         switch convention {
         case .halfPixel:

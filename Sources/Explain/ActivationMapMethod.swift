@@ -90,6 +90,11 @@ public struct LayerEvidence {
 
     var channels: Int { activation.shape[0] }
     var positions: Int { activation.count / max(activation.shape[0], 1) }
+
+    /// `sum_hw A_c` per channel (Grad-CAM++ and XGrad-CAM divide by it).
+    var activationSums: [Float] {
+        ChannelSums.sum(activation.storage, channels: channels) { Double(activation.storage[$0]) }
+    }
 }
 
 /// A class activation map method in pytorch-grad-cam's BaseCAM shape: it states the weighted
@@ -117,6 +122,18 @@ extension ActivationMapMethod {
 public protocol ChannelWeightedMethod: ActivationMapMethod {
     /// One weight per channel.
     func channelWeights(_ evidence: LayerEvidence) throws -> [Float]
+}
+
+/// A gradient-free method weighting each channel by the network's response to changed copies
+/// (Score-CAM, Ablation-CAM), which go through the network `batchSize` at a time.
+public protocol ProbingMethod: ChannelWeightedMethod {
+    /// How many changed copies go through the network at once.
+    var batchSize: Int { get }
+}
+
+extension ProbingMethod {
+    /// Gradient-free.
+    public var usesGradients: Bool { false }
 }
 
 extension ChannelWeightedMethod {

@@ -23,8 +23,7 @@ public struct GradCAMPlusPlus: ChannelWeightedMethod {
     public var name: String { "gradcam++" }
     /// The alpha-weighted sum of the positive gradient.
     public func channelWeights(_ e: LayerEvidence) throws -> [Float] {
-        let g = try e.requireGradient(for: name), a = e.activation, size = e.positions
-        let activationSums = ChannelSums.sum(a.storage, channels: e.channels) { Double(a.storage[$0]) }
+        let g = try e.requireGradient(for: name), activationSums = e.activationSums, size = e.positions
         return ChannelSums.sum(g.storage, channels: e.channels) { i in
             let gi = Double(g.storage[i])
             guard gi > 0 else { return 0 }
@@ -43,8 +42,7 @@ public struct XGradCAM: ChannelWeightedMethod {
     public var name: String { "xgradcam" }
     /// The activation-weighted gradient.
     public func channelWeights(_ e: LayerEvidence) throws -> [Float] {
-        let g = try e.requireGradient(for: name), a = e.activation, size = e.positions
-        let activationSums = ChannelSums.sum(a.storage, channels: e.channels) { Double(a.storage[$0]) }
+        let g = try e.requireGradient(for: name), a = e.activation, activationSums = e.activationSums, size = e.positions
         return ChannelSums.sum(g.storage, channels: e.channels) { i in
             Double(g.storage[i]) * Double(a.storage[i]) / (Double(activationSums[i / size]) + 1e-7)
         }

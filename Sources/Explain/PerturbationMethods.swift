@@ -4,15 +4,13 @@ import Foundation
 /// Score-CAM (Wang et al.): each channel, upsampled to the input (bilinear, `align_corners=True`)
 /// and min-max scaled (`1e-8`), masks the input; the softmax over channels of the masked inputs'
 /// class logits gives `w_c`.
-public struct ScoreCAM: ChannelWeightedMethod {
+public struct ScoreCAM: ProbingMethod {
     /// How many masked inputs go through the network at once.
     public var batchSize: Int
     /// Score-CAM scoring `batchSize` masked inputs per network call.
     public init(batchSize: Int = 16) { self.batchSize = max(batchSize, 1) }
     /// `scorecam`.
     public var name: String { "scorecam" }
-    /// Gradient-free.
-    public var usesGradients: Bool { false }
     /// Softmax of the masked inputs' class logits.
     ///
     /// Channels with the same mask (above all the channels that are 0 everywhere, whose mask is 0) give the
@@ -94,15 +92,13 @@ public struct ScoreCAM: ChannelWeightedMethod {
 /// its copy `i` of a batch gets `min(A) - (i+1)·1e7`; this follows the documented rule instead
 /// (identical when `min(A) == 0`, as after a ReLU or ReLU6). Channels that are 0 everywhere contribute
 /// nothing to the map whatever their weight, so they are not re-run and get weight 0.
-public struct AblationCAM: ChannelWeightedMethod {
+public struct AblationCAM: ProbingMethod {
     /// How many ablated copies go through the network at once.
     public var batchSize: Int
     /// Ablation-CAM re-running `batchSize` ablated copies per network call.
     public init(batchSize: Int = 32) { self.batchSize = max(batchSize, 1) }
     /// `ablationcam`.
     public var name: String { "ablationcam" }
-    /// Gradient-free.
-    public var usesGradients: Bool { false }
     /// The relative drop of the class logit when the channel is removed.
     public func channelWeights(_ e: LayerEvidence) throws -> [Float] {
         let a = e.activation.storage, size = e.positions

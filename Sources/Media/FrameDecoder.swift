@@ -273,10 +273,8 @@ public final class FrameDecoder: @unchecked Sendable {
     }
 
     deinit {
-        var packet: UnsafeMutablePointer<AVPacket>? = packet
-        av_packet_free(&packet)
-        var codec: UnsafeMutablePointer<AVCodecContext>? = codecContext
-        avcodec_free_context(&codec)
+        packet.free()
+        codecContext.free()
         var context: UnsafeMutablePointer<AVFormatContext>? = formatContext
         avformat_close_input(&context)
     }
@@ -380,8 +378,7 @@ public final class FrameDecoder: @unchecked Sendable {
             }
             let code = avcodec_receive_frame(codecContext, frame)
             if code < 0 {
-                var pointer: UnsafeMutablePointer<AVFrame>? = frame
-                av_frame_free(&pointer)
+                frame.free()
                 if code == FFmpegErrorText.tryAgain { return }
                 if code == FFmpegErrorText.endOfFile || (code == camvid_averror_exit() && stopSignal.isStopped) {
                     finishVideo()
@@ -409,22 +406,19 @@ public final class FrameDecoder: @unchecked Sendable {
             // Demuxers without an index (MPEG-TS, …) may land after the start or off a keyframe:
             // decode from the beginning instead, so the span stays frame-exact.
             if let startPts, pts > startPts || frame.pointee.key_frame == 0, !seekedToBeginning {
-                var pointer: UnsafeMutablePointer<AVFrame>? = frame
-                av_frame_free(&pointer)
+                frame.free()
                 restartFromBeginning()
                 return
             }
         }
         if let startPts, pts < startPts {
-            var pointer: UnsafeMutablePointer<AVFrame>? = frame
-            av_frame_free(&pointer)
+            frame.free()
             return
         }
         previousPts = pts
         if let endPts, pts >= endPts {
             resolveWaiting(nextPts: pts)
-            var pointer: UnsafeMutablePointer<AVFrame>? = frame
-            av_frame_free(&pointer)
+            frame.free()
             state = .videoEnded
             streamsPastEnd = []
             if copiedIndices.isEmpty { state = .finished }

@@ -280,12 +280,9 @@ public final class FrameEncoder: @unchecked Sendable {
 
     deinit {
         if !finished { try? finish() }
-        var frame: UnsafeMutablePointer<AVFrame>? = frame
-        av_frame_free(&frame)
-        var packet: UnsafeMutablePointer<AVPacket>? = packet
-        av_packet_free(&packet)
-        var codec: UnsafeMutablePointer<AVCodecContext>? = codecContext
-        avcodec_free_context(&codec)
+        frame.free()
+        packet.free()
+        codecContext.free()
         avformat_free_context(formatContext)
     }
 

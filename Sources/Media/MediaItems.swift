@@ -19,10 +19,7 @@ public final class DecodedFrame: @unchecked Sendable {
         self.timeBase = timeBase
     }
 
-    deinit {
-        var pointer: UnsafeMutablePointer<AVFrame>? = frame
-        av_frame_free(&pointer)
-    }
+    deinit { frame.free() }
 
     /// 0-based position among the frames the decoder returned.
     public var index: Int { timing.index }
@@ -74,10 +71,7 @@ public final class StreamPacket: @unchecked Sendable {
         self.timeBase = timeBase
     }
 
-    deinit {
-        var pointer: UnsafeMutablePointer<AVPacket>? = packet
-        av_packet_free(&pointer)
-    }
+    deinit { packet.free() }
 
     /// Presentation time in `timeBase`, when known.
     public var pts: Int64? { packet.pointee.pts == camvid_nopts_value() ? nil : packet.pointee.pts }

@@ -58,8 +58,7 @@ public final class PixelConverter: @unchecked Sendable {
 
     deinit {
         for context in contexts.values { sws_freeContext(context) }
-        var pointer: UnsafeMutablePointer<AVFrame>? = rgbFrame
-        av_frame_free(&pointer)
+        rgbFrame.free()
     }
 
     /// The frame as packed RGB24 bytes (`width * height * 3`, rows without padding), at its

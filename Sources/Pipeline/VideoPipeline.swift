@@ -10,14 +10,6 @@ public struct PipelineSummary: Sendable, Equatable {
     public var framesDropped: Int
     /// Whether reading stopped before the end of the input because the stop signal was raised.
     public var stoppedEarly: Bool
-
-    /// A summary with the given counts.
-    public init(framesWritten: Int, packetsWritten: Int, framesDropped: Int, stoppedEarly: Bool) {
-        self.framesWritten = framesWritten
-        self.packetsWritten = packetsWritten
-        self.framesDropped = framesDropped
-        self.stoppedEarly = stoppedEarly
-    }
 }
 
 /// The five stages, decode → convert → explain → blend → encode, each an actor owning its

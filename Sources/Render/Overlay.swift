@@ -21,7 +21,7 @@ public struct Overlay: Sendable {
     /// The colormap as one `R | G << 8 | B << 16` word per index: one load per pixel.
     private let packedColors: [UInt32]
     /// Upsampling plans from map sizes to frame sizes, and area plans from frames to grid tiles.
-    private var upsampling = PlanCache.bilinear, shrinking = PlanCache.area
+    private var upsampling = PlanCache<BilinearResampling>(), shrinking = PlanCache<AreaResampling>()
 
     /// An overlay; throws when `alpha` is outside 0...1.
     public init(
