@@ -35,8 +35,6 @@ public final class DecodedFrame: @unchecked Sendable {
     public var height: Int { Int(frame.pointee.height) }
     /// The decoded pixel format.
     public var pixelFormat: PixelFormat { PixelFormat(rawValue: frame.pointee.format) }
-    /// Whether the frame is a key frame.
-    public var isKeyFrame: Bool { frame.pointee.key_frame != 0 }
     /// The picture type: `I`, `P`, `B` (or `?`).
     public var pictureType: Character {
         Character(Unicode.Scalar(UInt8(bitPattern: av_get_picture_type_char(frame.pointee.pict_type))))
