@@ -109,9 +109,7 @@ import Explain
     @Test func networkInputGradientMatchesFiniteDifferences() throws {
         let network = AnalyticNetwork()
         let k = 4
-        let pass = try network.forward(image, retaining: [])
-        var seed = Tensor(shape: [1, 5]); seed.storage[k] = 1
-        let g = try #require(try network.gradients(of: pass, seed: seed, withRespectTo: ["input"], rules: .standard)["input"])
+        let g = try inputGradient(network, of: image, classIndex: k)
         for index in stride(from: 0, to: image.count, by: 13) {
             var plus = image, minus = image
             plus.storage[index] += 1e-2; minus.storage[index] -= 1e-2
@@ -123,9 +121,7 @@ import Explain
     @Test func saliencyIsTheMaxAbsoluteInputGradient() throws {
         let network = AnalyticNetwork()
         let k = 4
-        let pass = try network.forward(image, retaining: [])
-        var seed = Tensor(shape: [1, 5]); seed.storage[k] = 1
-        let g = try #require(try network.gradients(of: pass, seed: seed, withRespectTo: ["input"], rules: .standard)["input"])
+        let g = try inputGradient(network, of: image, classIndex: k)
         let expected = (0..<64).map { p in (0..<3).map { abs(g.storage[$0 * 64 + p]) }.max()! }
         let result = try #require(try Explainer(network: network, method: .saliency).explain(image, target: .index(k)).first)
         #expect(result.raw.shape == [8, 8])
@@ -190,3 +186,11 @@ import Explain
 }
 
 import Foundation
+
+/// `d logit[classIndex] / d input` of the analytic network on `image`.
+func inputGradient(_ network: AnalyticNetwork, of image: Tensor, classIndex: Int) throws -> Tensor {
+    let pass = try network.forward(image, retaining: [])
+    var seed = Tensor(shape: [1, 5])
+    seed.storage[classIndex] = 1
+    return try #require(try network.gradients(of: pass, seed: seed, withRespectTo: ["input"], rules: .standard)["input"])
+}

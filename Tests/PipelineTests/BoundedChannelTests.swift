@@ -33,10 +33,7 @@ struct TestFailure: Error, Equatable, CustomStringConvertible {
         try await fourth.value
         #expect(channel.bufferedCount == 3)
         #expect(channel.waitingSenderCount == 0)
-        channel.finish()
-        var rest: [Int] = []
-        for try await value in channel { rest.append(value) }
-        #expect(rest == [1, 2, 3])
+        #expect(try await drained(channel) == [1, 2, 3])
     }
 
     @Test func keepsOrderThroughAFullChannel() async throws {
@@ -81,10 +78,7 @@ struct TestFailure: Error, Equatable, CustomStringConvertible {
         let channel = BoundedChannel<Int>(capacity: 3, overflow: .dropOldest)
         for value in 0..<10 { try await channel.send(value) }
         #expect(channel.droppedCount == 7)
-        channel.finish()
-        var received: [Int] = []
-        for try await value in channel { received.append(value) }
-        #expect(received == [7, 8, 9])
+        #expect(try await drained(channel) == [7, 8, 9])
     }
 
     @Test func dropOldestSparesPacketsAndWaitsWhenNothingMayBeDropped() async throws {
@@ -98,10 +92,7 @@ struct TestFailure: Error, Equatable, CustomStringConvertible {
         await eventually { channel.waitingSenderCount == 1 }
         #expect(try await channel.next() == .packet(0))
         try await waiting.value
-        channel.finish()
-        var received: [LiveItem] = []
-        for try await item in channel { received.append(item) }
-        #expect(received == [.packet(4), .packet(5), .frame(6)])
+        #expect(try await drained(channel) == [.packet(4), .packet(5), .frame(6)])
         #expect(channel.droppedCount == 3)
     }
 
@@ -183,4 +174,12 @@ struct TestFailure: Error, Equatable, CustomStringConvertible {
         channel.finish()
         #expect(try await channel.next(upTo: 2).isEmpty)
     }
+}
+
+/// Finishes `channel` and receives everything still in it.
+func drained<Element: Sendable>(_ channel: BoundedChannel<Element>) async throws -> [Element] {
+    channel.finish()
+    var rest: [Element] = []
+    for try await value in channel { rest.append(value) }
+    return rest
 }
