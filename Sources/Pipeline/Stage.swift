@@ -26,21 +26,34 @@ actor Stage<Resource> {
     ///
     /// An upstream failure passes on behind everything already sent; a failure here stops the
     /// stages before (closing `input`) and reaches the stages after (behind what was sent).
+    /// `ending` runs once on the resource before the output ends, however it ends; its failure
+    /// ends the output when nothing else failed.
     func relay<In: Sendable, Out: Sendable>(
         from input: BoundedChannel<In>, to output: BoundedChannel<Out>, batchSize: Int,
         counting isFrame: @escaping @Sendable (In) -> Bool,
+        ending: @Sendable (inout Resource) throws -> Void = { _ in },
         _ transform: @Sendable (inout Resource, [In]) throws -> [Out]
     ) async {
+        /// Ends the output with `failure`, or with the failure of `ending`, or normally.
+        func end(_ failure: Error?) {
+            do {
+                try ending(&resource)
+            } catch {
+                output.finish(throwing: failure ?? error)
+                return
+            }
+            output.finish(throwing: failure)
+        }
         while true {
             let items: [In]
             do {
                 items = try await input.next(upTo: batchSize, counting: isFrame)
             } catch {
-                output.finish(throwing: error)
+                end(error)
                 return
             }
             if items.isEmpty {
-                output.finish()
+                end(nil)
                 return
             }
             do {
@@ -54,10 +67,11 @@ actor Stage<Resource> {
                 for result in results { try await output.send(result) }
             } catch is ChannelClosedError {
                 input.close()
+                try? ending(&resource)
                 return
             } catch {
                 input.close()
-                output.finish(throwing: error)
+                end(error)
                 return
             }
         }

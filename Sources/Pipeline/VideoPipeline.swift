@@ -88,14 +88,12 @@ public enum VideoPipeline {
                 }
             }
             group.addTask {
-                await network.relay(from: converted, to: explained, batchSize: configuration.batchSize, counting: isFrame) { explainer, items in
+                // Finishing the explainer completes its records: a failure there fails the run, after the video is finalised.
+                await network.relay(from: converted, to: explained, batchSize: configuration.batchSize, counting: isFrame,
+                                    ending: { explainer in
+                                        do { try explainer.finish() } catch { throw Self.failure(error, stage: "explain", frame: nil) }
+                                    }) { explainer, items in
                     try Self.explain(items, with: &explainer)
-                }
-                do {
-                    try await network.use { try $0.finish() }
-                } catch {
-                    // The stage's records are incomplete: the run fails, after the video is finalised.
-                    explained.finish(throwing: Self.failure(error, stage: "explain", frame: nil))
                 }
             }
             group.addTask {

@@ -142,6 +142,7 @@ struct MarkingExplainer: PipelineExplainer {
     var failAtFrame: Int?
     var firstBatchGate: (@Sendable (Int) -> Void)?
     var finished: Counter?
+    var failsToFinish = false
 
     mutating func explain(_ frames: inout [TestFrame]) throws {
         if log.append(frames.count), let firstBatchGate { firstBatchGate(frames.count) }
@@ -153,6 +154,7 @@ struct MarkingExplainer: PipelineExplainer {
 
     func finish() throws {
         finished?.increment()
+        if failsToFinish { throw TestFailure(description: "records.npy: disk full") }
     }
 }
 
@@ -262,6 +264,21 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
         #expect(recorder.written == expectedItems(frames: 17, marked: true))
         #expect(recorder.finished == 1)
         #expect(finished.value == 1, "the explainer's records are completed after a failure too")
+    }
+
+    @Test func explainerThatCannotFinishFailsTheRunAfterEveryFrame() async throws {
+        let recorder = Recorder()
+        do {
+            _ = try await VideoPipeline.run(
+                source: SyntheticSource(count: 12), converter: SyntheticConverter(),
+                explainer: MarkingExplainer(failsToFinish: true), overlay: MarkingOverlay(), sink: RecordingSink(recorder: recorder),
+                configuration: PipelineConfiguration(channelCapacity: 2, batchSize: 3))
+            Issue.record("the explainer's failure to finish was not reported")
+        } catch {
+            #expect("\(error)" == "explain: records.npy: disk full")
+        }
+        #expect(recorder.written == expectedItems(frames: 12, marked: true))
+        #expect(recorder.finished == 1)
     }
 
     @Test func explainerFailureNamesTheFrameAndKeepsEarlierBatches() async throws {
