@@ -2,6 +2,7 @@ import Core
 import Engine
 import Explain
 import Foundation
+import Synchronization
 
 /// `ExplainableNetwork` over the engine's ONNX `Network`: where Explain's methods meet the engine.
 public struct EngineNetwork: ExplainableNetwork, Sendable {
@@ -39,17 +40,16 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
     }
 
     /// The measured head, shared by copies of this value: measuring it takes a few re-runs of the head.
-    private final class HeadCache: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value: LinearHead?
+    private final class HeadCache: Sendable {
+        private let value = Mutex<LinearHead?>(nil)
 
         func get(_ make: () throws -> LinearHead) throws -> LinearHead {
-            lock.lock()
-            defer { lock.unlock() }
-            if let value { return value }
-            let made = try make()
-            value = made
-            return made
+            try value.withLock { value in
+                if let value { return value }
+                let made = try make()
+                value = made
+                return made
+            }
         }
     }
 

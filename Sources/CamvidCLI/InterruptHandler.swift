@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import Core
 
 /// Turns SIGINT and SIGTERM into a request to stop reading: the pipeline drains the frames in
@@ -7,11 +8,9 @@ import Core
 ///
 /// The signals' default action is ignored and a dispatch source receives them instead, so the
 /// handler runs as ordinary code (not in an async-signal context) and may raise the stop signal.
-final class InterruptHandler: @unchecked Sendable {
-    private let lock = NSLock()
-    // Guarded by `lock`.
-    private var sources: [DispatchSourceSignal] = []
-    private var received: Int32?
+final class InterruptHandler: Sendable {
+    /// The dispatch sources (kept alive with the handler) and the first signal received.
+    private let state = Mutex<(sources: [DispatchSourceSignal], received: Int32?)>(([], nil))
 
     /// Installs the handlers; they raise `stop` on the first signal.
     init(stop: StopSignal) {
@@ -19,9 +18,9 @@ final class InterruptHandler: @unchecked Sendable {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [self] in
-                let first = lock.withLock { () -> Bool in
-                    guard received == nil else { return false }
-                    received = number
+                let first = state.withLock { state -> Bool in
+                    guard state.received == nil else { return false }
+                    state.received = number
                     return true
                 }
                 if first {
@@ -33,13 +32,13 @@ final class InterruptHandler: @unchecked Sendable {
                 }
             }
             source.resume()
-            sources.append(source)
+            state.withLock { $0.sources.append(source) }
         }
     }
 
     /// The first signal received, if any.
     var signalReceived: Int32? {
-        lock.withLock { received }
+        state.withLock { $0.received }
     }
 
     /// The signal's name for messages.

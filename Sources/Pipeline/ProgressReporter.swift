@@ -1,8 +1,9 @@
 import Foundation
+import Synchronization
 
 /// The progress line on standard error: frames, rate, elapsed time and (when the frame count
 /// is known) the time left, rewritten in place with `\r` at most four times a second.
-public final class ProgressReporter: @unchecked Sendable {
+public final class ProgressReporter: Sendable {
     /// The frame count expected, when the input's duration or frame count is known.
     public let expectedFrames: Int?
     private let enabled: Bool
@@ -10,12 +11,15 @@ public final class ProgressReporter: @unchecked Sendable {
     private let write: @Sendable (String) -> Void
     private let clock = ContinuousClock()
 
-    // Guarded by `lock`: frames are counted from the encode stage.
-    private let lock = NSLock()
     private let start: ContinuousClock.Instant
-    private var frames = 0
-    private var lastPrint: ContinuousClock.Instant?
-    private var printedWidth = 0
+    /// Counted from the encode stage, read from the command.
+    private let state = Mutex(State())
+
+    private struct State {
+        var frames = 0
+        var lastPrint: ContinuousClock.Instant?
+        var printedWidth = 0
+    }
 
     /// A reporter writing through `write`; it prints nothing when `enabled` is false.
     public init(expectedFrames: Int?, enabled: Bool, interval: Duration = .milliseconds(250),
@@ -36,43 +40,43 @@ public final class ProgressReporter: @unchecked Sendable {
 
     /// How many frames have been written so far.
     public var framesWritten: Int {
-        lock.withLock { frames }
+        state.withLock { $0.frames }
     }
 
     /// What the run did, in one line: `wrote N frames to OUTPUT in T s (F fps): WHAT`.
     public func summary(output: String, what: String) -> String {
-        let (count, elapsed) = lock.withLock { (frames, (clock.now - start).seconds) }
+        let (count, elapsed) = (framesWritten, (clock.now - start).seconds)
         return String(format: "wrote %d frames to %@ in %.1f s (%.1f fps): %@", count, output, elapsed,
                       elapsed > 0 ? Double(count) / elapsed : 0, what)
     }
 
     /// Counts one written frame and redraws the line when the interval has passed.
     public func frameWritten() {
-        let text: String? = lock.withLock {
-            frames += 1
+        let text: String? = state.withLock { state in
+            state.frames += 1
             guard enabled else { return nil }
             let now = clock.now
-            if let lastPrint, now - lastPrint < interval { return nil }
-            lastPrint = now
-            return redrawn(now: now)
+            if let lastPrint = state.lastPrint, now - lastPrint < interval { return nil }
+            state.lastPrint = now
+            return redrawn(&state, now: now)
         }
         if let text { write(text) }
     }
 
     /// Draws the final line and ends it, when anything was drawn at all.
     public func finish() {
-        let text: String? = lock.withLock {
-            guard enabled, lastPrint != nil else { return nil }
-            return redrawn(now: clock.now) + "\n"
+        let text: String? = state.withLock { state in
+            guard enabled, state.lastPrint != nil else { return nil }
+            return redrawn(&state, now: clock.now) + "\n"
         }
         if let text { write(text) }
     }
 
-    /// `\r` and the line, padded to cover a longer previous line. Called with the lock held.
-    private func redrawn(now: ContinuousClock.Instant) -> String {
-        let line = ProgressReporter.line(frames: frames, elapsed: (now - start).seconds, expectedFrames: expectedFrames)
-        let padding = String(repeating: " ", count: max(0, printedWidth - line.count))
-        printedWidth = line.count
+    /// `\r` and the line, padded to cover a longer previous line.
+    private func redrawn(_ state: inout State, now: ContinuousClock.Instant) -> String {
+        let line = ProgressReporter.line(frames: state.frames, elapsed: (now - start).seconds, expectedFrames: expectedFrames)
+        let padding = String(repeating: " ", count: max(0, state.printedWidth - line.count))
+        state.printedWidth = line.count
         return "\r" + line + padding
     }
 

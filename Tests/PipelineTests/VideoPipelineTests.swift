@@ -378,6 +378,8 @@ func expectedItems(frames: Int, packetEvery: Int = 3, marked: Bool) -> [Written]
         reporter.finish()
         #expect(reporter.framesWritten == 10)
         #expect(lines.written.isEmpty)
+        let summary = reporter.summary(output: "out.mp4", what: "gradcam at head")
+        #expect(summary.hasPrefix("wrote 10 frames to out.mp4 in ") && summary.hasSuffix(" fps): gradcam at head"), "\(summary)")
     }
 
     @Test func progressReporterRedrawsInPlace() {
