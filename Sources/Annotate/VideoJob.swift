@@ -4,6 +4,13 @@ import Pipeline
 
 /// One `camvid IN OUT` run: the input open for decoding and the output open for encoding,
 /// ready to run the pipeline between them.
+///
+/// A frame's buffers on its way: the *decode* buffer (FFmpeg's frame), the *RGB* buffer swscale
+/// writes at the frame's size (`Frame.image`), the *model input* made from it (`Frame.input`,
+/// freed once explained), the *map* (`Frame.explanation`, at the input's resolution), the
+/// *blended frame* (the RGB buffer again, drawn on in place) and the *encoder input* (the
+/// encoder's own frame, converted from the RGB buffer). The engine keeps its activations in
+/// buffers it reuses from call to call.
 public struct VideoJob {
     /// The input's decoder (the video stream and the streams to copy).
     public let decoder: FrameDecoder
