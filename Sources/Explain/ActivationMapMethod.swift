@@ -7,8 +7,13 @@ import Core
 public struct LayerEvidence {
     /// The target layer's tensor name.
     public let layer: String
-    /// The layer's activation `[C,h,w]` for this image.
+    /// The layer's activation for this image on the grid, `[C,h,w]`.
     public let activation: Tensor
+    /// How the layer's own output is read as that grid.
+    public let reading: GridReading
+    /// The layer's own output for this image (its layout, without the batch dimension): what a
+    /// replacement downstream of the layer replaces.
+    public let layerOutput: Tensor
     /// `d logit[class] / d activation` `[C,h,w]`, when the method uses gradients.
     public let gradient: Tensor?
     /// The class explained.
@@ -22,15 +27,19 @@ public struct LayerEvidence {
     private let scoreAblations: (([Int], Float) throws -> [Float])?
 
     /// Evidence with the given probes: `scoreInputs` maps images `[M,3,H,W]` to their class logits,
-    /// `scoreReplacements` maps replacement activations `[M,C,h,w]` to the class logits downstream;
-    /// `scoreAblations`, when given, maps channels `c` and a value `v` to the class logits with channel `c`
-    /// set to `v` everywhere, one channel at a time (a shortcut the network may know, e.g. through its head).
+    /// `scoreReplacements` maps replacement layer outputs (`[M, ...]` in the layer's own layout) to the class
+    /// logits downstream; `scoreAblations`, when given, maps channels `c` and a value `v` to the class logits with
+    /// channel `c` set to `v` everywhere, one channel at a time (a shortcut the network may know, e.g. through its
+    /// head). The layer's own output is `layerOutput`, read as the grid by `reading` (`[C,h,w]` as it is by default).
     public init(layer: String, activation: Tensor, gradient: Tensor?, classIndex: Int, score: Float, image: Tensor,
+                reading: GridReading = .channelsFirst, layerOutput: Tensor? = nil,
                 scoreInputs: @escaping (Tensor) throws -> [Float],
                 scoreReplacements: @escaping (Tensor) throws -> [Float],
                 scoreAblations: (([Int], Float) throws -> [Float])? = nil) {
         self.layer = layer
         self.activation = activation
+        self.reading = reading
+        self.layerOutput = layerOutput ?? activation
         self.gradient = gradient
         self.classIndex = classIndex
         self.score = score
@@ -45,9 +54,9 @@ public struct LayerEvidence {
         try scoreInputs(images)
     }
 
-    /// The class logit after replacing this layer's activation by each of `activations` `[M,C,h,w]`.
-    public func classScores(replacingActivationWith activations: Tensor) throws -> [Float] {
-        try scoreReplacements(activations)
+    /// The class logit after replacing this layer's output by each of `outputs` (`[M, ...]`, the layer's layout).
+    public func classScores(replacingOutputWith outputs: Tensor) throws -> [Float] {
+        try scoreReplacements(outputs)
     }
 
     /// The class logit after setting each channel of `channels`, one at a time, to `value` at every position;
@@ -59,27 +68,10 @@ public struct LayerEvidence {
         var start = 0
         while start < channels.count {
             let end = min(start + max(batchSize, 1), channels.count)
-            scores += try scoreReplacements(ablatedCopies(channels[start..<end], value: value))
+            scores += try scoreReplacements(reading.ablatedCopies(of: layerOutput, channels: channels[start..<end], value: value))
             start = end
         }
         return scores
-    }
-
-    /// `[M,C,h,w]`: copy `m` is the activation with channel `channels[m]` set to `value`.
-    private func ablatedCopies(_ channels: ArraySlice<Int>, value: Float) -> Tensor {
-        let a = activation.storage, size = positions
-        var batch = [Float](repeating: 0, count: channels.count * a.count)
-        batch.withUnsafeMutableBufferPointer { out in
-            a.withUnsafeBufferPointer { source in
-                for (copy, c) in channels.enumerated() {
-                    let base = copy * a.count
-                    // Bulk copies: this runs once per channel over the whole activation.
-                    _ = UnsafeMutableBufferPointer(rebasing: out[base..<(base + a.count)]).initialize(from: source)
-                    UnsafeMutableBufferPointer(rebasing: out[(base + c * size)..<(base + (c + 1) * size)]).update(repeating: value)
-                }
-            }
-        }
-        return Tensor(shape: [channels.count] + activation.shape, storage: batch)
     }
 
     /// The gradient, or an error naming the method that needs it.

@@ -13,15 +13,18 @@ public struct ExplainerOptions: Sendable, Equatable {
     public var batchSize: Int?
     /// Extend guided backpropagation to Clip (ReLU6) nodes.
     public var guidesClip: Bool
+    /// How the target layers are read as grids (transformers' tokens, channels-last outputs).
+    public var grid: GridChoice
 
     /// Options; the defaults are pytorch-grad-cam's.
     public init(layers: [String]? = nil, eigenSmooth: Bool = false, augSmooth: Bool = false,
-                batchSize: Int? = nil, guidesClip: Bool = false) {
+                batchSize: Int? = nil, guidesClip: Bool = false, grid: GridChoice = .automatic) {
         self.layers = layers
         self.eigenSmooth = eigenSmooth
         self.augSmooth = augSmooth
         self.batchSize = batchSize
         self.guidesClip = guidesClip
+        self.grid = grid
     }
 }
 
@@ -242,23 +245,27 @@ public struct Explainer<Network: ExplainableNetwork> {
             gradients = try network.gradients(of: pass, seed: oneHot(classes, like: logits),
                                               withRespectTo: Set(layers), rules: .standard)
         }
-        var activations: [String: Tensor] = [:]
+        let (height, width) = (input.shape[2], input.shape[3])
+        // Each layer's output as it is, its reading, and both (and the gradient) on the grid.
+        var outputs: [String: (own: Tensor, reading: GridReading, grid: Tensor, gradient: Tensor?)] = [:]
         for layer in layers {
             let a = try network.activation(layer, in: pass)
-            guard a.rank == 4, a.shape[0] == input.shape[0] else {
-                throw ExplainError.badShape("target layer \(layer) has shape \(a.shape); CAM methods need [N,C,h,w] with N = \(input.shape[0])")
+            guard a.shape.first == input.shape[0] else {
+                throw ExplainError.badShape("target layer \(layer) has shape \(a.shape); its batch is not the input's \(input.shape[0])")
             }
-            activations[layer] = a
+            let reading = try options.grid.reading(for: a.shape, inputHeight: height, inputWidth: width, layer: layer)
+            var gradient: Tensor?
             if mapMethod.usesGradients {
                 guard let g = gradients[layer], g.shape == a.shape else {
                     throw ExplainError.missingTensor("no gradient of shape \(a.shape) for target layer \(layer)")
                 }
+                gradient = reading.grid(g)
             }
+            outputs[layer] = (a, reading, reading.grid(a), gradient)
         }
-        let (height, width) = (input.shape[2], input.shape[3])
         return try (0..<input.shape[0]).map { i in
             let raws = try layers.map { layer -> Tensor in
-                guard let activation = activations[layer] else { throw ExplainError.missingTensor("target layer \(layer) was not retained") }
+                guard let output = outputs[layer] else { throw ExplainError.missingTensor("target layer \(layer) was not retained") }
                 var ablations: (([Int], Float) throws -> [Float])?
                 if let pooledLayer, let means, layer == ablationHead?.featureLayer {
                     ablations = { channels, value in
@@ -267,8 +274,9 @@ public struct Explainer<Network: ExplainableNetwork> {
                     }
                 }
                 let evidence = LayerEvidence(
-                    layer: layer, activation: activation.slice(i), gradient: gradients[layer]?.slice(i),
+                    layer: layer, activation: output.grid.slice(i), gradient: output.gradient?.slice(i),
                     classIndex: classes[i], score: scores[i], image: input.slice(i),
+                    reading: output.reading, layerOutput: output.own.slice(i),
                     scoreInputs: { batch in try self.classColumn(self.network.logits(of: self.network.forward(batch, retaining: [])), classes[i]) },
                     scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) },
                     scoreAblations: ablations)

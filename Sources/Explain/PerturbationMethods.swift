@@ -102,7 +102,8 @@ public struct AblationCAM: ProbingMethod {
     /// The relative drop of the class logit when the channel is removed.
     public func channelWeights(_ e: LayerEvidence) throws -> [Float] {
         let a = e.activation.storage, size = e.positions
-        let low = a.min() ?? 0
+        // The whole output's minimum (a transformer's leading tokens included), as pytorch-grad-cam's ablation layers take it.
+        let low = e.layerOutput.storage.min() ?? 0
         let ablated: Float = low == 0 ? 0 : low - 1e7
         // A channel that is 0 everywhere adds w_c · 0 to the map whatever w_c is: it needs no re-run.
         let probed = (0..<e.channels).filter { c in
