@@ -1,6 +1,7 @@
 import ArgumentParser
 import Core
 import Engine
+import Explain
 import Foundation
 
 /// `camvid layers`: every tensor of a network with its producing operator and shape.
@@ -8,7 +9,7 @@ public struct LayersCommand: ParsableCommand {
     /// The command's name and summary.
     public static let configuration = CommandConfiguration(
         commandName: "layers",
-        abstract: "List every tensor of a network (producing op, shape for a 224x224 input); * marks the default target layer."
+        abstract: "List every tensor of a network (producing op, shape for a 224x224 input, how CAM methods read it as maps); * marks the default target layer."
     )
 
     @OptionGroup(title: "Model") var model: ModelOptions
@@ -28,13 +29,16 @@ public struct LayersCommand: ParsableCommand {
         let nameWidth = min(max(layers.map(\.name.count).max() ?? 4, 4), 60)
         let opWidth = max(layers.map(\.opType.count).max() ?? 2, 2)
         var text = "  " + "tensor".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
-            + "op".padding(toLength: opWidth, withPad: " ", startingAt: 0) + "  shape  node  (storage)\n"
+            + "op".padding(toLength: opWidth, withPad: " ", startingAt: 0) + "  shape  grid  node  (storage)\n"
         let target = network.defaultTargetLayer
         for layer in layers {
             let mark = layer.name == target ? "* " : "  "
             let name = layer.name.count > nameWidth ? layer.name : layer.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            // How CAM methods would read the tensor as maps (`--layer-grid auto`), `-` when not at all.
+            let grid = GridReading.automatic(shape: layer.shape, inputHeight: network.inputShape[2], inputWidth: network.inputShape[3])
             text += mark + name + "  " + layer.opType.padding(toLength: opWidth, withPad: " ", startingAt: 0)
-                + "  [" + layer.shape.map(String.init).joined(separator: ",") + "]  " + layer.nodeName + "  (" + layer.storage + ")\n"
+                + "  [" + layer.shape.map(String.init).joined(separator: ",") + "]  " + (grid?.description ?? "-") + "  "
+                + layer.nodeName + "  (" + layer.storage + ")\n"
         }
         text += "input \(network.inputName) \(network.inputShape), output \(network.outputName), default target layer \(target)\n"
         return text

@@ -94,6 +94,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Target layer(s), comma-separated (default: the network's default layer; see `camvid layers`); several are averaged.", valueName: "a,b"))
     var layer: String?
 
+    @Option(help: ArgumentHelp("How target layers are read as maps: auto (from the shape, as `camvid layers` shows), nchw, nhwc (channels last), tokens:K (a transformer's tokens after K leading ones, the grid from the input's aspect) or tokens:K:HxW.", valueName: "reading"))
+    var layerGrid: GridChoice = .automatic
+
     @Flag(help: "Project the weighted activations on their first principal component (pytorch-grad-cam eigen_smooth).")
     var eigenSmooth = false
 
@@ -119,7 +122,8 @@ struct MethodOptions: ParsableArguments {
 
     /// Explain's options for these switches (`batchSize`: the probe batch of Score-CAM and Ablation-CAM).
     func explainerOptions(batchSize: Int? = nil) -> ExplainerOptions {
-        ExplainerOptions(layers: layers, eigenSmooth: eigenSmooth, augSmooth: augSmooth, batchSize: batchSize, guidesClip: guidedClip)
+        ExplainerOptions(layers: layers, eigenSmooth: eigenSmooth, augSmooth: augSmooth, batchSize: batchSize, guidesClip: guidedClip,
+                         grid: layerGrid)
     }
 
     /// `--guided-clip` changes only the guided methods, so asking for it without one is a mistake worth saying.
@@ -131,6 +135,10 @@ struct MethodOptions: ParsableArguments {
 }
 
 extension FrameFit: ExpressibleByArgument {}
+
+extension GridChoice: ExpressibleByArgument {
+    public var defaultValueDescription: String { description }
+}
 
 /// `--mean` and `--std`: the network's input normalisation.
 struct NormalizationOptions: ParsableArguments {
