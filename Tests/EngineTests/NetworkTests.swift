@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Testing
 import Engine
+import EngineTestSupport
 import TestSupport
 
 @Suite struct ModelLoadingTests {
