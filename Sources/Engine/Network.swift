@@ -40,17 +40,15 @@ public enum ActivationLayout: Sendable, Equatable {
 
 /// The retained tensors of one forward run, for reading and for later backward passes or reruns.
 public struct ForwardPass: Sendable {
-    /// The retained tensors by name (requested ones, outputs, input, and what backward reads).
+    /// The retained tensors by name (requested ones, outputs, input, and what backward reads), in the engine's storage
+    /// orders.
     let values: [String: Tensor]
     let inputShape: [Int]
     let logitsName: String
-    /// Tensors held in another order than NCHW internally; reading them converts to NCHW.
-    let storage: [String: StorageOrder]
 
     /// The tensor called `name` (NCHW for images), if it was retained.
     public subscript(name: String) -> Tensor? {
-        guard let value = values[name] else { return nil }
-        return TensorMath.relayout(value, from: storage[name] ?? .channelsFirst, to: .channelsFirst)
+        values[name]?.reordered(to: .channelsFirst)
     }
 
     /// The network's (first) output, `[N, classes]` for a classifier.
@@ -161,7 +159,7 @@ public final class Network: @unchecked Sendable {
         referencePlan.steps.flatMap { step in
             step.outputs.filter { !$0.isEmpty }.map { name in
                 let node = model.nodes[step.node]
-                let storage = switch referencePlan.order(name) {
+                let storage = switch referencePlan.storageOrder(of: name) {
                 case .channelsFirst: "NCHW"
                 case .channelsLast: "NHWC"
                 case .channelBlocks8: "nChw8c"
@@ -220,11 +218,10 @@ public final class Network: @unchecked Sendable {
             let plan = try self.plan(for: input.shape, fusedExcept: retaining)
             var values: [String: Tensor] = [model.inputName: input]
             try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
-            return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, storage: plan.storage)
+            return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
         }
         // Large batches run in chunks whose activations stay in cache; the kept tensors are joined along the batch.
         var parts: [[String: Tensor]] = []
-        var storage: [String: StorageOrder] = [:]
         for start in stride(from: 0, to: batch, by: chunk) {
             let rows = min(chunk, batch - start)
             let slice = TensorMath.rows(input, start..<(start + rows))
@@ -232,13 +229,12 @@ public final class Network: @unchecked Sendable {
             var values: [String: Tensor] = [model.inputName: slice]
             try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
             parts.append(values)
-            storage = plan.storage
         }
         var values: [String: Tensor] = [model.inputName: input]
         for name in parts[0].keys where name != model.inputName {
             values[name] = Tensor.concatenate(parts.compactMap { $0[name] })
         }
-        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, storage: storage)
+        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
     }
 
     /// Computes tensors missing from `pass` (freed intermediates) from what it retained.
@@ -276,11 +272,12 @@ public final class Network: @unchecked Sendable {
         }
         needed.remove("")
         let values = try materialize(needed, pass, plan)
-        var gradients: [String: Tensor] = [outputName: TensorMath.relayout(seed, from: .channelsFirst, to: plan.order(outputName))]
+        var gradients: [String: Tensor] = [outputName: seed]
         let context = OperatorContext(kernels: kernels, rules: rules)
         for i in relevant.reversed() {
             let step = plan.steps[i]
-            let outputGradients = step.outputs.map { gradients[$0] }
+            // Output values and gradients in the order the step wrote them, which its backward reads.
+            let outputGradients = step.outputs.map { gradients[$0]?.reordered(to: step.outputOrder) }
             if outputGradients.allSatisfy({ $0 == nil }) { continue }
             let differentiable = step.op.differentiableInputs
             let wanted = step.inputs.enumerated().map { k, name in
@@ -289,7 +286,7 @@ public final class Network: @unchecked Sendable {
             if !wanted.contains(true) { continue }
             let args = BackwardArguments(
                 inputs: try plan.stepInputs(i, values),
-                outputs: step.outputs.map { values[$0] },
+                outputs: step.outputs.map { values[$0]?.reordered(to: step.outputOrder) },
                 gradients: outputGradients, wanted: wanted,
                 inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
             let inputGradients: [Tensor?]
@@ -301,8 +298,7 @@ public final class Network: @unchecked Sendable {
                 throw EngineError("\(model.nodes[step.node].label): \(error.description)")
             }
             for (k, name) in step.inputs.enumerated() where k < inputGradients.count && wanted[k] {
-                guard var g = inputGradients[k] else { continue }
-                g = TensorMath.relayout(g, from: step.inputOrders[k], to: plan.order(name))
+                guard let g = inputGradients[k] else { continue }
                 if let existing = gradients[name] {
                     gradients[name] = TensorMath.add(existing, g)
                 } else {
@@ -315,7 +311,7 @@ public final class Network: @unchecked Sendable {
         var result: [String: Tensor] = [:]
         for t in targets {
             if let g = gradients[t] {
-                result[t] = TensorMath.relayout(g, from: plan.order(t), to: .channelsFirst)
+                result[t] = g.reordered(to: .channelsFirst)
             } else {
                 result[t] = Tensor(shape: plan.shapes[t] ?? [])
             }
@@ -356,14 +352,14 @@ public final class Network: @unchecked Sendable {
         }
         let untouched = wanted.filter { !downstreamTensors.contains($0) }
         let source = try materialize(external.union(untouched), pass, passPlan)
-        var values: [String: Tensor] = [name: TensorMath.relayout(value, from: .channelsFirst, to: plan.order(name))]
+        var values: [String: Tensor] = [name: value]
         for e in external.union(untouched) {
             guard let v = source[e] else { throw EngineError("internal: '\(e)' could not be recomputed") }
             values[e] = TensorMath.tile(v, batch: batch)
         }
         try plan.execute(subset, values: &values, keep: wanted, kernels: kernels)
         var result: [String: Tensor] = [:]
-        for o in wanted { result[o] = values[o].map { TensorMath.relayout($0, from: plan.order(o), to: .channelsFirst) } }
+        for o in wanted { result[o] = values[o]?.reordered(to: .channelsFirst) }
         return result
     }
 }

@@ -21,8 +21,6 @@ struct Plan: Sendable {
     var steps: [Step]
     /// The step producing each runtime tensor.
     var producer: [String: Int]
-    /// Runtime tensors not stored NCHW (those between convolutions); logical shapes stay NCHW.
-    var storage: [String: StorageOrder] = [:]
 
     /// Folds everything computable from constants and the input shape; shape-checks the rest.
     ///
@@ -141,9 +139,7 @@ struct Plan: Sendable {
                 steps[i].op = Plan.spatialMean(steps[i].op, reading: .channelBlocks8)
                 steps[i].inputOrders[0] = .channelBlocks8
             }
-            for name in blocked { storage[name] = .channelBlocks8 }
         }
-        self.storage = storage
         if fusing {
             steps = Plan.fused(steps, protected: protected.union(model.outputNames), constants: constants)
             producer = [:]
@@ -160,8 +156,11 @@ struct Plan: Sendable {
         cacheFriendlyBatch = max(1, Plan.activationBudget / max(perImage * MemoryLayout<Float>.size, 1))
     }
 
-    /// How the runtime tensor `name` is stored.
-    func order(_ name: String) -> StorageOrder { storage[name] ?? .channelsFirst }
+    /// How the step producing the runtime tensor `name` stores it.
+    func storageOrder(of name: String) -> StorageOrder {
+        guard let step = producer[name], shapes[name]?.count == 4 else { return .channelsFirst }
+        return steps[step].outputOrder
+    }
 
     /// Operators applied element by element to one tensor (any storage order serves).
     static func isElementwise(_ op: any Operator) -> Bool {
@@ -389,14 +388,14 @@ struct Plan: Sendable {
         }
     }
 
-    /// The inputs of step `i` from `values` or the constants, in the layout the step reads.
+    /// The inputs of step `i` from `values` or the constants, in the storage orders the step reads.
     func stepInputs(_ i: Int, _ values: [String: Tensor]) throws -> [Tensor?] {
         let step = steps[i]
         var inputs: [Tensor?] = []
         for (k, name) in step.inputs.enumerated() {
             if name.isEmpty { inputs.append(nil); continue }
             if let v = values[name] {
-                inputs.append(TensorMath.relayout(v, from: order(name), to: step.inputOrders[k]))
+                inputs.append(v.reordered(to: step.inputOrders[k]))
                 continue
             }
             if let c = constants[name] { inputs.append(c.tensor); continue }

@@ -353,7 +353,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 }
             }
         }
-        return Tensor(shape: g.output, storage: output)
+        return Tensor(shape: g.output, storage: output, order: orders.output)
     }
 
     /// A convolution `Winograd.applies` to: transforms on the OpenMP team, and oneDNN's batched matrix products between.
@@ -385,7 +385,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                                          addend: addend == nil ? nil : UnsafePointer(y), activation: activation, into: y)
             }
         }
-        return Tensor(shape: g.output, storage: output)
+        return Tensor(shape: g.output, storage: output, order: .channelBlocks8)
     }
 
     /// `M[36][tiles][K] = V[36][tiles][C] · U[36][C][K]`, built once per size.
@@ -432,7 +432,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 }
             }
         }
-        return Tensor(shape: g.input, storage: diffSrc)
+        return Tensor(shape: g.input, storage: diffSrc, order: orders.input)
     }
 
     /// The name of the kernel a primitive descriptor stands for, such as `jit:avx2`.
@@ -464,7 +464,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 try run(try compiledPooling(g, order: order, trying: run))
             }
         }
-        return Tensor(shape: g.output, storage: output)
+        return Tensor(shape: g.output, storage: output, order: order)
     }
 
     /// The max pooling primitive for `g`, built on first use: of the implementations oneDNN offers, the fastest over

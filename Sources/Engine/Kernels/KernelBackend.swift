@@ -18,26 +18,6 @@ struct WindowGeometry: Hashable, Sendable {
     var groups: Int
 }
 
-/// How a 4-D activation `[N, C, H, W]` is laid out in memory (its logical shape never changes).
-enum StorageOrder: Hashable, Sendable {
-    /// NCHW: what operators outside the convolution path read, and what callers see.
-    case channelsFirst
-    /// NHWC.
-    case channelsLast
-    /// oneDNN's nChw8c: channels in blocks of 8, each block stored NHWC-like (`C` must be a multiple of 8).
-    case channelBlocks8
-
-    /// Where element (`channel`, `pixel`) of one image with `channels` planes of `pixels` pixels lies in this order.
-    @inline(__always)
-    func offset(channel: Int, pixel: Int, channels: Int, pixels: Int) -> Int {
-        switch self {
-        case .channelsFirst: return channel * pixels + pixel
-        case .channelsLast: return pixel * channels + channel
-        case .channelBlocks8: return (channel >> 3) * pixels * 8 + pixel * 8 + channel & 7
-        }
-    }
-}
-
 /// How a convolution's input and output are stored: the same order, except where a few input channels (an RGB image)
 /// are read plain and the output written in blocks.
 struct ConvolutionOrders: Hashable, Sendable {

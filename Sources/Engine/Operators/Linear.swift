@@ -43,7 +43,7 @@ struct ReduceMean: Operator {
         let shapes = inputs.map { $0?.shape }
         let a = try axes(x.shape, constants, shapes)
         if x.rank == 4 && a == ReduceMean.spatialAxes {
-            return [Tensor(shape: try outputShapes(shapes, constants: constants)[0], storage: TensorMath.spatialMeans(x, order: inputOrder))]
+            return [Tensor(shape: try outputShapes(shapes, constants: constants)[0], storage: TensorMath.spatialMeans(x))]
         }
         let kept = x.shape.enumerated().map { a.contains($0.offset) ? 1 : $0.element }
         let sum = TensorMath.reduce(x, to: kept)

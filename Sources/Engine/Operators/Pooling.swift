@@ -94,7 +94,7 @@ struct MaxPool: Operator {
                 try argmax(x) { o, i in if i >= 0 { po[i] += pg[o] } }
             }
         }
-        return [Tensor(shape: x.shape, storage: out)]
+        return [Tensor(shape: x.shape, storage: out, order: x.order)]
     }
 }
 
@@ -190,7 +190,7 @@ struct GlobalPool: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
         if !isMax && x.rank == 4 {
-            return [Tensor(shape: try outputShapes([x.shape], constants: [])[0], storage: TensorMath.spatialMeans(x, order: inputOrder))]
+            return [Tensor(shape: try outputShapes([x.shape], constants: [])[0], storage: TensorMath.spatialMeans(x))]
         }
         let planes = x.shape[0] * x.shape[1], size = x.count / max(planes, 1)
         var out = [Float](repeating: 0, count: planes)

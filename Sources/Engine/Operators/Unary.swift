@@ -35,7 +35,7 @@ extension UnaryOperator {
                 }
             }
         }
-        return [Tensor(shape: g.shape, storage: out)]
+        return [Tensor(shape: g.shape, storage: out, order: x.order)]
     }
 }
 
