@@ -137,11 +137,9 @@ public final class Network: @unchecked Sendable {
         let reference = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels,
                                  layout: self.layout)
         referencePlan = reference
-        let steps = reference.steps, folded = reference.constants
-        fusable = Set(Plan.fusablePairs(steps, constants: folded).map { steps[$0.conv].outputs[0] })
-            .union(Plan.residualJoins(steps, constants: folded).flatMap { join in
-                [steps[join.conv].outputs[0], steps[join.add].outputs[0]]
-            })
+        let steps = reference.steps
+        fusable = Set(reference.fusableActivations().map { steps[$0.conv].outputs[0] })
+            .union(reference.residualJoins().flatMap { join in [steps[join.conv].outputs[0], steps[join.add].outputs[0]] })
         plans[PlanKey(inputShape: defaultInputShape, fused: false, protected: [])] = reference
     }
 
@@ -165,9 +163,8 @@ public final class Network: @unchecked Sendable {
                 case .channelBlocks8: "nChw8c"
                 }
                 let algorithm = (step.op as? Conv).flatMap { conv -> String? in
-                    guard let x = referencePlan.shapes[step.inputs[0]], let w = referencePlan.constants[step.inputs[1]]?.tensor.shape,
-                          let g = try? conv.geometry(x, w), Winograd.applies(g, orders: conv.orders) else { return nil }
-                    return "Winograd F(4x4,3x3)"
+                    guard let x = referencePlan.shapes[step.inputs[0]], let w = referencePlan.constants[step.inputs[1]]?.tensor.shape else { return nil }
+                    return conv.algorithm(x, w, orders: ConvolutionOrders(input: step.inputOrders[0], output: step.outputOrder))
                 }
                 return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [],
                                  storage: storage, algorithm: algorithm)
@@ -273,7 +270,6 @@ public final class Network: @unchecked Sendable {
         needed.remove("")
         let values = try materialize(needed, pass, plan)
         var gradients: [String: Tensor] = [outputName: seed]
-        let context = OperatorContext(kernels: kernels, rules: rules)
         for i in relevant.reversed() {
             let step = plan.steps[i]
             // Output values and gradients in the order the step wrote them, which its backward reads.
@@ -293,7 +289,7 @@ public final class Network: @unchecked Sendable {
             let started = StepProfile.enabled ? DispatchTime.now().uptimeNanoseconds : 0
             defer { if StepProfile.enabled { StepProfile.shared.record(step, since: started, backward: true) } }
             do {
-                inputGradients = try step.op.backward(args, context: context)
+                inputGradients = try step.op.backward(args, context: step.context(kernels, rules: rules))
             } catch let error as EngineError {
                 throw EngineError("\(model.nodes[step.node].label): \(error.description)")
             }

@@ -34,14 +34,6 @@ enum FusedActivation: Hashable, Sendable {
     case none
     case relu
     case clip(Float, Float)
-
-    func apply(_ x: Float) -> Float {
-        switch self {
-        case .none: return x
-        case .relu: return max(x, 0)
-        case .clip(let lo, let hi): return min(max(x, lo), hi)
-        }
-    }
 }
 
 /// The constant operands of one convolution node, with per-backend prepared copies (reordered weights).

@@ -20,6 +20,8 @@ extension UnaryOperator {
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
 
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsInput }
+
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         let (inputs, outputs, gradients) = (a.inputs, a.outputs, a.gradients)
         let x = try Operand.required(inputs, 0, "\(Self.self)")
@@ -46,6 +48,8 @@ struct Relu: UnaryOperator {
     func derivative(_ x: Float, _ y: Float) -> Float { y > 0 ? 1 : 0 }
     // Backward reads only the output (PyTorch's rule: the gradient passes where the result is positive).
     var backwardNeeds: BackwardNeeds { BackwardNeeds(outputs: [0]) }
+
+    func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation? { .relu }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         let (outputs, gradients) = (a.outputs, a.gradients)
@@ -86,6 +90,20 @@ struct Clip: Operator {
 
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         [try Operand.shape(shapes, 0, "Clip")]
+    }
+
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsInput }
+
+    // Fusable when the bounds it is given are known at load time.
+    func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation? {
+        var given: [Tensor?] = []
+        for k in 1...2 {
+            let isGiven = k < shapes.count && shapes[k] != nil
+            guard !isGiven || (k < constants.count && constants[k] != nil) else { return nil }
+            given.append(isGiven ? constants[k]?.tensor : nil)
+        }
+        let (lo, hi) = bounds(given[0], given[1])
+        return .clip(lo, hi)
     }
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
@@ -196,6 +214,7 @@ struct Identity: Operator {
         let shape = try Operand.shape(shapes, 0, "Identity")
         return [shape, shape]
     }
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsInput }
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, "Identity")
         return [x, Tensor(shape: x.shape, repeating: 1)]
