@@ -231,9 +231,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         result.userSource = try DNNLBackend.memoryDescriptor(g.input, DNNLBackend.tag(key.orders.input))
         result.userDestination = try DNNLBackend.memoryDescriptor(g.output, DNNLBackend.tag(key.orders.output))
         result.biasDescriptor = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
-        // Built once here: the key is looked up on every call.
-        result.weightsKey = "dnnl.\(key.backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input).\(g.padsBegin)"
-            + ".\(g.padsEnd).\(DNNLBackend.describe(md.pointee))"
+        // Built once here: the key is looked up on every call. The node's weights are fixed, so the layout alone decides
+        // their reordered form: primitives for other batch sizes, or the backward, share it when they want that layout.
+        result.weightsKey = "dnnl.\(DNNLBackend.describe(md.pointee))"
         let (srcQuery, dstQuery) = key.backward ? (dnnl_query_diff_src_md, dnnl_query_diff_dst_md) : (dnnl_query_src_md, dnnl_query_dst_md)
         guard let src = dnnl_primitive_desc_query_md(result.descriptor, srcQuery, 0),
               let dst = dnnl_primitive_desc_query_md(result.descriptor, dstQuery, 0) else {
@@ -248,8 +248,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     /// The weights reordered into the layout `compiled` wants, made once per node and layout.
-    private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledPrimitive,
-                                 _ g: WindowGeometry, backward: Bool) throws -> PreparedBuffer {
+    private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledPrimitive, _ g: WindowGeometry) throws -> PreparedBuffer {
         return try weights.prepared(compiled.weightsKey) {
             let (dims, tag) = weightsDims(g)
             var user = try DNNLBackend.memoryDescriptor(dims, tag)
@@ -327,7 +326,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         let key = ConvolutionKey(geometry: g, activation: activation, accumulates: addend != nil, backward: false,
                                  hasBias: weights.bias != nil, orders: orders)
         let conv = try compiled(key)
-        let prepared = try preparedWeights(weights, conv, g, backward: false)
+        let prepared = try preparedWeights(weights, conv, g)
         // The sum post-op adds what the destination holds: start from the addend (a copy unless it is ours alone).
         var output = addend?.storage
             ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
@@ -417,7 +416,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         defer { lock.unlock() }
         let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, orders: orders)
         let conv = try compiled(key)
-        let prepared = try preparedWeights(weights, conv, g, backward: true)
+        let prepared = try preparedWeights(weights, conv, g)
         var diffSrc = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.input)) { _, n in n = Tensor.elementCount(g.input) }
         let (src, dst) = (conv.userSource, conv.userDestination)
         try gradient.storage.withUnsafeBufferPointer { pd in

@@ -30,17 +30,31 @@ enum Winograd {
     /// `U = G g Gᵀ` for every filter pair, from ONNX weights `[K, C, 3, 3]`, as `[36][C][K]`.
     static func filters(_ w: Tensor) -> [Float] {
         let (k, c) = (w.shape[0], w.shape[1])
-        let gm: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                              [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        // G, 6x3, row by row.
+        let gm: [Double] = [1.0 / 4, 0, 0, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6,
+                            1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 24, -1.0 / 12, 1.0 / 6, 0, 0, 1]
         var u = [Float](repeating: 0, count: 36 * c * k)
-        for o in 0..<k {
-            for i in 0..<c {
-                let g = (0..<9).map { Double(w.storage[(o * c + i) * 9 + $0]) }
-                for a in 0..<6 {
-                    // (G g) row a, then times Gᵀ.
-                    let row = (0..<3).map { j in (0..<3).reduce(0.0) { $0 + gm[a][$1] * g[$1 * 3 + j] } }
-                    for b in 0..<6 {
-                        u[((a * 6 + b) * c + i) * k + o] = Float((0..<3).reduce(0.0) { $0 + row[$1] * gm[b][$1] })
+        // Per filter pair: G g (6x3), then (G g) Gᵀ, summed in the same order as ever; scratch reused across pairs.
+        var rows = [Double](repeating: 0, count: 18)
+        w.storage.withUnsafeBufferPointer { weights in
+            u.withUnsafeMutableBufferPointer { u in
+                for o in 0..<k {
+                    for i in 0..<c {
+                        let g = weights.baseAddress! + (o * c + i) * 9
+                        for a in 0..<6 {
+                            for j in 0..<3 {
+                                var sum = 0.0
+                                for t in 0..<3 { sum += gm[a * 3 + t] * Double(g[t * 3 + j]) }
+                                rows[a * 3 + j] = sum
+                            }
+                        }
+                        for a in 0..<6 {
+                            for b in 0..<6 {
+                                var sum = 0.0
+                                for t in 0..<3 { sum += rows[a * 3 + t] * gm[b * 3 + t] }
+                                u[((a * 6 + b) * c + i) * k + o] = Float(sum)
+                            }
+                        }
                     }
                 }
             }
