@@ -69,6 +69,8 @@ public final class Network: @unchecked Sendable {
     private let defaultInputShape: [Int]
     private let lock = NSLock()
     private var plans: [PlanKey: Plan] = [:]
+    /// The activation buffers every call reuses.
+    private let buffers = BufferPool()
     /// Tensors that fused plans may drop: convolution outputs fused with the Relu/Clip or residual Add after them, and
     /// residual sums.
     private let fusable: Set<String>
@@ -202,6 +204,7 @@ public final class Network: @unchecked Sendable {
     public func forward(_ input: Tensor, retaining: Set<String> = []) throws -> ForwardPass {
         lock.lock()
         defer { lock.unlock() }
+        defer { buffers.endCall() }
         guard input.rank == 4, input.shape[0] >= 1, Array(input.shape[1...]) == Array(defaultInputShape[1...]) else {
             throw EngineError("input has shape \(input.shape); expected [N, \(defaultInputShape[1...].map(String.init).joined(separator: ", "))]")
         }
@@ -214,23 +217,28 @@ public final class Network: @unchecked Sendable {
         if chunk == batch {
             let plan = try self.plan(for: input.shape, fusedExcept: retaining)
             var values: [String: Tensor] = [model.inputName: input]
-            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
+            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels,
+                             buffers: buffers)
             return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
         }
-        // Large batches run in chunks whose activations stay in cache; the kept tensors are joined along the batch.
+        // Large batches run in chunks whose activations stay in cache; the kept tensors are joined along the batch, and
+        // the chunks' own go back to the pool.
         var parts: [[String: Tensor]] = []
+        var ledger = BufferLedger(pool: buffers)
         for start in stride(from: 0, to: batch, by: chunk) {
-            let rows = min(chunk, batch - start)
-            let slice = TensorMath.rows(input, start..<(start + rows))
+            let slice = TensorMath.rows(input, start..<min(start + chunk, batch), buffers: buffers)
             let plan = try self.plan(for: slice.shape, fusedExcept: retaining)
             var values: [String: Tensor] = [model.inputName: slice]
-            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
+            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels,
+                             buffers: buffers)
+            for value in values.values { ledger.hold(value) }
             parts.append(values)
         }
         var values: [String: Tensor] = [model.inputName: input]
         for name in parts[0].keys where name != model.inputName {
             values[name] = Tensor.concatenate(parts.compactMap { $0[name] })
         }
+        for part in parts { for value in part.values { ledger.drop(value) } }
         return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
     }
 
@@ -240,7 +248,7 @@ public final class Network: @unchecked Sendable {
         let missing = names.filter { values[$0] == nil && plan.constants[$0] == nil }
         if missing.isEmpty { return values }
         let steps = plan.ancestors(of: Set(missing)) { pass.values[$0] != nil }
-        try plan.execute(steps, values: &values, keep: Set(values.keys).union(names), kernels: kernels)
+        try plan.execute(steps, values: &values, keep: Set(values.keys).union(names), kernels: kernels, buffers: buffers)
         return values
     }
 
@@ -251,6 +259,7 @@ public final class Network: @unchecked Sendable {
                          rules: GradientRules = .standard) throws -> [String: Tensor] {
         lock.lock()
         defer { lock.unlock() }
+        defer { buffers.endCall() }
         let plan = try plan(for: pass.inputShape)
         let outputName = output ?? self.outputName
         try checkRuntimeTensor(outputName, plan)
@@ -269,40 +278,58 @@ public final class Network: @unchecked Sendable {
         }
         needed.remove("")
         let values = try materialize(needed, pass, plan)
+        // Gradients and recomputed values take buffers from the pool and give them back once nothing reads them.
+        var ledger = BufferLedger(pool: buffers)
+        for value in values.values { ledger.hold(value) }
         var gradients: [String: Tensor] = [outputName: seed]
+        ledger.hold(seed)
         for i in relevant.reversed() {
             let step = plan.steps[i]
             // Output values and gradients in the order the step wrote them, which its backward reads.
-            let outputGradients = step.outputs.map { gradients[$0]?.reordered(to: step.outputOrder) }
+            var converted: [Tensor] = []
+            func written(_ tensor: Tensor?) -> Tensor? {
+                guard let tensor, tensor.rank == 4, tensor.order != step.outputOrder else { return tensor }
+                let copy = tensor.reordered(to: step.outputOrder, reusing: buffers.take(tensor.count))
+                converted.append(copy)
+                return copy
+            }
+            let outputGradients = step.outputs.map { written(gradients[$0]) }
             if outputGradients.allSatisfy({ $0 == nil }) { continue }
             let differentiable = step.op.differentiableInputs
             let wanted = step.inputs.enumerated().map { k, name in
                 !name.isEmpty && reachable.contains(name) && differentiable.contains(k) && plan.constants[name] == nil
             }
             if !wanted.contains(true) { continue }
-            let args = BackwardArguments(
-                inputs: try plan.stepInputs(i, values),
-                outputs: step.outputs.map { values[$0]?.reordered(to: step.outputOrder) },
-                gradients: outputGradients, wanted: wanted,
-                inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
+            let (inputs, convertedInputs) = plan.stepInputs(i, values, buffers: buffers)
+            converted += convertedInputs.compactMap { inputs[$0] }
+            let args = BackwardArguments(inputs: inputs, outputs: step.outputs.map { written(values[$0]) }, gradients: outputGradients,
+                                         wanted: wanted, inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
             let inputGradients: [Tensor?]
             let started = StepProfile.enabled ? DispatchTime.now().uptimeNanoseconds : 0
             defer { if StepProfile.enabled { StepProfile.shared.record(step, since: started, backward: true) } }
             do {
-                inputGradients = try step.op.backward(args, context: step.context(kernels, rules: rules))
+                inputGradients = try step.op.backward(args, context: step.context(kernels, buffers: buffers, rules: rules))
             } catch let error as EngineError {
                 throw EngineError("\(model.nodes[step.node].label): \(error.description)")
             }
             for (k, name) in step.inputs.enumerated() where k < inputGradients.count && wanted[k] {
                 guard let g = inputGradients[k] else { continue }
                 if let existing = gradients[name] {
-                    gradients[name] = TensorMath.add(existing, g)
+                    let sum = TensorMath.zip(existing, g, buffers: buffers, +)
+                    ledger.drop(existing)
+                    ledger.release(g)
+                    gradients[name] = sum
+                    ledger.hold(sum)
                 } else {
                     gradients[name] = g
+                    ledger.hold(g)
                 }
             }
+            for tensor in converted { ledger.release(tensor) }
             // Free output gradients nothing reads any more.
-            for name in step.outputs where !targets.contains(name) && name != outputName { gradients[name] = nil }
+            for name in step.outputs where !targets.contains(name) && name != outputName {
+                if let g = gradients.removeValue(forKey: name) { ledger.drop(g) }
+            }
         }
         var result: [String: Tensor] = [:]
         for t in targets {
@@ -311,7 +338,11 @@ public final class Network: @unchecked Sendable {
             } else {
                 result[t] = Tensor(shape: plan.shapes[t] ?? [])
             }
+            ledger.hold(result[t]!)
         }
+        // What the results do not hold goes back: recomputed values and the gradients left.
+        for value in values.values { ledger.drop(value) }
+        for g in gradients.values { ledger.drop(g) }
         return result
     }
 
@@ -323,6 +354,7 @@ public final class Network: @unchecked Sendable {
                       outputs: Set<String>? = nil) throws -> [String: Tensor] {
         lock.lock()
         defer { lock.unlock() }
+        defer { buffers.endCall() }
         let passPlan = try plan(for: pass.inputShape)
         try checkRuntimeTensor(name, passPlan)
         guard value.rank >= 1, value.shape[0] >= 1 else { throw EngineError("replacement for '\(name)' has shape \(value.shape)") }
@@ -353,7 +385,7 @@ public final class Network: @unchecked Sendable {
             guard let v = source[e] else { throw EngineError("internal: '\(e)' could not be recomputed") }
             values[e] = TensorMath.tile(v, batch: batch)
         }
-        try plan.execute(subset, values: &values, keep: wanted, kernels: kernels)
+        try plan.execute(subset, values: &values, keep: wanted, kernels: kernels, buffers: buffers)
         var result: [String: Tensor] = [:]
         for o in wanted { result[o] = values[o]?.reordered(to: .channelsFirst) }
         return result

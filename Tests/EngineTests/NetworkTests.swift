@@ -340,3 +340,45 @@ import TestSupport
         #expect(Self.close(try network.forward(x).logits, try plain.forward(x).logits))
     }
 }
+
+/// Calls reuse the network's activation buffers: a later call must neither see what an earlier one left in them nor
+/// change what an earlier pass retained.
+@Suite struct BufferReuseTests {
+    /// A copy of `tensor` sharing no memory with it.
+    static func snapshot(_ tensor: Tensor) -> Tensor {
+        Tensor(shape: tensor.shape, storage: tensor.storage.map { $0 }, order: tensor.order)
+    }
+
+    @Test(arguments: [ActivationLayout.channelBlocks, .channelsLast, .nchw])
+    func repeatedCallsGiveTheFirstCallsValues(layout: ActivationLayout) throws {
+        let network = try Network(model: try FusionTests.blockedChainModel(size: 16), baseDirectory: nil, inputHeight: 16,
+                                  inputWidth: 16, layout: layout)
+        var rng = SeededGenerator(state: 21)
+        let x = rng.tensor([2, 3, 16, 16], -2, 2), other = rng.tensor([3, 3, 16, 16], -2, 2)
+        let names: Set<String> = ["r1", "s", "m"], targets: Set<String> = ["r1", "c4", network.inputName]
+        var seed = Tensor(shape: [2, 5])
+        for i in 0..<2 { seed.storage[i * 5 + i + 1] = 1 }
+        func run(_ input: Tensor) throws -> (ForwardPass, [String: Tensor]) {
+            let pass = try network.forward(input, retaining: names)
+            return (pass, try network.backward(pass, seed: seed, to: targets, rules: .guidedBackprop))
+        }
+        let (first, firstGradients) = try run(x)
+        let retained = try names.map { try Self.snapshot(#require(first[$0])) }
+        let logits = Self.snapshot(first.logits)
+        for _ in 0..<2 {
+            // Other inputs and batch sizes in between, forward alone and with gradients, fill the buffers with other values.
+            _ = try network.forward(other)
+            _ = try network.backward(try network.forward(other.slice(1).reshaped([1, 3, 16, 16]), retaining: ["s"]),
+                                     seed: Tensor(shape: [1, 5], repeating: 1), to: ["s", network.inputName])
+            let (again, gradients) = try run(x)
+            #expect(again.logits == logits)
+            for (name, value) in zip(names, retained) { #expect(try #require(again[name]) == value, "\(name)") }
+            for t in targets { #expect(gradients[t] == firstGradients[t], "\(t)") }
+        }
+        // The first pass still holds what it retained, and a backward from it still gives its gradients.
+        #expect(first.logits == logits)
+        for (name, value) in zip(names, retained) { #expect(try #require(first[name]) == value, "\(name)") }
+        let later = try network.backward(first, seed: seed, to: targets, rules: .guidedBackprop)
+        for t in targets { #expect(later[t] == firstGradients[t], "\(t)") }
+    }
+}

@@ -19,8 +19,8 @@ struct Step: Sendable {
     }
 
     /// The environment the operator runs in for this step.
-    func context(_ kernels: any KernelBackend, rules: GradientRules = .standard) -> OperatorContext {
-        OperatorContext(kernels: kernels, rules: rules, inputOrders: inputOrders, outputOrder: outputOrder)
+    func context(_ kernels: any KernelBackend, buffers: BufferPool, rules: GradientRules = .standard) -> OperatorContext {
+        OperatorContext(kernels: kernels, rules: rules, buffers: buffers, inputOrders: inputOrders, outputOrder: outputOrder)
     }
 }
 
@@ -350,41 +350,53 @@ struct Plan: Sendable {
         return result
     }
 
-    /// Runs `subset` of the steps in order on `values`, dropping intermediates not in `keep` once read.
-    func execute(_ subset: Set<Int>?, values: inout [String: Tensor], keep: Set<String>, kernels: any KernelBackend) throws {
+    /// Runs `subset` of the steps in order on `values`, dropping intermediates not in `keep` once read; outputs and
+    /// converted inputs take their memory from `buffers`, and intermediates give it back once dropped.
+    func execute(_ subset: Set<Int>?, values: inout [String: Tensor], keep: Set<String>, kernels: any KernelBackend,
+                 buffers: BufferPool) throws {
         let order = subset.map { $0.sorted() } ?? Array(steps.indices)
         var remaining: [String: Int] = [:]
         for i in order { for name in steps[i].inputs where !name.isEmpty { remaining[name, default: 0] += 1 } }
+        var ledger = BufferLedger(pool: buffers)
+        for value in values.values { ledger.hold(value) }
         for i in order {
             let step = steps[i]
             let started = StepProfile.enabled ? DispatchTime.now().uptimeNanoseconds : 0
-            let inputs = try stepInputs(i, values)
-            let outputs = try step.op.forward(inputs, context: step.context(kernels))
+            let (inputs, converted) = stepInputs(i, values, buffers: buffers)
+            let outputs = try step.op.forward(inputs, context: step.context(kernels, buffers: buffers))
             if StepProfile.enabled { StepProfile.shared.record(step, since: started) }
             for (name, value) in zip(step.outputs, outputs) where !name.isEmpty {
-                values[name] = value
+                if let replaced = values.updateValue(value, forKey: name) { ledger.drop(replaced) }
+                ledger.hold(value)
             }
+            for k in converted { if let input = inputs[k] { ledger.release(input) } }
             for name in step.inputs where !name.isEmpty {
                 remaining[name, default: 0] -= 1
-                if remaining[name] == 0 && !keep.contains(name) { values[name] = nil }
+                if remaining[name] == 0 && !keep.contains(name), let value = values.removeValue(forKey: name) { ledger.drop(value) }
             }
         }
     }
 
-    /// The inputs of step `i` from `values` or the constants, in the storage orders the step reads.
-    func stepInputs(_ i: Int, _ values: [String: Tensor]) throws -> [Tensor?] {
+    /// The inputs of step `i` from `values` or the constants, in the storage orders the step reads, and which of them
+    /// were converted to that order (into buffers from `buffers`).
+    func stepInputs(_ i: Int, _ values: [String: Tensor], buffers: BufferPool) -> (inputs: [Tensor?], converted: [Int]) {
         let step = steps[i]
         var inputs: [Tensor?] = []
+        var converted: [Int] = []
         for (k, name) in step.inputs.enumerated() {
             if name.isEmpty { inputs.append(nil); continue }
             if let v = values[name] {
-                inputs.append(v.reordered(to: step.inputOrders[k]))
+                if v.order == step.inputOrders[k] || v.rank != 4 {
+                    inputs.append(v)
+                } else {
+                    inputs.append(v.reordered(to: step.inputOrders[k], reusing: buffers.take(v.count)))
+                    converted.append(k)
+                }
                 continue
             }
-            if let c = constants[name] { inputs.append(c.tensor); continue }
-            inputs.append(nil)
+            inputs.append(constants[name]?.tensor)
         }
-        return inputs
+        return (inputs, converted)
     }
 
     /// The largest batch whose biggest activation stays within a cache-sized budget (at least 1): larger batches

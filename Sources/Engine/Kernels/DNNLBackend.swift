@@ -316,20 +316,19 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         try DNNLBackend.check(dnnl_stream_wait(stream), "waiting for a primitive")
     }
 
-    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
-                     activation: FusedActivation, adding addend: Tensor?, orders: ConvolutionOrders) throws -> Tensor {
+    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry, activation: FusedActivation,
+                     accumulating: Bool, into destination: [Float], orders: ConvolutionOrders) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         if Winograd.applies(g, orders: orders) {
-            return try winogradConvolution(x, weights, g, activation: activation, adding: addend)
+            return try winogradConvolution(x, weights, g, activation: activation, accumulating: accumulating, into: destination)
         }
-        let key = ConvolutionKey(geometry: g, activation: activation, accumulates: addend != nil, backward: false,
+        let key = ConvolutionKey(geometry: g, activation: activation, accumulates: accumulating, backward: false,
                                  hasBias: weights.bias != nil, orders: orders)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g)
-        // The sum post-op adds what the destination holds: start from the addend (a copy unless it is ours alone).
-        var output = addend?.storage
-            ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        // The sum post-op adds what the destination holds.
+        var output = destination
         let (src, dst, biasMD) = (conv.userSource, conv.userDestination, conv.biasDescriptor)
         let bias = weights.bias?.storage ?? []
         // oneDNN only reads sources; the casts to mutable pointers avoid copying the arrays.
@@ -338,7 +337,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 try bias.withUnsafeBufferPointer { pb in
                     try withLayout(UnsafeMutableRawPointer(mutating: pi.baseAddress), user: src, wanted: conv.sourceDescriptor,
                                    copyIn: true, copyOut: false) { source in
-                        try withLayout(po.baseAddress, user: dst, wanted: conv.destinationDescriptor, copyIn: addend != nil,
+                        try withLayout(po.baseAddress, user: dst, wanted: conv.destinationDescriptor, copyIn: accumulating,
                                        copyOut: true) { destination in
                             var arguments = [(DNNL_ARG_SRC, conv.sourceDescriptor, source),
                                              (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, prepared.pointer),
@@ -357,7 +356,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
 
     /// A convolution `Winograd.applies` to: transforms on the OpenMP team, and oneDNN's batched matrix products between.
     private func winogradConvolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
-                                     activation: FusedActivation, adding addend: Tensor?) throws -> Tensor {
+                                     activation: FusedActivation, accumulating: Bool, into destination: [Float]) throws -> Tensor {
         let (rows, columns) = Winograd.tiles(g)
         let (tiles, c, k) = (g.input[0] * rows * columns, g.input[1], g.output[1])
         let products = try winogradProducts(tiles: tiles, channels: c, filters: k)
@@ -369,9 +368,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         }
         let transformed = transformedTiles.pointer(bytes: 36 * tiles * c * 4).assumingMemoryBound(to: Float.self)
         let multiplied = tileProducts.pointer(bytes: 36 * tiles * k * 4).assumingMemoryBound(to: Float.self)
-        // The addend is read and the output written element by element in one pass: they may share memory.
-        var output = addend?.storage
-            ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        // The addend is read and the output written element by element in one pass, in the same memory.
+        var output = destination
         let bias = weights.bias?.storage ?? []
         x.storage.withUnsafeBufferPointer { Winograd.transformInput($0.baseAddress!, g, into: transformed) }
         try execute(products, [(DNNL_ARG_SRC, products.sourceDescriptor, UnsafeMutableRawPointer(transformed)),
@@ -381,7 +379,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             bias.withUnsafeBufferPointer { pb in
                 let y = po.baseAddress!
                 Winograd.transformOutput(multiplied, g, bias: weights.bias == nil ? nil : pb.baseAddress,
-                                         addend: addend == nil ? nil : UnsafePointer(y), activation: activation, into: y)
+                                         addend: accumulating ? UnsafePointer(y) : nil, activation: activation, into: y)
             }
         }
         return Tensor(shape: g.output, storage: output, order: .channelBlocks8)
@@ -410,14 +408,14 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return result
     }
 
-    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ g: WindowGeometry, orders: ConvolutionOrders) throws -> Tensor {
+    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
+                                 orders: ConvolutionOrders, into destination: [Float]) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, orders: orders)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g)
-        var diffSrc = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.input)) { _, n in n = Tensor.elementCount(g.input) }
+        var diffSrc = destination
         let (src, dst) = (conv.userSource, conv.userDestination)
         try gradient.storage.withUnsafeBufferPointer { pd in
             try diffSrc.withUnsafeMutableBytes { ps in
@@ -450,10 +448,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return "\(dnnl_memory_desc_get_size(&copy)).\(md.ndims).\(md.format_kind.rawValue).\(b.inner_nblks).\(blocks).\(strides)"
     }
 
-    func maxPooling(_ x: Tensor, _ g: WindowGeometry, order: StorageOrder) throws -> Tensor {
+    func maxPooling(_ x: Tensor, _ g: WindowGeometry, order: StorageOrder, into destination: [Float]) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        var output = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        var output = destination
         try x.storage.withUnsafeBufferPointer { pi in
             try output.withUnsafeMutableBytes { po in
                 let run = { (pool: CompiledPrimitive) in

@@ -149,9 +149,14 @@ struct Conv: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label), w = try Operand.required(inputs, 1, label)
         let g = try geometry(x.shape, w.shape)
-        let addend = addsResidual ? try Operand.required(inputs, 3, label) : nil
-        return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g,
-                                                  activation: activation?.kernel ?? .none, adding: addend, orders: orders(context))]
+        var destination = context.buffer(Tensor.elementCount(g.output))
+        if addsResidual {
+            // The kernel adds what its destination holds: the residual branch, copied (the branch stays as it is).
+            let addend = try Operand.required(inputs, 3, label)
+            destination.withUnsafeMutableBufferPointer { d in addend.storage.withUnsafeBufferPointer { d.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        }
+        return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation?.kernel ?? .none,
+                                                  accumulating: addsResidual, into: destination, orders: orders(context))]
     }
 
     var differentiableInputs: Set<Int> { addsResidual ? [0, 3] : [0] }
@@ -168,7 +173,7 @@ struct Conv: Operator {
         let x = try Operand.shape(a.inputShapes, 0, label)
         let geometry = try geometry([g.shape[0]] + x.dropFirst(), w.shape)
         let dx = a.wanted[0] ? try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry,
-                                                                           orders: orders(context)) : nil
+                                                                           orders: orders(context), into: context.buffer(Tensor.elementCount(geometry.input))) : nil
         // The residual branch was added as is: its gradient is the (activation-masked) output gradient.
         return addsResidual ? [dx, nil, nil, a.wanted.count > 3 && a.wanted[3] ? g : nil] : [dx]
     }

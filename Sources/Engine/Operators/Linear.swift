@@ -63,7 +63,8 @@ struct ReduceMean: Operator {
         let constants = a.inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
         let ax = try axes(x, constants, a.inputShapes)
         if x.count == 4 && ax == ReduceMean.spatialAxes {
-            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + x.dropFirst(), order: context.inputOrder(0))]
+            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + x.dropFirst(), order: context.inputOrder(0),
+                                                    buffers: context.buffers)]
         }
         let kept = x.enumerated().map { ax.contains($0.offset) ? 1 : $0.element }
         let n = Float(Tensor.elementCount(x) / max(Tensor.elementCount(kept), 1))

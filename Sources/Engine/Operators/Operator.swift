@@ -7,11 +7,13 @@ struct BackwardNeeds: Sendable {
     var outputs: [Int] = []
 }
 
-/// The environment an operator runs in: the numeric kernels, the storage orders its step reads and writes, and, for
-/// backward, the gradient rules.
+/// The environment an operator runs in: the numeric kernels, the buffers to write outputs into, the storage orders its
+/// step reads and writes, and, for backward, the gradient rules.
 struct OperatorContext {
     let kernels: any KernelBackend
     let rules: GradientRules
+    /// Where large outputs take their memory from (none at load time).
+    var buffers: BufferPool?
     /// The order of each input as the step reads it (what the inputs are stored in).
     var inputOrders: [StorageOrder] = []
     /// The order the step writes its outputs in (an output gradient arrives in it).
@@ -19,6 +21,9 @@ struct OperatorContext {
 
     /// The order of input `index` (NCHW when the step reads no such input).
     func inputOrder(_ index: Int) -> StorageOrder { index < inputOrders.count ? inputOrders[index] : .channelsFirst }
+
+    /// A buffer of `count` elements for an output, holding whatever it held before.
+    func buffer(_ count: Int) -> [Float] { TensorMath.buffer(count, from: buffers) }
 }
 
 /// The storage orders an operator can run in, for the planner to choose from.

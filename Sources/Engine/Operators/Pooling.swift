@@ -82,7 +82,7 @@ struct MaxPool: Operator {
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let geometry = WindowGeometry(input: x.shape, output: Array(x.shape[0...1]) + r.output, kernel: kernel, strides: r.strides,
                                       dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end, groups: 1)
-        return [try context.kernels.maxPooling(x, geometry, order: x.order)]
+        return [try context.kernels.maxPooling(x, geometry, order: x.order, into: context.buffer(Tensor.elementCount(geometry.output)))]
     }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
@@ -90,9 +90,10 @@ struct MaxPool: Operator {
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         let x = try Operand.required(a.inputs, 0, label)
         guard let g = a.gradients[0] else { return [nil] }
-        var out = [Float](repeating: 0, count: x.count)
+        var out = context.buffer(x.count)
         try g.storage.withUnsafeBufferPointer { pg in
             try out.withUnsafeMutableBufferPointer { po in
+                po.update(repeating: 0)
                 try argmax(x) { o, i in if i >= 0 { po[i] += pg[o] } }
             }
         }
@@ -221,7 +222,8 @@ struct GlobalPool: Operator {
         guard let g = a.gradients[0] else { return [nil] }
         let shape = try Operand.shape(a.inputShapes, 0, label)
         if !isMax && shape.count == 4 {
-            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + shape.dropFirst(), order: context.inputOrder(0))]
+            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + shape.dropFirst(), order: context.inputOrder(0),
+                                                    buffers: context.buffers)]
         }
         let planes = shape[0] * shape[1], size = Tensor.elementCount(shape) / max(planes, 1)
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))

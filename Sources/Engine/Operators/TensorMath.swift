@@ -89,36 +89,37 @@ enum TensorMath {
         return Tensor(shape: shape, storage: result)
     }
 
-    /// Elementwise map of one tensor (in its storage order).
+    /// A buffer of `count` elements from `buffers`, or a new one.
+    static func buffer(_ count: Int, from buffers: BufferPool?) -> [Float] {
+        buffers?.take(count) ?? [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
+    /// Elementwise map of one tensor (in its storage order), into a buffer from `buffers` when given.
     @inline(__always)
-    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
-        let out = x.storage.withUnsafeBufferPointer { px in
-            [Float](unsafeUninitializedCapacity: px.count) { po, n in
+    static func map(_ x: Tensor, buffers: BufferPool? = nil, _ f: (Float) -> Float) -> Tensor {
+        var out = buffer(x.count, from: buffers)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
                 for i in 0..<px.count { po[i] = f(px[i]) }
-                n = px.count
             }
         }
         return Tensor(shape: x.shape, storage: out, order: x.order)
     }
 
-    /// Elementwise combination of two tensors of one shape, in the storage order of `x`.
+    /// Elementwise combination of two tensors of one shape, in the storage order of `x`, into a buffer from `buffers`
+    /// when given.
     @inline(__always)
-    static func zip(_ x: Tensor, _ y: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    static func zip(_ x: Tensor, _ y: Tensor, buffers: BufferPool? = nil, _ f: (Float, Float) -> Float) -> Tensor {
         let y = y.reordered(to: x.order)
-        let out = x.storage.withUnsafeBufferPointer { px in
+        var out = buffer(x.count, from: buffers)
+        x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeBufferPointer { py in
-                [Float](unsafeUninitializedCapacity: px.count) { po, n in
+                out.withUnsafeMutableBufferPointer { po in
                     for i in 0..<px.count { po[i] = f(px[i], py[i]) }
-                    n = px.count
                 }
             }
         }
         return Tensor(shape: x.shape, storage: out, order: x.order)
-    }
-
-    /// Elementwise in-place accumulation `x += y` for tensors of one shape.
-    static func add(_ x: Tensor, _ y: Tensor) -> Tensor {
-        zip(x, y, +)
     }
 
     /// Permutes dimensions: output dimension i is input dimension perm[i].
@@ -141,11 +142,15 @@ enum TensorMath {
         (Tensor.elementCount(Array(shape[..<axis])), shape[axis], Tensor.elementCount(Array(shape[(axis + 1)...])))
     }
 
-    /// Rows `range` of the first dimension (in the storage order of `x`: an image is contiguous in every order).
-    static func rows(_ x: Tensor, _ range: Swift.Range<Int>) -> Tensor {
+    /// Rows `range` of the first dimension (in the storage order of `x`: an image is contiguous in every order), into a
+    /// buffer from `buffers` when given.
+    static func rows(_ x: Tensor, _ range: Swift.Range<Int>, buffers: BufferPool? = nil) -> Tensor {
         let size = x.count / max(x.shape[0], 1)
-        return Tensor(shape: [range.count] + x.shape.dropFirst(), storage: Array(x.storage[(range.lowerBound * size)..<(range.upperBound * size)]),
-                      order: x.order)
+        var out = buffer(range.count * size, from: buffers)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: px.baseAddress! + range.lowerBound * size, count: range.count * size) }
+        }
+        return Tensor(shape: [range.count] + x.shape.dropFirst(), storage: out, order: x.order)
     }
 
     /// Repeats a batch-1 tensor `count` times along the first dimension (in its storage order).
@@ -185,11 +190,12 @@ enum TensorMath {
         return sums
     }
 
-    /// The gradient of `spatialMeans`: each plane of `shape` filled with its mean's gradient / (H * W), stored in `order`.
-    static func spatialMeansBackward(_ gradient: [Float], shape: [Int], order: StorageOrder) -> Tensor {
+    /// The gradient of `spatialMeans`: each plane of `shape` filled with its mean's gradient / (H * W), stored in `order`,
+    /// into a buffer from `buffers` when given.
+    static func spatialMeansBackward(_ gradient: [Float], shape: [Int], order: StorageOrder, buffers: BufferPool? = nil) -> Tensor {
         let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
         let scaled = gradient.map { $0 / Float(hw) }
-        var out = [Float](unsafeUninitializedCapacity: n * c * hw) { _, count in count = n * c * hw }
+        var out = buffer(n * c * hw, from: buffers)
         out.withUnsafeMutableBufferPointer { po in
             for b in 0..<n {
                 let image = b * c * hw, g = b * c

@@ -15,7 +15,7 @@ extension UnaryOperator {
     }
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
-        [TensorMath.map(try Operand.required(inputs, 0, "\(Self.self)"), value)]
+        [TensorMath.map(try Operand.required(inputs, 0, "\(Self.self)"), buffers: context.buffers, value)]
     }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
@@ -27,7 +27,7 @@ extension UnaryOperator {
         let x = try Operand.required(inputs, 0, "\(Self.self)")
         let y = try Operand.required(outputs, 0, "\(Self.self)")
         guard let g = gradients[0] else { return [nil] }
-        var out = [Float](repeating: 0, count: g.count)
+        var out = context.buffer(g.count)
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeBufferPointer { py in
                 g.storage.withUnsafeBufferPointer { pg in
@@ -56,9 +56,9 @@ struct Relu: UnaryOperator {
         let y = try Operand.required(outputs, 0, "Relu")
         guard let g = gradients[0] else { return [nil] }
         if context.rules.guidedRelu {
-            return [TensorMath.zip(y, g) { y, g in y > 0 && g > 0 ? g : 0 }]
+            return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > 0 && g > 0 ? g : 0 }]
         }
-        return [TensorMath.zip(y, g) { y, g in y > 0 ? g : 0 }]
+        return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > 0 ? g : 0 }]
     }
 }
 
@@ -109,7 +109,7 @@ struct Clip: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, "Clip")
         let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
-        return [TensorMath.map(x) { min(max($0, lo), hi) }]
+        return [TensorMath.map(x, buffers: context.buffers) { min(max($0, lo), hi) }]
     }
 
     // The gradient passes where min < y < max, which equals PyTorch's test on the input.
@@ -121,9 +121,9 @@ struct Clip: Operator {
         let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
         guard let g = gradients[0] else { return [nil] }
         if context.rules.guidedClip {
-            return [TensorMath.zip(y, g) { y, g in y > lo && y < hi && g > 0 ? g : 0 }]
+            return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > lo && y < hi && g > 0 ? g : 0 }]
         }
-        return [TensorMath.zip(y, g) { y, g in y > lo && y < hi ? g : 0 }]
+        return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > lo && y < hi ? g : 0 }]
     }
 }
 
