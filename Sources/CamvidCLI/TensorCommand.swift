@@ -68,8 +68,8 @@ public struct TensorCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Probe batch for scorecam / ablationcam (default 16 / 32, as pytorch-grad-cam).", valueName: "n"))
     public var batchSize: Int?
 
-    /// Times `--method` over this many runs after a warm-up and prints ms per image.
-    @Option(name: .long, help: ArgumentHelp("Time --method over this many runs (after one warm-up); print ms/image.", valueName: "n"))
+    /// Times `--method` over this many runs after a first one and prints ms per image, the first run's too.
+    @Option(name: .long, help: ArgumentHelp("Time --method over this many runs after a first one; print ms/image (and the first run's).", valueName: "n"))
     public var `repeat`: Int?
 
     /// Where to write the logits `[N, classes]`.
@@ -173,15 +173,18 @@ public struct TensorCommand: ParsableCommand {
         if let map { try NumPyFile.write(Tensor.stack(explanations.map(\.map)), path: map) }
     }
 
-    /// Runs `method` `runs` times after one warm-up and prints `METHOD: T ms/image`.
+    /// Runs `method` once, then `runs` times, and prints `METHOD: T ms/image (...; first run F ms/image)`: the first run
+    /// pays what a single `camvid tensor` pays once the network is loaded (its plans and kernels for this batch).
     private func timeMethod(_ method: ExplanationMethod, network: Network, x: Tensor, layers: [String]?, runs: Int) throws {
         let explainer = try explainer(method, network: network, layers: layers)
+        let first = DispatchTime.now().uptimeNanoseconds
         _ = try explainer.explain(x, target: classTarget)
         let start = DispatchTime.now().uptimeNanoseconds
         for _ in 0..<runs { _ = try explainer.explain(x, target: classTarget) }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-        print(String(format: "%@: %.2f ms/image (batch %d, %d runs, %@)", method.rawValue, elapsed / Double(runs * x.shape[0]),
-                     x.shape[0], runs, explainer.layers.joined(separator: ",")))
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6, firstElapsed = Double(start - first) / 1e6
+        print(String(format: "%@: %.2f ms/image (batch %d, %d runs, %@; first run %.2f ms/image)", method.rawValue,
+                     elapsed / Double(runs * x.shape[0]), x.shape[0], runs, explainer.layers.joined(separator: ","),
+                     firstElapsed / Double(x.shape[0])))
     }
 
     /// One-hot rows at `classIndex`, or at each row's top-1.
@@ -203,12 +206,15 @@ public struct TensorCommand: ParsableCommand {
         return best
     }
 
+    /// Prints the mean time of `runs` forward and forward+gradient calls after a first one, and the first ones' times.
     private static func time(_ network: Network, _ x: Tensor, target: String, runs: Int) throws {
-        func measure(_ body: () throws -> Void) rethrows -> Double {
-            try body()  // warm-up: builds primitives and plans
+        /// Milliseconds of the first call (it builds plans and primitives) and the mean of the next `runs`.
+        func measure(_ body: () throws -> Void) rethrows -> (first: Double, mean: Double) {
+            let first = DispatchTime.now().uptimeNanoseconds
+            try body()
             let start = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<runs { try body() }
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 / Double(runs)
+            return (Double(start - first) / 1e6, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 / Double(runs))
         }
         let forward = try measure { _ = try network.forward(x) }
         let both = try measure {
@@ -216,7 +222,7 @@ public struct TensorCommand: ParsableCommand {
             _ = try network.backward(pass, seed: try seed(pass.logits, classIndex: nil), to: [target])
         }
         let n = Double(x.shape[0])
-        print(String(format: "batch %d forward %.2f ms/frame forward+gradient %.2f ms/frame (target %@)",
-                     x.shape[0], forward / n, both / n, target))
+        print(String(format: "batch %d forward %.2f ms/frame forward+gradient %.2f ms/frame (target %@; first calls %.2f and %.2f ms/frame)",
+                     x.shape[0], forward.mean / n, both.mean / n, target, forward.first / n, both.first / n))
     }
 }
