@@ -26,11 +26,12 @@ extension Tensor {
         return reordered(to: order, reusing: [Float](unsafeUninitializedCapacity: count) { _, n in n = count })
     }
 
-    /// `reordered(to:)` written into `buffer` (`count` elements, whatever they hold), for callers that reuse memory.
-    package func reordered(to order: StorageOrder, reusing buffer: [Float]) -> Tensor {
+    /// `reordered(to:)` written into `buffer` (`count` elements, whatever they hold, handed over), for callers that reuse
+    /// memory.
+    package func reordered(to order: StorageOrder, reusing buffer: consuming [Float]) -> Tensor {
         precondition(rank == 4 && buffer.count == count, "reordering \(shape) into \(buffer.count) elements")
         let (images, channels, pixels) = (shape[0], shape[1], shape[2] * shape[3])
-        var out = buffer
+        var out = consume buffer
         storage.withUnsafeBufferPointer { source in
             out.withUnsafeMutableBufferPointer { destination in
                 let (x, y) = (source.baseAddress!, destination.baseAddress!)

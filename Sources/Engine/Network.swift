@@ -221,25 +221,29 @@ public final class Network: @unchecked Sendable {
                              buffers: buffers)
             return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
         }
-        // Large batches run in chunks whose activations stay in cache; the kept tensors are joined along the batch, and
-        // the chunks' own go back to the pool.
-        var parts: [[String: Tensor]] = []
-        var ledger = BufferLedger(pool: buffers)
+        // Large batches run in chunks whose activations stay in cache; each chunk's kept tensors are copied into their
+        // rows of the whole batch's, and its buffers go back to the pool for the next chunk.
+        var joined: [String: Tensor] = [:]
         for start in stride(from: 0, to: batch, by: chunk) {
             let slice = TensorMath.rows(input, start..<min(start + chunk, batch), buffers: buffers)
             let plan = try self.plan(for: slice.shape, fusedExcept: retaining)
             var values: [String: Tensor] = [model.inputName: slice]
             try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels,
                              buffers: buffers)
-            for value in values.values { ledger.hold(value) }
-            parts.append(values)
+            for (name, part) in values where name != model.inputName {
+                let rowSize = part.count / slice.shape[0]
+                var whole = joined[name]
+                    ?? Tensor(shape: [batch] + part.shape.dropFirst(), storage: TensorMath.buffer(batch * rowSize, from: nil), order: part.order)
+                part.reordered(to: whole.order).storage.withUnsafeBufferPointer { rows in
+                    whole.storage.withUnsafeMutableBufferPointer { ($0.baseAddress! + start * rowSize).update(from: rows.baseAddress!, count: rows.count) }
+                }
+                joined[name] = whole
+            }
+            var ledger = BufferLedger(pool: buffers)
+            ledger.giveBack(values.values)
         }
-        var values: [String: Tensor] = [model.inputName: input]
-        for name in parts[0].keys where name != model.inputName {
-            values[name] = Tensor.concatenate(parts.compactMap { $0[name] })
-        }
-        for part in parts { for value in part.values { ledger.drop(value) } }
-        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
+        joined[model.inputName] = input
+        return ForwardPass(values: joined, inputShape: input.shape, logitsName: outputName)
     }
 
     /// Computes tensors missing from `pass` (freed intermediates) from what it retained.

@@ -382,3 +382,28 @@ import TestSupport
         for t in targets { #expect(later[t] == firstGradients[t], "\(t)") }
     }
 }
+
+/// A batch whose activations exceed the cache budget runs in chunks, each reusing the buffers of the one before.
+@Suite struct ChunkedBatchTests {
+    @Test func chunksGiveEachImageItsOwnValues() throws {
+        // 16 channels of 320x320 floats per image: 6.5 MB, so the batch runs one image at a time.
+        let size = 320
+        let network = try Network(model: try FusionTests.blockedChainModel(size: size), baseDirectory: nil, inputHeight: size,
+                                  inputWidth: size)
+        var rng = SeededGenerator(state: 31)
+        let x = rng.tensor([3, 3, size, size], -2, 2)
+        let names: Set<String> = ["r1", "m"]
+        var seed = Tensor(shape: [3, 5])
+        for i in 0..<3 { seed.storage[i * 5 + i] = 1 }
+        let pass = try network.forward(x, retaining: names)
+        let gradients = try network.backward(pass, seed: seed, to: ["r1"])
+        for i in 0..<3 {
+            let image = x.slice(i).reshaped([1, 3, size, size])
+            let alone = try network.forward(image, retaining: names)
+            #expect(pass.logits.slice(i) == alone.logits.slice(0), "image \(i)")
+            for name in names { #expect(try #require(pass[name]).slice(i) == (try #require(alone[name])).slice(0), "image \(i) \(name)") }
+            let g = try network.backward(alone, seed: seed.slice(i).reshaped([1, 5]), to: ["r1"])
+            #expect(try #require(gradients["r1"]).slice(i) == (try #require(g["r1"])).slice(0), "image \(i)")
+        }
+    }
+}

@@ -317,18 +317,18 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry, activation: FusedActivation,
-                     accumulating: Bool, into destination: [Float], orders: ConvolutionOrders) throws -> Tensor {
+                     accumulating: Bool, into destination: consuming [Float], orders: ConvolutionOrders) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         if Winograd.applies(g, orders: orders) {
-            return try winogradConvolution(x, weights, g, activation: activation, accumulating: accumulating, into: destination)
+            return try winogradConvolution(x, weights, g, activation: activation, accumulating: accumulating, into: consume destination)
         }
         let key = ConvolutionKey(geometry: g, activation: activation, accumulates: accumulating, backward: false,
                                  hasBias: weights.bias != nil, orders: orders)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g)
         // The sum post-op adds what the destination holds.
-        var output = destination
+        var output = consume destination
         let (src, dst, biasMD) = (conv.userSource, conv.userDestination, conv.biasDescriptor)
         let bias = weights.bias?.storage ?? []
         // oneDNN only reads sources; the casts to mutable pointers avoid copying the arrays.
@@ -356,7 +356,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
 
     /// A convolution `Winograd.applies` to: transforms on the OpenMP team, and oneDNN's batched matrix products between.
     private func winogradConvolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
-                                     activation: FusedActivation, accumulating: Bool, into destination: [Float]) throws -> Tensor {
+                                     activation: FusedActivation, accumulating: Bool, into destination: consuming [Float]) throws -> Tensor {
         let (rows, columns) = Winograd.tiles(g)
         let (tiles, c, k) = (g.input[0] * rows * columns, g.input[1], g.output[1])
         let products = try winogradProducts(tiles: tiles, channels: c, filters: k)
@@ -369,7 +369,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         let transformed = transformedTiles.pointer(bytes: 36 * tiles * c * 4).assumingMemoryBound(to: Float.self)
         let multiplied = tileProducts.pointer(bytes: 36 * tiles * k * 4).assumingMemoryBound(to: Float.self)
         // The addend is read and the output written element by element in one pass, in the same memory.
-        var output = destination
+        var output = consume destination
         let bias = weights.bias?.storage ?? []
         x.storage.withUnsafeBufferPointer { Winograd.transformInput($0.baseAddress!, g, into: transformed) }
         try execute(products, [(DNNL_ARG_SRC, products.sourceDescriptor, UnsafeMutableRawPointer(transformed)),
@@ -409,13 +409,13 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
-                                 orders: ConvolutionOrders, into destination: [Float]) throws -> Tensor {
+                                 orders: ConvolutionOrders, into destination: consuming [Float]) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, orders: orders)
         let conv = try compiled(key)
         let prepared = try preparedWeights(weights, conv, g)
-        var diffSrc = destination
+        var diffSrc = consume destination
         let (src, dst) = (conv.userSource, conv.userDestination)
         try gradient.storage.withUnsafeBufferPointer { pd in
             try diffSrc.withUnsafeMutableBytes { ps in
@@ -448,10 +448,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return "\(dnnl_memory_desc_get_size(&copy)).\(md.ndims).\(md.format_kind.rawValue).\(b.inner_nblks).\(blocks).\(strides)"
     }
 
-    func maxPooling(_ x: Tensor, _ g: WindowGeometry, order: StorageOrder, into destination: [Float]) throws -> Tensor {
+    func maxPooling(_ x: Tensor, _ g: WindowGeometry, order: StorageOrder, into destination: consuming [Float]) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        var output = destination
+        var output = consume destination
         try x.storage.withUnsafeBufferPointer { pi in
             try output.withUnsafeMutableBytes { po in
                 let run = { (pool: CompiledPrimitive) in

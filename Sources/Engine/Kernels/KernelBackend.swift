@@ -63,18 +63,19 @@ final class ConvolutionWeights: @unchecked Sendable {
 
 /// The numeric kernels the operators delegate to, so that another backend could replace oneDNN.
 ///
-/// Each kernel writes its result into `destination`, a buffer of the result's element count whatever it holds.
+/// Each kernel writes its result into `destination`, a buffer of the result's element count whatever it holds, which
+/// the caller hands over (it must hold no other reference, or the first write would copy it).
 protocol KernelBackend: Sendable {
     /// `activation(conv(x, W) + b + addend)`, where the addend is what `destination` holds when `accumulating`; the
     /// input stored in `orders.input`, addend and output in `orders.output`.
     func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry, activation: FusedActivation,
-                     accumulating: Bool, into destination: [Float], orders: ConvolutionOrders) throws -> Tensor
+                     accumulating: Bool, into destination: consuming [Float], orders: ConvolutionOrders) throws -> Tensor
     /// The gradient of a convolution's input (stored in `orders.input`) given the gradient of its output (in
     /// `orders.output`), bias and activation excluded.
     func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry,
-                                 orders: ConvolutionOrders, into destination: [Float]) throws -> Tensor
+                                 orders: ConvolutionOrders, into destination: consuming [Float]) throws -> Tensor
     /// Max pooling (padded positions never win); input and output stored in `order`.
-    func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, order: StorageOrder, into destination: [Float]) throws -> Tensor
+    func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, order: StorageOrder, into destination: consuming [Float]) throws -> Tensor
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -156,7 +156,7 @@ struct Conv: Operator {
             destination.withUnsafeMutableBufferPointer { d in addend.storage.withUnsafeBufferPointer { d.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
         }
         return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation?.kernel ?? .none,
-                                                  accumulating: addsResidual, into: destination, orders: orders(context))]
+                                                  accumulating: addsResidual, into: consume destination, orders: orders(context))]
     }
 
     var differentiableInputs: Set<Int> { addsResidual ? [0, 3] : [0] }
