@@ -38,12 +38,6 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     private init() throws {
-        #if os(Linux)
-        // Activations are freed and reallocated every frame; glibc would otherwise hand multi-megabyte blocks back to
-        // the kernel and take page faults re-zeroing them (~40% of the time at batch 8). Keep them in the heap.
-        _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
-        #endif
         var engine: dnnl_engine_t?
         try DNNLBackend.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "creating the oneDNN CPU engine")
         guard let engine else { throw EngineError("oneDNN returned no engine") }
