@@ -232,7 +232,8 @@ public final class Network: @unchecked Sendable {
                              buffers: buffers)
             for (name, part) in values where name != model.inputName {
                 let rowSize = part.count / slice.shape[0]
-                var whole = joined[name]
+                // Taken out of the dictionary while written, so that the write does not copy it.
+                var whole = joined.removeValue(forKey: name)
                     ?? Tensor(shape: [batch] + part.shape.dropFirst(), storage: TensorMath.buffer(batch * rowSize, from: nil), order: part.order)
                 part.reordered(to: whole.order).storage.withUnsafeBufferPointer { rows in
                     whole.storage.withUnsafeMutableBufferPointer { ($0.baseAddress! + start * rowSize).update(from: rows.baseAddress!, count: rows.count) }

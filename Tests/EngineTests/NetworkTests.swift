@@ -341,20 +341,22 @@ import TestSupport
     }
 }
 
-/// Calls reuse the network's activation buffers: a later call must neither see what an earlier one left in them nor
-/// change what an earlier pass retained.
+/// Calls reuse the network's large activation buffers: a later call must neither see what an earlier one left in them
+/// nor change what an earlier pass retained.
 @Suite struct BufferReuseTests {
     /// A copy of `tensor` sharing no memory with it.
     static func snapshot(_ tensor: Tensor) -> Tensor {
         Tensor(shape: tensor.shape, storage: tensor.storage.map { $0 }, order: tensor.order)
     }
 
-    @Test(arguments: [ActivationLayout.channelBlocks, .channelsLast, .nchw])
-    func repeatedCallsGiveTheFirstCallsValues(layout: ActivationLayout) throws {
-        let network = try Network(model: try FusionTests.blockedChainModel(size: 16), baseDirectory: nil, inputHeight: 16,
-                                  inputWidth: 16, layout: layout)
+    /// At 512x512 the gradients and recomputed activations of a batch of 2 reach the pool's 32 MB; at 16x16 nothing
+    /// does, and the same bookkeeping runs on the allocator's buffers.
+    @Test(arguments: [(ActivationLayout.channelBlocks, 512), (.channelBlocks, 16), (.channelsLast, 16), (.nchw, 16)])
+    func repeatedCallsGiveTheFirstCallsValues(layout: ActivationLayout, size: Int) throws {
+        let network = try Network(model: try FusionTests.blockedChainModel(size: size), baseDirectory: nil, inputHeight: size,
+                                  inputWidth: size, layout: layout)
         var rng = SeededGenerator(state: 21)
-        let x = rng.tensor([2, 3, 16, 16], -2, 2), other = rng.tensor([3, 3, 16, 16], -2, 2)
+        let x = rng.tensor([2, 3, size, size], -2, 2), other = rng.tensor([3, 3, size, size], -2, 2)
         let names: Set<String> = ["r1", "s", "m"], targets: Set<String> = ["r1", "c4", network.inputName]
         var seed = Tensor(shape: [2, 5])
         for i in 0..<2 { seed.storage[i * 5 + i + 1] = 1 }
@@ -368,7 +370,7 @@ import TestSupport
         for _ in 0..<2 {
             // Other inputs and batch sizes in between, forward alone and with gradients, fill the buffers with other values.
             _ = try network.forward(other)
-            _ = try network.backward(try network.forward(other.slice(1).reshaped([1, 3, 16, 16]), retaining: ["s"]),
+            _ = try network.backward(try network.forward(other.slice(1).reshaped([1, 3, size, size]), retaining: ["s"]),
                                      seed: Tensor(shape: [1, 5], repeating: 1), to: ["s", network.inputName])
             let (again, gradients) = try run(x)
             #expect(again.logits == logits)
