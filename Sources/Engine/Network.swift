@@ -102,7 +102,8 @@ public final class Network: @unchecked Sendable {
 
     /// Loads a serialised ONNX model; external tensor data is looked up relative to `baseDirectory`.
     ///
-    /// Every node is checked (operator, attributes, shapes for the given size) before this returns.
+    /// Every node is checked (operator, attributes, shapes for the given size), and the network has run once on zeros
+    /// (its kernels built and weights prepared), before this returns.
     public convenience init(model data: Data, baseDirectory: URL?, inputHeight: Int, inputWidth: Int) throws {
         try self.init(model: data, baseDirectory: baseDirectory, inputHeight: inputHeight, inputWidth: inputWidth, layout: .channelBlocks)
     }
@@ -143,6 +144,9 @@ public final class Network: @unchecked Sendable {
         fusable = Set(reference.fusableActivations().map { steps[$0.conv].outputs[0] })
             .union(reference.residualJoins().flatMap { join in [steps[join.conv].outputs[0], steps[join.add].outputs[0]] })
         plans[PlanKey(inputShape: defaultInputShape, fused: false, protected: [])] = reference
+        // One forward on zeros at load: oneDNN compiles its kernels and the weights take the layouts (or Winograd's
+        // transform) the kernels want now, not in the first call (ResNet-18: 70 of the first call's 90 ms on one thread).
+        _ = try forward(Tensor(shape: defaultInputShape))
     }
 
     /// The name of the image input.

@@ -355,9 +355,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         let (tiles, c, k) = (g.input[0] * rows * columns, g.input[1], g.output[1])
         let products = try winogradProducts(tiles: tiles, channels: c, filters: k)
         let filters = weights.prepared("winograd.F4x4") { () -> PreparedBuffer in
-            let u = Winograd.filters(weights.weights)
-            let buffer = PreparedBuffer(bytes: u.count * 4)
-            u.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let buffer = PreparedBuffer(bytes: 36 * c * k * MemoryLayout<Float>.size)
+            Winograd.filters(weights.weights, into: buffer.pointer.assumingMemoryBound(to: Float.self))
             return buffer
         }
         let transformed = transformedTiles.pointer(bytes: 36 * tiles * c * 4).assumingMemoryBound(to: Float.self)
