@@ -69,7 +69,7 @@ public final class Network: @unchecked Sendable {
     private let defaultInputShape: [Int]
     private let lock = NSLock()
     private var plans: [PlanKey: Plan] = [:]
-    /// The activation buffers every call reuses.
+    /// The large activation buffers calls reuse.
     private let buffers = BufferPool()
     /// Tensors that fused plans may drop: convolution outputs fused with the Relu/Clip or residual Add after them, and
     /// residual sums.
@@ -342,12 +342,9 @@ public final class Network: @unchecked Sendable {
         }
         var result: [String: Tensor] = [:]
         for t in targets {
-            if let g = gradients[t] {
-                result[t] = g.reordered(to: .channelsFirst)
-            } else {
-                result[t] = Tensor(shape: plan.shapes[t] ?? [])
-            }
-            ledger.hold(result[t]!)
+            let gradient = gradients[t]?.reordered(to: .channelsFirst) ?? Tensor(shape: plan.shapes[t] ?? [])
+            result[t] = gradient
+            ledger.hold(gradient)
         }
         // What the results do not hold goes back: recomputed values and the gradients left.
         for value in values.values { ledger.drop(value) }
