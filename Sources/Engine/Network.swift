@@ -168,10 +168,8 @@ public final class Network: @unchecked Sendable {
                 case .channelsLast: "NHWC"
                 case .channelBlocks8: "nChw8c"
                 }
-                let algorithm = (step.op as? Conv).flatMap { conv -> String? in
-                    guard let x = referencePlan.shapes[step.inputs[0]], let w = referencePlan.constants[step.inputs[1]]?.tensor.shape else { return nil }
-                    return conv.algorithm(x, w, orders: ConvolutionOrders(input: step.inputOrders[0], output: step.outputOrder))
-                }
+                let algorithm = step.op.kernelAlgorithm(step.inputs.map { referencePlan.shapes[$0] }, inputOrders: step.inputOrders,
+                                                        outputOrder: step.outputOrder)
                 return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [],
                                  storage: storage, algorithm: algorithm)
             }

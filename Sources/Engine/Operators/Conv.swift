@@ -200,10 +200,9 @@ struct Conv: Operator {
 
     var kind: String { groups > 1 ? "Conv depthwise/grouped" : "Conv" }
 
-    /// The algorithm its kernel runs when that is not oneDNN's direct one, for input and weights shapes `x` and `w` in
-    /// `orders` (`camvid layers` shows it).
-    func algorithm(_ x: [Int], _ w: [Int], orders: ConvolutionOrders) -> String? {
-        guard let g = try? geometry(x, w), Winograd.applies(g, orders: orders) else { return nil }
+    func kernelAlgorithm(_ shapes: [[Int]?], inputOrders: [StorageOrder], outputOrder: StorageOrder) -> String? {
+        guard shapes.count > 1, let x = shapes[0], let w = shapes[1], let g = try? geometry(x, w), let input = inputOrders.first,
+              Winograd.applies(g, orders: ConvolutionOrders(input: input, output: outputOrder)) else { return nil }
         return "Winograd F(4x4,3x3)"
     }
 }

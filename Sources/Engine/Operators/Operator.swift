@@ -78,6 +78,9 @@ protocol Operator: Sendable {
     var isSum: Bool { get }
     /// The name profiles group its steps under.
     var kind: String { get }
+    /// The algorithm its kernel runs for these input shapes and storage orders when that is not the library's direct one
+    /// (`camvid layers` shows it), else nil.
+    func kernelAlgorithm(_ shapes: [[Int]?], inputOrders: [StorageOrder], outputOrder: StorageOrder) -> String?
 }
 
 /// What a vector-Jacobian product receives.
@@ -106,6 +109,7 @@ extension Operator {
     func absorbingResidual() -> (any Operator)? { nil }
     var isSum: Bool { false }
     var kind: String { "\(Self.self)" }
+    func kernelAlgorithm(_ shapes: [[Int]?], inputOrders: [StorageOrder], outputOrder: StorageOrder) -> String? { nil }
 }
 
 /// An activation operator a convolution absorbed: its kernel applies it, and the operator's own backward differentiates
