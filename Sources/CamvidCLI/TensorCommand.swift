@@ -153,7 +153,7 @@ public struct TensorCommand: ParsableCommand {
         let first = try clock.measure { _ = try explainer.explain(x, target: target) }
         let rest = try clock.measure { for _ in 0..<runs { _ = try explainer.explain(x, target: target) } }
         let images = Double(x.shape[0])
-        print(String(format: "%@: %.2f ms/image (batch %d, %d runs, %@); first run %.2f ms/image", explainer.method.rawValue,
+        print(String(format: "%@: %.2f ms/image (batch %d, %d runs, %@; first run %.2f ms/image)", explainer.method.rawValue,
                      rest.milliseconds / Double(runs) / images, x.shape[0], runs, explainer.layers.joined(separator: ","),
                      first.milliseconds / images))
     }
@@ -168,11 +168,13 @@ public struct TensorCommand: ParsableCommand {
         return seed
     }
 
+    /// Prints the mean time of `runs` forward and forward+gradient calls after a first one, and the first ones' times.
     private static func time(_ network: Network, _ x: Tensor, layer: String, labels: ClassLabels, runs: Int) throws {
         let clock = ContinuousClock()
-        func measure(_ body: () throws -> Void) throws -> Double {
-            try body()  // warm-up: builds primitives and plans
-            return try clock.measure { for _ in 0..<runs { try body() } }.milliseconds / Double(runs)
+        /// Milliseconds of the first call (what a single call pays once the network is loaded) and the mean of the next `runs`.
+        func measure(_ body: () throws -> Void) throws -> (first: Double, mean: Double) {
+            let first = try clock.measure(body)
+            return (first.milliseconds, try clock.measure { for _ in 0..<runs { try body() } }.milliseconds / Double(runs))
         }
         let forward = try measure { _ = try network.forward(x) }
         let both = try measure {
@@ -180,8 +182,8 @@ public struct TensorCommand: ParsableCommand {
             _ = try network.backward(pass, seed: try oneHot(pass.logits, target: .top1, labels: labels), to: [layer])
         }
         let n = Double(x.shape[0])
-        print(String(format: "batch %d forward %.2f ms/frame forward+gradient %.2f ms/frame (target %@)",
-                     x.shape[0], forward / n, both / n, layer))
+        print(String(format: "batch %d forward %.2f ms/frame forward+gradient %.2f ms/frame (target %@; first calls %.2f and %.2f ms/frame)",
+                     x.shape[0], forward.mean / n, both.mean / n, layer, forward.first / n, both.first / n))
     }
 }
 

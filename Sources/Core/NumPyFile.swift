@@ -94,10 +94,10 @@ public enum NumPyFile {
         return Tensor(shape: shape, storage: storage)
     }
 
-    /// Encodes a tensor as the bytes of a version-1 float32 `.npy` file.
+    /// Encodes a tensor as the bytes of a version-1 float32 `.npy` file (C order, whatever the tensor's storage order).
     public static func encode(_ tensor: Tensor) -> Data {
         var data = header(shape: tensor.shape)
-        tensor.storage.withUnsafeBufferPointer { buffer in
+        tensor.reordered(to: .channelsFirst).storage.withUnsafeBufferPointer { buffer in
             var littleEndian = buffer.map { $0.bitPattern.littleEndian }
             data.append(Data(bytes: &littleEndian, count: littleEndian.count * 4))
         }

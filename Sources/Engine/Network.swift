@@ -40,17 +40,15 @@ public enum ActivationLayout: Sendable, Equatable {
 
 /// The retained tensors of one forward run, for reading and for later backward passes or reruns.
 public struct ForwardPass: Sendable {
-    /// The retained tensors by name (requested ones, outputs, input, and what backward reads).
+    /// The retained tensors by name (requested ones, outputs, input, and what backward reads), in the engine's storage
+    /// orders.
     let values: [String: Tensor]
     let inputShape: [Int]
     let logitsName: String
-    /// Tensors held in another order than NCHW internally; reading them converts to NCHW.
-    let storage: [String: StorageOrder]
 
     /// The tensor called `name` (NCHW for images), if it was retained.
     public subscript(name: String) -> Tensor? {
-        guard let value = values[name] else { return nil }
-        return TensorMath.relayout(value, from: storage[name] ?? .channelsFirst, to: .channelsFirst)
+        values[name]?.reordered(to: .channelsFirst)
     }
 
     /// The network's (first) output, `[N, classes]` for a classifier.
@@ -71,6 +69,8 @@ public final class Network: @unchecked Sendable {
     private let defaultInputShape: [Int]
     private let lock = NSLock()
     private var plans: [PlanKey: Plan] = [:]
+    /// The large activation buffers calls reuse.
+    private let buffers = BufferPool()
     /// Tensors that fused plans may drop: convolution outputs fused with the Relu/Clip or residual Add after them, and
     /// residual sums.
     private let fusable: Set<String>
@@ -102,7 +102,8 @@ public final class Network: @unchecked Sendable {
 
     /// Loads a serialised ONNX model; external tensor data is looked up relative to `baseDirectory`.
     ///
-    /// Every node is checked (operator, attributes, shapes for the given size) before this returns.
+    /// Every node is checked (operator, attributes, shapes for the given size), and the network has run once on zeros
+    /// (its kernels built and weights prepared), before this returns.
     public convenience init(model data: Data, baseDirectory: URL?, inputHeight: Int, inputWidth: Int) throws {
         try self.init(model: data, baseDirectory: baseDirectory, inputHeight: inputHeight, inputWidth: inputWidth, layout: .channelBlocks)
     }
@@ -139,12 +140,13 @@ public final class Network: @unchecked Sendable {
         let reference = try Plan(model: model, operators: operators, constants: constants, inputShape: defaultInputShape, kernels: kernels,
                                  layout: self.layout)
         referencePlan = reference
-        let steps = reference.steps, folded = reference.constants
-        fusable = Set(Plan.fusablePairs(steps, constants: folded).map { steps[$0.conv].outputs[0] })
-            .union(Plan.residualJoins(steps, constants: folded).flatMap { join in
-                [steps[join.conv].outputs[0], steps[join.add].outputs[0]]
-            })
+        let steps = reference.steps
+        fusable = Set(reference.fusableActivations().map { steps[$0.conv].outputs[0] })
+            .union(reference.residualJoins().flatMap { join in [steps[join.conv].outputs[0], steps[join.add].outputs[0]] })
         plans[PlanKey(inputShape: defaultInputShape, fused: false, protected: [])] = reference
+        // One forward on zeros at load: oneDNN compiles its kernels and the weights take the layouts (or Winograd's
+        // transform) the kernels want now, not in the first call (ResNet-18: 70 of the first call's 90 ms on one thread).
+        _ = try forward(Tensor(shape: defaultInputShape))
     }
 
     /// The name of the image input.
@@ -161,16 +163,13 @@ public final class Network: @unchecked Sendable {
         referencePlan.steps.flatMap { step in
             step.outputs.filter { !$0.isEmpty }.map { name in
                 let node = model.nodes[step.node]
-                let storage = switch referencePlan.order(name) {
+                let storage = switch referencePlan.storageOrder(of: name) {
                 case .channelsFirst: "NCHW"
                 case .channelsLast: "NHWC"
                 case .channelBlocks8: "nChw8c"
                 }
-                let algorithm = (step.op as? Conv).flatMap { conv -> String? in
-                    guard let x = referencePlan.shapes[step.inputs[0]], let w = referencePlan.constants[step.inputs[1]]?.tensor.shape,
-                          let g = try? conv.geometry(x, w), Winograd.applies(g, orders: conv.orders) else { return nil }
-                    return "Winograd F(4x4,3x3)"
-                }
+                let algorithm = step.op.kernelAlgorithm(step.inputs.map { referencePlan.shapes[$0] }, inputOrders: step.inputOrders,
+                                                        outputOrder: step.outputOrder)
                 return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [],
                                  storage: storage, algorithm: algorithm)
             }
@@ -207,6 +206,7 @@ public final class Network: @unchecked Sendable {
     public func forward(_ input: Tensor, retaining: Set<String> = []) throws -> ForwardPass {
         lock.lock()
         defer { lock.unlock() }
+        defer { buffers.endCall() }
         guard input.rank == 4, input.shape[0] >= 1, Array(input.shape[1...]) == Array(defaultInputShape[1...]) else {
             throw EngineError("input has shape \(input.shape); expected [N, \(defaultInputShape[1...].map(String.init).joined(separator: ", "))]")
         }
@@ -219,26 +219,34 @@ public final class Network: @unchecked Sendable {
         if chunk == batch {
             let plan = try self.plan(for: input.shape, fusedExcept: retaining)
             var values: [String: Tensor] = [model.inputName: input]
-            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
-            return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, storage: plan.storage)
+            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels,
+                             buffers: buffers)
+            return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName)
         }
-        // Large batches run in chunks whose activations stay in cache; the kept tensors are joined along the batch.
-        var parts: [[String: Tensor]] = []
-        var storage: [String: StorageOrder] = [:]
+        // Large batches run in chunks whose activations stay in cache; each chunk's kept tensors are copied into their
+        // rows of the whole batch's, and its buffers go back to the pool for the next chunk.
+        var joined: [String: Tensor] = [:]
         for start in stride(from: 0, to: batch, by: chunk) {
-            let rows = min(chunk, batch - start)
-            let slice = TensorMath.rows(input, start..<(start + rows))
+            let slice = TensorMath.rows(input, start..<min(start + chunk, batch), buffers: buffers)
             let plan = try self.plan(for: slice.shape, fusedExcept: retaining)
             var values: [String: Tensor] = [model.inputName: slice]
-            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels)
-            parts.append(values)
-            storage = plan.storage
+            try plan.execute(nil, values: &values, keep: keep.union(plan.backwardReads(downstreamOf: retaining)), kernels: kernels,
+                             buffers: buffers)
+            for (name, part) in values where name != model.inputName {
+                let rowSize = part.count / slice.shape[0]
+                // Taken out of the dictionary while written, so that the write does not copy it.
+                var whole = joined.removeValue(forKey: name)
+                    ?? Tensor(shape: [batch] + part.shape.dropFirst(), storage: TensorMath.buffer(batch * rowSize, from: nil), order: part.order)
+                part.reordered(to: whole.order).storage.withUnsafeBufferPointer { rows in
+                    whole.storage.withUnsafeMutableBufferPointer { ($0.baseAddress! + start * rowSize).update(from: rows.baseAddress!, count: rows.count) }
+                }
+                joined[name] = whole
+            }
+            var ledger = BufferLedger(pool: buffers)
+            ledger.giveBack(values.values)
         }
-        var values: [String: Tensor] = [model.inputName: input]
-        for name in parts[0].keys where name != model.inputName {
-            values[name] = Tensor.concatenate(parts.compactMap { $0[name] })
-        }
-        return ForwardPass(values: values, inputShape: input.shape, logitsName: outputName, storage: storage)
+        joined[model.inputName] = input
+        return ForwardPass(values: joined, inputShape: input.shape, logitsName: outputName)
     }
 
     /// Computes tensors missing from `pass` (freed intermediates) from what it retained.
@@ -247,7 +255,7 @@ public final class Network: @unchecked Sendable {
         let missing = names.filter { values[$0] == nil && plan.constants[$0] == nil }
         if missing.isEmpty { return values }
         let steps = plan.ancestors(of: Set(missing)) { pass.values[$0] != nil }
-        try plan.execute(steps, values: &values, keep: Set(values.keys).union(names), kernels: kernels)
+        try plan.execute(steps, values: &values, keep: Set(values.keys).union(names), kernels: kernels, buffers: buffers)
         return values
     }
 
@@ -258,6 +266,7 @@ public final class Network: @unchecked Sendable {
                          rules: GradientRules = .standard) throws -> [String: Tensor] {
         lock.lock()
         defer { lock.unlock() }
+        defer { buffers.endCall() }
         let plan = try plan(for: pass.inputShape)
         let outputName = output ?? self.outputName
         try checkRuntimeTensor(outputName, plan)
@@ -276,50 +285,68 @@ public final class Network: @unchecked Sendable {
         }
         needed.remove("")
         let values = try materialize(needed, pass, plan)
-        var gradients: [String: Tensor] = [outputName: TensorMath.relayout(seed, from: .channelsFirst, to: plan.order(outputName))]
-        let context = OperatorContext(kernels: kernels, rules: rules)
+        // Gradients and recomputed values take buffers from the pool and give them back once nothing reads them.
+        var ledger = BufferLedger(pool: buffers)
+        for value in values.values { ledger.hold(value) }
+        var gradients: [String: Tensor] = [outputName: seed]
+        ledger.hold(seed)
         for i in relevant.reversed() {
             let step = plan.steps[i]
-            let outputGradients = step.outputs.map { gradients[$0] }
+            // Output values and gradients in the order the step wrote them, which its backward reads.
+            var converted: [Tensor] = []
+            func written(_ tensor: Tensor?) -> Tensor? {
+                guard let tensor, tensor.rank == 4, tensor.order != step.outputOrder else { return tensor }
+                let copy = tensor.reordered(to: step.outputOrder, reusing: buffers.take(tensor.count))
+                converted.append(copy)
+                return copy
+            }
+            let outputGradients = step.outputs.map { written(gradients[$0]) }
             if outputGradients.allSatisfy({ $0 == nil }) { continue }
             let differentiable = step.op.differentiableInputs
             let wanted = step.inputs.enumerated().map { k, name in
                 !name.isEmpty && reachable.contains(name) && differentiable.contains(k) && plan.constants[name] == nil
             }
             if !wanted.contains(true) { continue }
-            let args = BackwardArguments(
-                inputs: try plan.stepInputs(i, values),
-                outputs: step.outputs.map { values[$0] },
-                gradients: outputGradients, wanted: wanted,
-                inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
+            let (inputs, convertedInputs) = plan.stepInputs(i, values, buffers: buffers)
+            converted += convertedInputs.compactMap { inputs[$0] }
+            let args = BackwardArguments(inputs: inputs, outputs: step.outputs.map { written(values[$0]) }, gradients: outputGradients,
+                                         wanted: wanted, inputShapes: step.inputs.map { $0.isEmpty ? nil : plan.shapes[$0] })
             let inputGradients: [Tensor?]
             let started = StepProfile.enabled ? DispatchTime.now().uptimeNanoseconds : 0
             defer { if StepProfile.enabled { StepProfile.shared.record(step, since: started, backward: true) } }
             do {
-                inputGradients = try step.op.backward(args, context: context)
+                inputGradients = try step.op.backward(args, context: step.context(kernels, buffers: buffers, rules: rules))
             } catch let error as EngineError {
                 throw EngineError("\(model.nodes[step.node].label): \(error.description)")
             }
             for (k, name) in step.inputs.enumerated() where k < inputGradients.count && wanted[k] {
-                guard var g = inputGradients[k] else { continue }
-                g = TensorMath.relayout(g, from: step.inputOrders[k], to: plan.order(name))
+                guard let g = inputGradients[k] else { continue }
                 if let existing = gradients[name] {
-                    gradients[name] = TensorMath.add(existing, g)
+                    let sum = TensorMath.zip(existing, g, buffers: buffers, +)
+                    ledger.drop(existing)
+                    ledger.release(g)
+                    gradients[name] = sum
+                    ledger.hold(sum)
                 } else {
                     gradients[name] = g
+                    ledger.hold(g)
                 }
             }
+            for tensor in converted { ledger.release(tensor) }
             // Free output gradients nothing reads any more.
-            for name in step.outputs where !targets.contains(name) && name != outputName { gradients[name] = nil }
+            for name in step.outputs where !targets.contains(name) && name != outputName {
+                if let g = gradients.removeValue(forKey: name) { ledger.drop(g) }
+            }
         }
         var result: [String: Tensor] = [:]
         for t in targets {
-            if let g = gradients[t] {
-                result[t] = TensorMath.relayout(g, from: plan.order(t), to: .channelsFirst)
-            } else {
-                result[t] = Tensor(shape: plan.shapes[t] ?? [])
-            }
+            let gradient = gradients[t]?.reordered(to: .channelsFirst) ?? Tensor(shape: plan.shapes[t] ?? [])
+            result[t] = gradient
+            ledger.hold(gradient)
         }
+        // What the results do not hold goes back: recomputed values and the gradients left.
+        for value in values.values { ledger.drop(value) }
+        for g in gradients.values { ledger.drop(g) }
         return result
     }
 
@@ -331,6 +358,7 @@ public final class Network: @unchecked Sendable {
                       outputs: Set<String>? = nil) throws -> [String: Tensor] {
         lock.lock()
         defer { lock.unlock() }
+        defer { buffers.endCall() }
         let passPlan = try plan(for: pass.inputShape)
         try checkRuntimeTensor(name, passPlan)
         guard value.rank >= 1, value.shape[0] >= 1 else { throw EngineError("replacement for '\(name)' has shape \(value.shape)") }
@@ -356,14 +384,14 @@ public final class Network: @unchecked Sendable {
         }
         let untouched = wanted.filter { !downstreamTensors.contains($0) }
         let source = try materialize(external.union(untouched), pass, passPlan)
-        var values: [String: Tensor] = [name: TensorMath.relayout(value, from: .channelsFirst, to: plan.order(name))]
+        var values: [String: Tensor] = [name: value]
         for e in external.union(untouched) {
             guard let v = source[e] else { throw EngineError("internal: '\(e)' could not be recomputed") }
             values[e] = TensorMath.tile(v, batch: batch)
         }
-        try plan.execute(subset, values: &values, keep: wanted, kernels: kernels)
+        try plan.execute(subset, values: &values, keep: wanted, kernels: kernels, buffers: buffers)
         var result: [String: Tensor] = [:]
-        for o in wanted { result[o] = values[o].map { TensorMath.relayout($0, from: plan.order(o), to: .channelsFirst) } }
+        for o in wanted { result[o] = values[o]?.reordered(to: .channelsFirst) }
         return result
     }
 }

@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Testing
 import Engine
+import EngineTestSupport
 import TestSupport
 
 /// `GradientRules.guidedClip`: Clip (ReLU6) keeps its plain gradient by default (pytorch-grad-cam guides only

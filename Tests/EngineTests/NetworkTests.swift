@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Testing
 import Engine
+import EngineTestSupport
 import TestSupport
 
 @Suite struct ModelLoadingTests {
@@ -337,5 +338,74 @@ import TestSupport
         let plain = try Network(model: data, baseDirectory: nil, inputHeight: 8, inputWidth: 8, layout: .nchw)
         let x = rng.tensor([2, 3, 8, 8], -2, 2)
         #expect(Self.close(try network.forward(x).logits, try plain.forward(x).logits))
+    }
+}
+
+/// Calls reuse the network's large activation buffers: a later call must neither see what an earlier one left in them
+/// nor change what an earlier pass retained.
+@Suite struct BufferReuseTests {
+    /// A copy of `tensor` sharing no memory with it.
+    static func snapshot(_ tensor: Tensor) -> Tensor {
+        Tensor(shape: tensor.shape, storage: tensor.storage.map { $0 }, order: tensor.order)
+    }
+
+    /// At 512x512 the gradients and recomputed activations of a batch of 2 reach the pool's 32 MB; at 16x16 nothing
+    /// does, and the same bookkeeping runs on the allocator's buffers.
+    @Test(arguments: [(ActivationLayout.channelBlocks, 512), (.channelBlocks, 16), (.channelsLast, 16), (.nchw, 16)])
+    func repeatedCallsGiveTheFirstCallsValues(layout: ActivationLayout, size: Int) throws {
+        let network = try Network(model: try FusionTests.blockedChainModel(size: size), baseDirectory: nil, inputHeight: size,
+                                  inputWidth: size, layout: layout)
+        var rng = SeededGenerator(state: 21)
+        let x = rng.tensor([2, 3, size, size], -2, 2), other = rng.tensor([3, 3, size, size], -2, 2)
+        let names: Set<String> = ["r1", "s", "m"], targets: Set<String> = ["r1", "c4", network.inputName]
+        var seed = Tensor(shape: [2, 5])
+        for i in 0..<2 { seed.storage[i * 5 + i + 1] = 1 }
+        func run(_ input: Tensor) throws -> (ForwardPass, [String: Tensor]) {
+            let pass = try network.forward(input, retaining: names)
+            return (pass, try network.backward(pass, seed: seed, to: targets, rules: .guidedBackprop))
+        }
+        let (first, firstGradients) = try run(x)
+        let retained = try names.map { try Self.snapshot(#require(first[$0])) }
+        let logits = Self.snapshot(first.logits)
+        for _ in 0..<2 {
+            // Other inputs and batch sizes in between, forward alone and with gradients, fill the buffers with other values.
+            _ = try network.forward(other)
+            _ = try network.backward(try network.forward(other.slice(1).reshaped([1, 3, size, size]), retaining: ["s"]),
+                                     seed: Tensor(shape: [1, 5], repeating: 1), to: ["s", network.inputName])
+            let (again, gradients) = try run(x)
+            #expect(again.logits == logits)
+            for (name, value) in zip(names, retained) { #expect(try #require(again[name]) == value, "\(name)") }
+            for t in targets { #expect(gradients[t] == firstGradients[t], "\(t)") }
+        }
+        // The first pass still holds what it retained, and a backward from it still gives its gradients.
+        #expect(first.logits == logits)
+        for (name, value) in zip(names, retained) { #expect(try #require(first[name]) == value, "\(name)") }
+        let later = try network.backward(first, seed: seed, to: targets, rules: .guidedBackprop)
+        for t in targets { #expect(later[t] == firstGradients[t], "\(t)") }
+    }
+}
+
+/// A batch whose activations exceed the cache budget runs in chunks, each reusing the buffers of the one before.
+@Suite struct ChunkedBatchTests {
+    @Test func chunksGiveEachImageItsOwnValues() throws {
+        // 16 channels of 320x320 floats per image: 6.5 MB, so the batch runs one image at a time.
+        let size = 320
+        let network = try Network(model: try FusionTests.blockedChainModel(size: size), baseDirectory: nil, inputHeight: size,
+                                  inputWidth: size)
+        var rng = SeededGenerator(state: 31)
+        let x = rng.tensor([3, 3, size, size], -2, 2)
+        let names: Set<String> = ["r1", "m"]
+        var seed = Tensor(shape: [3, 5])
+        for i in 0..<3 { seed.storage[i * 5 + i] = 1 }
+        let pass = try network.forward(x, retaining: names)
+        let gradients = try network.backward(pass, seed: seed, to: ["r1"])
+        for i in 0..<3 {
+            let image = x.slice(i).reshaped([1, 3, size, size])
+            let alone = try network.forward(image, retaining: names)
+            #expect(pass.logits.slice(i) == alone.logits.slice(0), "image \(i)")
+            for name in names { #expect(try #require(pass[name]).slice(i) == (try #require(alone[name])).slice(0), "image \(i) \(name)") }
+            let g = try network.backward(alone, seed: seed.slice(i).reshaped([1, 5]), to: ["r1"])
+            #expect(try #require(gradients["r1"]).slice(i) == (try #require(g["r1"])).slice(0), "image \(i)")
+        }
     }
 }

@@ -2,6 +2,7 @@ import Core
 import Foundation
 import Testing
 import Engine
+import EngineTestSupport
 
 /// A deterministic generator so that every run checks the same points.
 struct SeededGenerator: RandomNumberGenerator {

@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import ONNX
 import SwiftProtobuf
 
 /// One attribute value of an ONNX node, decoded from the protobuf.

@@ -1,16 +1,27 @@
 import Core
 import Foundation
 
-/// One executable node of a plan: an operator with the tensor names it reads and writes.
+/// One executable node of a plan: an operator with the tensor names it reads and writes, and the storage orders it
+/// reads and writes them in.
 struct Step: Sendable {
     var node: Int
     var op: any Operator
     var inputs: [String]
     var outputs: [String]
     /// Per input: the storage order the operator reads it in.
-    var inputOrders: [StorageOrder] = []
-    /// The storage order of the outputs.
+    var inputOrders: [StorageOrder]
+    /// The storage order of the 4-D outputs (others are row-major).
     var outputOrder = StorageOrder.channelsFirst
+
+    init(node: Int, op: any Operator, inputs: [String], outputs: [String]) {
+        (self.node, self.op, self.inputs, self.outputs) = (node, op, inputs, outputs)
+        inputOrders = inputs.map { _ in .channelsFirst }
+    }
+
+    /// The environment the operator runs in for this step.
+    func context(_ kernels: any KernelBackend, buffers: BufferPool, rules: GradientRules = .standard) -> OperatorContext {
+        OperatorContext(kernels: kernels, rules: rules, buffers: buffers, inputOrders: inputOrders, outputOrder: outputOrder)
+    }
 }
 
 /// The graph specialised to one input shape: folded constants, every tensor's shape, and the steps left to run.
@@ -21,22 +32,32 @@ struct Plan: Sendable {
     var steps: [Step]
     /// The step producing each runtime tensor.
     var producer: [String: Int]
-    /// Runtime tensors not stored NCHW (those between convolutions); logical shapes stay NCHW.
-    var storage: [String: StorageOrder] = [:]
 
-    /// Folds everything computable from constants and the input shape; shape-checks the rest.
-    ///
-    /// With `fusing`, a convolution whose output only feeds a Relu or Clip absorbs it (a oneDNN post-op),
-    /// unless that output is in `protected` (a tensor the caller reads) or a graph output.
+    /// Builds the plan in passes: constants and shapes folded, then storage orders chosen for `layout`, then (with
+    /// `fusing`) activations and residual joins fused into convolutions unless their output is in `protected` (a
+    /// tensor the caller reads) or a graph output.
     init(model: Model, operators: [(any Operator)?], constants base: [String: Constant], inputShape: [Int],
          kernels: any KernelBackend, layout: ActivationLayout = .channelBlocks, fusing: Bool = false,
          protected: Set<String> = []) throws {
         self.inputShape = inputShape
+        (constants, shapes, steps) = try Plan.foldingConstantsAndShapes(model, operators, base, inputShape, kernels)
+        producer = Plan.producers(steps)
+        if layout != .nchw { placeChannelsLast() }
+        if layout == .channelBlocks { placeChannelBlocks(graphOutputs: Set(model.outputNames)) }
+        if fusing { fuseIntoConvolutions(protecting: protected.union(model.outputNames)) }
+        let perImage = producer.keys.map { Tensor.elementCount(shapes[$0] ?? []) / max(inputShape.first ?? 1, 1) }.max() ?? 0
+        cacheFriendlyBatch = max(1, Plan.activationBudget / max(perImage * MemoryLayout<Float>.size, 1))
+    }
+
+    /// Pass 1: evaluates every node computable from constants and the input shape, and shape-checks the rest, which
+    /// become the steps.
+    private static func foldingConstantsAndShapes(_ model: Model, _ operators: [(any Operator)?], _ base: [String: Constant],
+                                                  _ inputShape: [Int], _ kernels: any KernelBackend)
+        throws -> (constants: [String: Constant], shapes: [String: [Int]], steps: [Step]) {
         var constants = base
         var shapes: [String: [Int]] = [model.inputName: inputShape]
         for (name, c) in base { shapes[name] = c.tensor.shape }
         var steps: [Step] = []
-        var producer: [String: Int] = [:]
         let context = OperatorContext(kernels: kernels, rules: .standard)
         for (index, node) in model.nodes.enumerated() {
             guard let op = operators[index] else { continue }  // Constant nodes are in `base`.
@@ -48,19 +69,17 @@ struct Plan: Sendable {
                 inputShapes.append(shape)
             }
             let allConstant = zip(node.inputs, inputConstants).allSatisfy { $0.isEmpty || $1 != nil }
-            if allConstant || op is Shape {
-                // Load-time evaluation: constants, and shapes of runtime tensors.
-                let values: [Tensor?] = op is Shape && !allConstant
-                    ? [Tensor(shape: inputShapes[0] ?? [], repeating: 0)]
-                    : inputConstants.map { $0?.tensor }
-                let integer = Plan.isIntegerResult(node, op, inputConstants)
+            if allConstant || op.readsOnlyInputShape {
+                // Load-time evaluation: constants, and what depends only on a runtime tensor's shape.
+                let values: [Tensor?] = allConstant ? inputConstants.map { $0?.tensor } : [Tensor(shape: inputShapes[0] ?? [], repeating: 0)]
+                let integer = op.producesIntegers(inputConstants.map { $0?.isInteger ?? false })
                 var outputs: [Tensor]
                 do {
                     outputs = try op.forward(values, context: context)
                 } catch let error as EngineError {
                     throw EngineError(error.description.hasPrefix(node.opType) ? error.description : "\(node.label): \(error.description)")
                 }
-                if integer && (op as? Div) != nil {
+                if integer && op.truncatesIntegers {
                     outputs = outputs.map { TensorMath.map($0) { $0.rounded(.towardZero) } }
                 }
                 for (name, value) in zip(node.outputs, outputs) where !name.isEmpty {
@@ -78,149 +97,89 @@ struct Plan: Sendable {
             guard outputShapes.count >= node.outputs.filter({ !$0.isEmpty }).count else {
                 throw EngineError("\(node.label): \(node.outputs.count) outputs declared, \(outputShapes.count) computed")
             }
-            for (name, shape) in zip(node.outputs, outputShapes) where !name.isEmpty {
-                shapes[name] = shape
-                producer[name] = steps.count
-            }
+            for (name, shape) in zip(node.outputs, outputShapes) where !name.isEmpty { shapes[name] = shape }
             steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs))
-        }
-        // Layouts: convolutions run channels-last (oneDNN's fast direct kernels); elementwise operators keep the
-        // layout of their inputs; every other operator reads NCHW, converted at the edge.
-        var storage: [String: StorageOrder] = [:]
-        func current(_ name: String) -> StorageOrder { storage[name] ?? .channelsFirst }
-        for i in steps.indices {
-            let step = steps[i]
-            let runtime = step.inputs.map { !$0.isEmpty && constants[$0] == nil }
-            var wants = [StorageOrder](repeating: .channelsFirst, count: step.inputs.count)
-            var output = StorageOrder.channelsFirst
-            if var conv = step.op as? Conv, shapes[step.inputs[0]]?.count == 4, layout != .nchw {
-                conv.orders = ConvolutionOrders(.channelsLast)
-                steps[i].op = conv
-                (wants[0], output) = (.channelsLast, .channelsLast)
-            } else if var pool = step.op as? MaxPool, runtime[0], current(step.inputs[0]) == .channelsLast {
-                pool.order = .channelsLast
-                steps[i].op = pool
-                (wants[0], output) = (.channelsLast, .channelsLast)
-            } else if runtime[0], current(step.inputs[0]) == .channelsLast,
-                      Plan.isSpatialMean(step.op, inputShapes: step.inputs.map { shapes[$0] }, inputConstants: step.inputs.map { constants[$0] }) {
-                steps[i].op = Plan.spatialMean(step.op, reading: .channelsLast)
-                wants[0] = .channelsLast
-            } else if Plan.isElementwise(step.op) {
-                if runtime[0] && current(step.inputs[0]) == .channelsLast { (wants[0], output) = (.channelsLast, .channelsLast) }
-            } else if Plan.isBinaryElementwise(step.op), step.inputs.count == 2,
-                      runtime[0], runtime[1], current(step.inputs[0]) == .channelsLast, current(step.inputs[1]) == .channelsLast,
-                      shapes[step.inputs[0]] == shapes[step.inputs[1]] {
-                (wants[0], wants[1], output) = (.channelsLast, .channelsLast, .channelsLast)
-            }
-            steps[i].inputOrders = wants
-            steps[i].outputOrder = output
-            if output != .channelsFirst {
-                for name in step.outputs where !name.isEmpty && shapes[name]?.count == 4 { storage[name] = output }
-            }
-        }
-        if layout == .channelBlocks {
-            let blocked = Plan.channelBlocks(steps, storage: storage, shapes: shapes, outputs: Set(model.outputNames), constants: constants)
-            for i in steps.indices where steps[i].outputs.first.map(blocked.contains) ?? false {
-                if var conv = steps[i].op as? Conv {
-                    // A few input channels (an image) are read as they come: oneDNN's kernels for them write blocks.
-                    let plain = (shapes[steps[i].inputs[0]]?[1] ?? 0) % 8 != 0
-                    conv.orders = ConvolutionOrders(input: plain ? .channelsFirst : .channelBlocks8, output: .channelBlocks8)
-                    steps[i].op = conv
-                    steps[i].inputOrders[0] = conv.orders.input
-                } else {
-                    if var pool = steps[i].op as? MaxPool {
-                        pool.order = .channelBlocks8
-                        steps[i].op = pool
-                    }
-                    for k in steps[i].inputOrders.indices where steps[i].inputOrders[k] == .channelsLast { steps[i].inputOrders[k] = .channelBlocks8 }
-                }
-                steps[i].outputOrder = .channelBlocks8
-            }
-            for i in steps.indices where steps[i].inputOrders.first == .channelsLast && blocked.contains(steps[i].inputs[0])
-                && (steps[i].op is GlobalPool || steps[i].op is ReduceMean) {
-                steps[i].op = Plan.spatialMean(steps[i].op, reading: .channelBlocks8)
-                steps[i].inputOrders[0] = .channelBlocks8
-            }
-            for name in blocked { storage[name] = .channelBlocks8 }
-        }
-        self.storage = storage
-        if fusing {
-            steps = Plan.fused(steps, protected: protected.union(model.outputNames), constants: constants)
-            producer = [:]
-            for (i, step) in steps.enumerated() { for name in step.outputs where !name.isEmpty { producer[name] = i } }
         }
         for output in model.outputNames where shapes[output] == nil {
             throw EngineError("graph output '\(output)' is never produced")
         }
-        self.constants = constants
-        self.shapes = shapes
-        self.steps = steps
-        self.producer = producer
-        let perImage = producer.keys.map { Tensor.elementCount(shapes[$0] ?? []) / max(inputShape.first ?? 1, 1) }.max() ?? 0
-        cacheFriendlyBatch = max(1, Plan.activationBudget / max(perImage * MemoryLayout<Float>.size, 1))
+        return (constants, shapes, steps)
     }
 
-    /// How the runtime tensor `name` is stored.
-    func order(_ name: String) -> StorageOrder { storage[name] ?? .channelsFirst }
-
-    /// Operators applied element by element to one tensor (any storage order serves).
-    static func isElementwise(_ op: any Operator) -> Bool {
-        op is any UnaryOperator || op is Clip || op is Identity
-    }
-
-    /// A mean over height and width of a 4-D tensor (GlobalAveragePool, ReduceMean on axes 2 and 3): any storage order serves.
-    static func isSpatialMean(_ op: any Operator, inputShapes: [[Int]?], inputConstants: [Constant?]) -> Bool {
-        guard inputShapes.first??.count == 4 else { return false }
-        if let pool = op as? GlobalPool { return !pool.isMax }
-        if let mean = op as? ReduceMean {
-            return (try? mean.axes(inputShapes[0] ?? [], inputConstants, inputShapes)) == ReduceMean.spatialAxes
+    /// Pass 2: convolutions run channels-last (oneDNN's fast direct kernels); an operator that follows its input's
+    /// order keeps a channels-last input so, a spatial mean reads it as it is, and every other operator reads NCHW,
+    /// converted at the edge.
+    private mutating func placeChannelsLast() {
+        for i in steps.indices {
+            let step = steps[i]
+            func channelsLast(_ k: Int) -> Bool { k < step.inputs.count && storageOrder(of: step.inputs[k]) == .channelsLast }
+            switch orderSupport(step) {
+            case .convolution:
+                (steps[i].inputOrders[0], steps[i].outputOrder) = (.channelsLast, .channelsLast)
+            case .followsInput where channelsLast(0):
+                (steps[i].inputOrders[0], steps[i].outputOrder) = (.channelsLast, .channelsLast)
+            case .readsAnyOrder where channelsLast(0):
+                steps[i].inputOrders[0] = .channelsLast
+            case .followsBothInputs where channelsLast(0) && channelsLast(1) && shapes[step.inputs[0]] == shapes[step.inputs[1]]:
+                (steps[i].inputOrders[0], steps[i].inputOrders[1], steps[i].outputOrder) = (.channelsLast, .channelsLast, .channelsLast)
+            default:
+                break
+            }
         }
-        return false
     }
 
-    /// The spatial mean `op` set to read its input in `order`.
-    static func spatialMean(_ op: any Operator, reading order: StorageOrder) -> any Operator {
-        if var pool = op as? GlobalPool { pool.inputOrder = order; return pool }
-        if var mean = op as? ReduceMean { mean.inputOrder = order; return mean }
-        return op
+    /// Pass 3: the channels-last tensors to store in 8-channel blocks instead (`channelBlocks`), with the orders of the
+    /// steps writing and reading them: a convolution reading a few input channels (an image) reads them as they come,
+    /// since oneDNN's kernels for those write blocks.
+    private mutating func placeChannelBlocks(graphOutputs: Set<String>) {
+        let blocked = channelBlocks(graphOutputs: graphOutputs)
+        for i in steps.indices {
+            if let output = steps[i].outputs.first, blocked.contains(output) {
+                if case .convolution = orderSupport(steps[i]) {
+                    let plain = (shapes[steps[i].inputs[0]]?[1] ?? 0) % 8 != 0
+                    steps[i].inputOrders[0] = plain ? .channelsFirst : .channelBlocks8
+                } else {
+                    for k in steps[i].inputOrders.indices where steps[i].inputOrders[k] == .channelsLast { steps[i].inputOrders[k] = .channelBlocks8 }
+                }
+                steps[i].outputOrder = .channelBlocks8
+            } else if orderSupport(steps[i]) == .readsAnyOrder, steps[i].inputOrders.first == .channelsLast,
+                      blocked.contains(steps[i].inputs[0]) {
+                steps[i].inputOrders[0] = .channelBlocks8
+            }
+        }
     }
 
-    /// Elementwise operators of two tensors (storage-order free when both have one shape and one order).
-    static func isBinaryElementwise(_ op: any Operator) -> Bool {
-        op is Add || op is Sub || op is Mul || op is Div
-    }
-
-    /// The channels-last tensors stored in 8-channel blocks instead, decided in execution order: the output of a dense
-    /// spatial convolution (groups 1, kernel larger than 1x1), of any convolution, elementwise operator or max pooling
-    /// reading blocks, when every reader is one of those (a reader writing another order converts). A stem (a dense
-    /// spatial convolution of fewer than 8 channels, such as the RGB input) writes blocks too when its output reaches,
-    /// through elementwise operators and max poolings, only steps that write blocks.
+    /// The channels-last tensors to store in 8-channel blocks, decided in execution order: the output of a dense
+    /// spatial convolution (groups 1, kernel larger than 1x1), of any convolution or operator following its inputs'
+    /// order that reads blocks, when every reader is one of those or a spatial mean (a reader writing another order
+    /// converts). A stem (a dense spatial convolution of fewer than 8 channels, such as the RGB input) writes blocks too
+    /// when its output reaches, through operators following one input's order, only steps that write blocks.
     ///
     /// In a network, oneDNN's AVX2 direct 3x3 kernels run 15-25% faster on blocks than on NHWC (ResNet-18), while its
     /// 1x1 and depthwise kernels run 5-10% slower (EfficientNet-Lite0): blocks start where dense kernels are. Its max
     /// pooling runs 4-5x faster on blocks than on NHWC (ResNet-18's 112x112x64).
-    static func channelBlocks(_ steps: [Step], storage: [String: StorageOrder], shapes: [String: [Int]], outputs: Set<String>,
-                              constants: [String: Constant]) -> Set<String> {
-        var consumers: [String: [Int]] = [:]
-        for (i, step) in steps.enumerated() { for name in step.inputs where !name.isEmpty { consumers[name, default: []].append(i) } }
+    private func channelBlocks(graphOutputs: Set<String>) -> Set<String> {
+        let consumers = self.consumers()
         func divisible(_ name: String) -> Bool { (shapes[name]?.count ?? 0) == 4 && shapes[name]![1] % 8 == 0 }
-        func propagatesBlocks(_ op: any Operator) -> Bool { op is Conv || op is MaxPool || isElementwise(op) || isBinaryElementwise(op) }
-        // Readers of blocks: those, and spatial means the planner already gave another order.
-        func readsBlocks(_ step: Step) -> Bool { propagatesBlocks(step.op) || step.inputOrders.first == .channelsLast }
+        func propagatesBlocks(_ step: Step) -> Bool {
+            switch orderSupport(step) {
+            case .convolution, .followsInput, .followsBothInputs: return true
+            case .channelsFirst, .readsAnyOrder: return false
+            }
+        }
+        // Readers of blocks: those, and spatial means reading channels-last.
+        func readsBlocks(_ step: Step) -> Bool { propagatesBlocks(step) || step.inputOrders.first == .channelsLast }
         func candidate(_ step: Step) -> String? {
-            guard let name = step.outputs.first, storage[name] == .channelsLast, divisible(name), !outputs.contains(name),
-                  propagatesBlocks(step.op), (consumers[name] ?? []).allSatisfy({ readsBlocks(steps[$0]) }) else { return nil }
+            guard let name = step.outputs.first, storageOrder(of: name) == .channelsLast, divisible(name), !graphOutputs.contains(name),
+                  propagatesBlocks(step), (consumers[name] ?? []).allSatisfy({ readsBlocks(steps[$0]) }) else { return nil }
             return name
         }
-        func denseSpatial(_ step: Step) -> Bool {
-            guard let conv = step.op as? Conv else { return false }
-            return conv.groups == 1 && (constants[step.inputs[1]]?.tensor.shape.dropFirst(2).reduce(1, *) ?? 1) > 1
-        }
+        func denseSpatial(_ step: Step) -> Bool { orderSupport(step) == .convolution(blocksPay: true) }
         var blocked = Set<String>()
         for step in steps {
             guard let name = candidate(step) else { continue }
             let readsBlocks = step.inputs.contains(where: blocked.contains)
-            if step.op is Conv {
+            if case .convolution = orderSupport(step) {
                 // The input is converted to blocks, which needs whole blocks of input channels.
                 if divisible(step.inputs[0]) && (readsBlocks || denseSpatial(step)) { blocked.insert(name) }
             } else if readsBlocks {
@@ -235,8 +194,7 @@ struct Plan: Sendable {
                 let step = steps[reader]
                 guard let output = step.outputs.first else { return nil }
                 if blocked.contains(output) { continue }
-                guard isElementwise(step.op) || step.op is MaxPool, candidate(step) != nil,
-                      let rest = pathToBlocks(output) else { return nil }
+                guard orderSupport(step) == .followsInput, candidate(step) != nil, let rest = pathToBlocks(output) else { return nil }
                 path.formUnion(rest)
             }
             return path
@@ -249,95 +207,120 @@ struct Plan: Sendable {
         return blocked
     }
 
-    /// Convolution outputs that a following Relu or Clip could be fused into.
-    static func fusablePairs(_ steps: [Step], constants: [String: Constant]) -> [(conv: Int, activation: Int, FusedActivation)] {
-        var consumers: [String: [Int]] = [:]
-        for (i, step) in steps.enumerated() { for name in step.inputs where !name.isEmpty { consumers[name, default: []].append(i) } }
-        var pairs: [(Int, Int, FusedActivation)] = []
-        for (i, step) in steps.enumerated() {
-            guard let conv = step.op as? Conv, case .none = conv.activation, let c = step.outputs.first,
-                  let users = consumers[c], users.count == 1 else { continue }
-            let j = users[0], next = steps[j]
-            if next.op is Relu {
-                pairs.append((i, j, .relu))
-            } else if let clip = next.op as? Clip {
-                let lo = next.inputs.count > 1 && !next.inputs[1].isEmpty ? constants[next.inputs[1]]?.tensor : nil
-                let hi = next.inputs.count > 2 && !next.inputs[2].isEmpty ? constants[next.inputs[2]]?.tensor : nil
-                if next.inputs.count > 1 && !next.inputs[1].isEmpty && lo == nil { continue }
-                if next.inputs.count > 2 && !next.inputs[2].isEmpty && hi == nil { continue }
-                let (l, h) = clip.bounds(lo, hi)
-                pairs.append((i, j, .clip(l, h)))
+    /// Pass 4: residual joins, then activations, fused into the convolutions before them, unless a tensor that fusion
+    /// removes is `protected`. oneDNN may add the bias after the residual branch (a rounding apart), so a sum the caller
+    /// reads is never fused.
+    private mutating func fuseIntoConvolutions(protecting protected: Set<String>) {
+        var removed = Set<Int>()
+        // A joined convolution moves to the Add's place (the other branch is ready there) and adds that branch.
+        for join in residualJoins() where !protected.contains(steps[join.conv].outputs[0]) && !protected.contains(steps[join.add].outputs[0]) {
+            var step = steps[join.conv]
+            guard var op = step.op.absorbingResidual() else { continue }
+            let add = steps[join.add]
+            let other = add.inputs[0] == step.outputs[0] ? add.inputs[1] : add.inputs[0]
+            step.inputs = Array(step.inputs.prefix(2)) + [step.inputs.count > 2 ? step.inputs[2] : "", other]
+            step.inputOrders = Array(step.inputOrders.prefix(2)) + [.channelsFirst, step.outputOrder]
+            step.outputs = add.outputs
+            if let activation = join.activation, let absorbed = op.absorbing(absorbedActivation(activation)) {
+                op = absorbed
+                step.outputs = steps[activation].outputs
+                removed.insert(activation)
             }
+            step.op = op
+            steps[join.add] = step
+            removed.insert(join.conv)
         }
-        return pairs
+        removeSteps(removed)
+        removed = []
+        for (conv, activation) in fusableActivations() where !protected.contains(steps[conv].outputs[0]) {
+            guard let op = steps[conv].op.absorbing(absorbedActivation(activation)) else { continue }
+            steps[conv].op = op
+            steps[conv].outputs = [steps[activation].outputs[0]]
+            removed.insert(activation)
+        }
+        removeSteps(removed)
     }
 
-    /// A convolution whose output only feeds an Add of two channels-last tensors of one shape (a residual join), and
-    /// the Relu that alone reads the sum, if any.
-    static func residualJoins(_ steps: [Step], constants: [String: Constant]) -> [(conv: Int, add: Int, relu: Int?)] {
-        var consumers: [String: [Int]] = [:]
-        for (i, step) in steps.enumerated() { for name in step.inputs where !name.isEmpty { consumers[name, default: []].append(i) } }
-        var joins: [(Int, Int, Int?)] = []
+    /// Drops the steps at `indices` (their work now done by others).
+    private mutating func removeSteps(_ indices: Set<Int>) {
+        steps = steps.enumerated().filter { !indices.contains($0.offset) }.map(\.element)
+        producer = Plan.producers(steps)
+    }
+
+    /// Convolutions whose output only feeds an activation a kernel can apply, stored in the convolution's order.
+    func fusableActivations() -> [(conv: Int, activation: Int)] {
+        let consumers = self.consumers()
+        return steps.indices.compactMap { i in
+            guard let output = steps[i].outputs.first, let users = consumers[output], users.count == 1, let j = users.first,
+                  kernelActivation(steps[j]) != nil, steps[j].outputOrder == steps[i].outputOrder,
+                  steps[i].op.absorbing(absorbedActivation(j)) != nil else { return nil }
+            return (i, j)
+        }
+    }
+
+    /// Convolutions whose output only feeds a sum of two runtime tensors of one shape stored in its order (a residual
+    /// join, stored channels-last or in blocks), with the activation that alone reads the sum, if any.
+    func residualJoins() -> [(conv: Int, add: Int, activation: Int?)] {
+        let consumers = self.consumers()
+        var joins: [(conv: Int, add: Int, activation: Int?)] = []
         for (i, step) in steps.enumerated() {
-            guard let conv = step.op as? Conv, conv.orders.output != .channelsFirst, case .none = conv.activation, let c = step.outputs.first,
-                  let users = consumers[c], users.count == 1 else { continue }
-            let j = users[0], add = steps[j]
-            guard add.op is Add, add.inputs.count == 2, add.inputs[0] != add.inputs[1], add.inputOrders == [conv.orders.output, conv.orders.output],
-                  add.inputs.allSatisfy({ constants[$0] == nil }) else { continue }
+            guard step.outputOrder != .channelsFirst, step.op.absorbingResidual() != nil, let output = step.outputs.first,
+                  let users = consumers[output], users.count == 1, let j = users.first else { continue }
+            let add = steps[j]
+            guard add.op.isSum, add.inputs.count == 2, add.inputs[0] != add.inputs[1],
+                  add.inputOrders == [step.outputOrder, step.outputOrder], add.inputs.allSatisfy({ constants[$0] == nil }) else { continue }
             // When both branches are convolutions, the later one absorbs the Add (the other is ready by then).
-            if let other = joins.firstIndex(where: { $0.1 == j }) { joins.remove(at: other) }
-            let sum = add.outputs[0]
-            let relu = consumers[sum].flatMap { $0.count == 1 && steps[$0[0]].op is Relu && steps[$0[0]].outputOrder == conv.orders.output ? $0[0] : nil }
-            joins.append((i, j, relu))
+            joins.removeAll { $0.add == j }
+            let activation = consumers[add.outputs[0]].flatMap { readers in
+                readers.count == 1 && kernelActivation(steps[readers[0]]) != nil && steps[readers[0]].outputOrder == step.outputOrder
+                    ? readers[0] : nil
+            }
+            joins.append((i, j, activation))
         }
         return joins
     }
 
-    private static func fused(_ steps: [Step], protected: Set<String>, constants: [String: Constant]) -> [Step] {
-        var steps = steps
-        var removed = Set<Int>()
-        // Residual joins first: the convolution moves to the Add's place (the other branch is ready there) and adds it.
-        // oneDNN may add the bias after the branch (a rounding apart), so a sum the caller reads is never fused.
-        for (i, j, k) in residualJoins(steps, constants: constants)
-        where !protected.contains(steps[i].outputs[0]) && !protected.contains(steps[j].outputs[0]) {
-            guard var conv = steps[i].op as? Conv else { continue }
-            let other = steps[j].inputs[0] == steps[i].outputs[0] ? steps[j].inputs[1] : steps[j].inputs[0]
-            var step = steps[i]
-            conv.addsResidual = true
-            step.inputs = Array(step.inputs.prefix(2)) + [step.inputs.count > 2 ? step.inputs[2] : "", other]
-            step.inputOrders = Array(step.inputOrders.prefix(2)) + [.channelsFirst, conv.orders.output]
-            step.outputs = steps[j].outputs
-            if let k {
-                conv.activation = .relu
-                step.outputs = steps[k].outputs
-                removed.insert(k)
-            }
-            step.op = conv
-            steps[j] = step
-            removed.insert(i)
-        }
-        for (i, j, activation) in fusablePairs(steps, constants: constants)
-        where !protected.contains(steps[i].outputs[0]) && !removed.contains(i) && !removed.contains(j) {
-            guard var conv = steps[i].op as? Conv, !conv.addsResidual, steps[j].outputOrder == steps[i].outputOrder else { continue }
-            conv.activation = activation
-            steps[i].op = conv
-            steps[i].outputs = [steps[j].outputs[0]]
-            removed.insert(j)
-        }
-        return steps.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    /// The step of each runtime tensor.
+    private static func producers(_ steps: [Step]) -> [String: Int] {
+        var producer: [String: Int] = [:]
+        for (i, step) in steps.enumerated() { for name in step.outputs where !name.isEmpty { producer[name] = i } }
+        return producer
     }
 
-    private static func isIntegerResult(_ node: Node, _ op: any Operator, _ inputs: [Constant?]) -> Bool {
-        switch op {
-        case is Shape: return true
-        case let cast as Cast: return cast.toInteger
-        case is ConstantOfShape:
-            if case .tensor(let t)? = node.attributes["value"] { return t.isInteger }
-            return false
-        case is Equal: return true
-        case is Where: return inputs.count > 1 && (inputs[1]?.isInteger ?? false)
-        default: return inputs.first??.isInteger ?? false
-        }
+    /// The steps reading each tensor.
+    private func consumers() -> [String: [Int]] {
+        var consumers: [String: [Int]] = [:]
+        for (i, step) in steps.enumerated() { for name in step.inputs where !name.isEmpty { consumers[name, default: []].append(i) } }
+        return consumers
+    }
+
+    /// The shapes and load-time values of step `step`'s inputs.
+    private func inputShapesAndConstants(_ step: Step) -> (shapes: [[Int]?], constants: [Constant?]) {
+        (step.inputs.map { $0.isEmpty ? nil : shapes[$0] }, step.inputs.map { $0.isEmpty ? nil : constants[$0] })
+    }
+
+    private func orderSupport(_ step: Step) -> OrderSupport {
+        let inputs = inputShapesAndConstants(step)
+        return step.op.orderSupport(inputs.shapes, constants: inputs.constants)
+    }
+
+    private func kernelActivation(_ step: Step) -> FusedActivation? {
+        let inputs = inputShapesAndConstants(step)
+        return step.op.kernelActivation(inputs.shapes, constants: inputs.constants)
+    }
+
+    /// Step `index`'s activation operator as a convolution absorbs it.
+    private func absorbedActivation(_ index: Int) -> AbsorbedActivation {
+        let step = steps[index]
+        return AbsorbedActivation(kernel: kernelActivation(step) ?? .none, op: step.op,
+                                  constants: step.inputs.dropFirst().map { $0.isEmpty ? nil : constants[$0]?.tensor })
+    }
+
+    /// How the step producing the runtime tensor `name` stores it (NCHW for the input, constants and tensors of other
+    /// ranks).
+    func storageOrder(of name: String) -> StorageOrder {
+        guard let step = producer[name], shapes[name]?.count == 4 else { return .channelsFirst }
+        return steps[step].outputOrder
     }
 
     /// Indices of steps that (transitively) read `names`, the names included.
@@ -367,42 +350,53 @@ struct Plan: Sendable {
         return result
     }
 
-    /// Runs `subset` of the steps in order on `values`, dropping intermediates not in `keep` once read.
-    func execute(_ subset: Set<Int>?, values: inout [String: Tensor], keep: Set<String>, kernels: any KernelBackend) throws {
+    /// Runs `subset` of the steps in order on `values`, dropping intermediates not in `keep` once read; outputs and
+    /// converted inputs take their memory from `buffers`, and intermediates give it back once dropped.
+    func execute(_ subset: Set<Int>?, values: inout [String: Tensor], keep: Set<String>, kernels: any KernelBackend,
+                 buffers: BufferPool) throws {
         let order = subset.map { $0.sorted() } ?? Array(steps.indices)
         var remaining: [String: Int] = [:]
         for i in order { for name in steps[i].inputs where !name.isEmpty { remaining[name, default: 0] += 1 } }
-        let context = OperatorContext(kernels: kernels, rules: .standard)
+        var ledger = BufferLedger(pool: buffers)
+        for value in values.values { ledger.hold(value) }
         for i in order {
             let step = steps[i]
             let started = StepProfile.enabled ? DispatchTime.now().uptimeNanoseconds : 0
-            let inputs = try stepInputs(i, values)
-            let outputs = try step.op.forward(inputs, context: context)
+            let (inputs, converted) = stepInputs(i, values, buffers: buffers)
+            let outputs = try step.op.forward(inputs, context: step.context(kernels, buffers: buffers))
             if StepProfile.enabled { StepProfile.shared.record(step, since: started) }
             for (name, value) in zip(step.outputs, outputs) where !name.isEmpty {
-                values[name] = value
+                if let replaced = values.updateValue(value, forKey: name) { ledger.drop(replaced) }
+                ledger.hold(value)
             }
+            for k in converted { if let input = inputs[k] { ledger.release(input) } }
             for name in step.inputs where !name.isEmpty {
                 remaining[name, default: 0] -= 1
-                if remaining[name] == 0 && !keep.contains(name) { values[name] = nil }
+                if remaining[name] == 0 && !keep.contains(name), let value = values.removeValue(forKey: name) { ledger.drop(value) }
             }
         }
     }
 
-    /// The inputs of step `i` from `values` or the constants, in the layout the step reads.
-    func stepInputs(_ i: Int, _ values: [String: Tensor]) throws -> [Tensor?] {
+    /// The inputs of step `i` from `values` or the constants, in the storage orders the step reads, and which of them
+    /// were converted to that order (into buffers from `buffers`).
+    func stepInputs(_ i: Int, _ values: [String: Tensor], buffers: BufferPool) -> (inputs: [Tensor?], converted: [Int]) {
         let step = steps[i]
         var inputs: [Tensor?] = []
+        var converted: [Int] = []
         for (k, name) in step.inputs.enumerated() {
             if name.isEmpty { inputs.append(nil); continue }
             if let v = values[name] {
-                inputs.append(TensorMath.relayout(v, from: order(name), to: step.inputOrders[k]))
+                if v.order == step.inputOrders[k] || v.rank != 4 {
+                    inputs.append(v)
+                } else {
+                    inputs.append(v.reordered(to: step.inputOrders[k], reusing: buffers.take(v.count)))
+                    converted.append(k)
+                }
                 continue
             }
-            if let c = constants[name] { inputs.append(c.tensor); continue }
-            inputs.append(nil)
+            inputs.append(constants[name]?.tensor)
         }
-        return inputs
+        return (inputs, converted)
     }
 
     /// The largest batch whose biggest activation stays within a cache-sized budget (at least 1): larger batches
@@ -425,52 +419,3 @@ struct Plan: Sendable {
     }
 }
 
-/// `CAMVID_ENGINE_PROFILE=1`: wall time per operator kind over the process, printed to stderr at exit (a diagnostic).
-/// `CAMVID_ENGINE_PROFILE=steps`: the minimum and median time of every step instead, in plan order.
-final class StepProfile: @unchecked Sendable {
-    static let enabled = ProcessInfo.processInfo.environment["CAMVID_ENGINE_PROFILE"] != nil
-    static let perStep = ProcessInfo.processInfo.environment["CAMVID_ENGINE_PROFILE"] == "steps"
-    static let shared: StepProfile = {
-        let profile = StepProfile()
-        atexit { StepProfile.shared.report() }
-        return profile
-    }()
-    private let lock = NSLock()
-    /// Samples in nanoseconds per key, and the order keys were first seen in.
-    private var samples: [String: [UInt64]] = [:]
-    private var keys: [String] = []
-
-    func record(_ step: Step, since start: UInt64, backward: Bool = false) {
-        let elapsed = DispatchTime.now().uptimeNanoseconds - start
-        var kind = (backward ? "backward " : "") + "\(type(of: step.op))"
-        if let conv = step.op as? Conv { kind += conv.groups > 1 ? " depthwise/grouped" : "" }
-        if StepProfile.perStep { kind += " \(step.outputs.first ?? "")" }
-        lock.lock()
-        defer { lock.unlock() }
-        if samples[kind] == nil { keys.append(kind) }
-        samples[kind, default: []].append(elapsed)
-    }
-
-    func report() {
-        lock.lock()
-        defer { lock.unlock() }
-        var lines: [String] = []
-        if StepProfile.perStep {
-            var minimum = 0.0, median = 0.0
-            for key in keys {
-                let sorted = samples[key, default: []].sorted()
-                let low = Double(sorted[0]) / 1e6, middle = Double(sorted[sorted.count / 2]) / 1e6
-                minimum += low
-                median += middle
-                lines.append("\(key): min \(String(format: "%.3f", low)) ms, median \(String(format: "%.3f", middle)) ms")
-            }
-            lines.append("sum of steps: min \(String(format: "%.2f", minimum)) ms, median \(String(format: "%.2f", median)) ms")
-        } else {
-            let totals = samples.mapValues { ($0.reduce(0, +), $0.count) }
-            for (kind, total) in totals.sorted(by: { $0.value.0 > $1.value.0 }) {
-                lines.append("\(kind): \(Double(total.0) / 1e6) ms over \(total.1) steps")
-            }
-        }
-        FileHandle.standardError.write(lines.map { $0 + "\n" }.joined().data(using: .utf8)!)
-    }
-}

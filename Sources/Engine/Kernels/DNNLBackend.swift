@@ -38,12 +38,6 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     private init() throws {
-        #if os(Linux)
-        // Activations are freed and reallocated every frame; glibc would otherwise hand multi-megabyte blocks back to
-        // the kernel and take page faults re-zeroing them (~40% of the time at batch 8). Keep them in the heap.
-        _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
-        #endif
         var engine: dnnl_engine_t?
         try DNNLBackend.check(dnnl_engine_create(&engine, dnnl_cpu, 0), "creating the oneDNN CPU engine")
         guard let engine else { throw EngineError("oneDNN returned no engine") }
@@ -231,9 +225,9 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         result.userSource = try DNNLBackend.memoryDescriptor(g.input, DNNLBackend.tag(key.orders.input))
         result.userDestination = try DNNLBackend.memoryDescriptor(g.output, DNNLBackend.tag(key.orders.output))
         result.biasDescriptor = try DNNLBackend.memoryDescriptor([g.output[1]], dnnl_x)
-        // Built once here: the key is looked up on every call.
-        result.weightsKey = "dnnl.\(key.backward ? "bwd" : "fwd").\(g.kernel).\(g.strides).\(g.dilations).\(g.input).\(g.padsBegin)"
-            + ".\(g.padsEnd).\(DNNLBackend.describe(md.pointee))"
+        // Built once here: the key is looked up on every call. The node's weights are fixed, so the layout alone decides
+        // their reordered form: primitives for other batch sizes, or the backward, share it when they want that layout.
+        result.weightsKey = "dnnl.\(DNNLBackend.describe(md.pointee))"
         let (srcQuery, dstQuery) = key.backward ? (dnnl_query_diff_src_md, dnnl_query_diff_dst_md) : (dnnl_query_src_md, dnnl_query_dst_md)
         guard let src = dnnl_primitive_desc_query_md(result.descriptor, srcQuery, 0),
               let dst = dnnl_primitive_desc_query_md(result.descriptor, dstQuery, 0) else {
@@ -248,8 +242,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     }
 
     /// The weights reordered into the layout `compiled` wants, made once per node and layout.
-    private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledPrimitive,
-                                 _ g: WindowGeometry, backward: Bool) throws -> PreparedBuffer {
+    private func preparedWeights(_ weights: ConvolutionWeights, _ compiled: CompiledPrimitive, _ g: WindowGeometry) throws -> PreparedBuffer {
         return try weights.prepared(compiled.weightsKey) {
             let (dims, tag) = weightsDims(g)
             var user = try DNNLBackend.memoryDescriptor(dims, tag)
@@ -317,20 +310,19 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         try DNNLBackend.check(dnnl_stream_wait(stream), "waiting for a primitive")
     }
 
-    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
-                     activation: FusedActivation, adding addend: Tensor?, orders: ConvolutionOrders) throws -> Tensor {
+    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry, activation: FusedActivation,
+                     accumulating: Bool, into destination: consuming [Float], orders: ConvolutionOrders) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         if Winograd.applies(g, orders: orders) {
-            return try winogradConvolution(x, weights, g, activation: activation, adding: addend)
+            return try winogradConvolution(x, weights, g, activation: activation, accumulating: accumulating, into: consume destination)
         }
-        let key = ConvolutionKey(geometry: g, activation: activation, accumulates: addend != nil, backward: false,
+        let key = ConvolutionKey(geometry: g, activation: activation, accumulates: accumulating, backward: false,
                                  hasBias: weights.bias != nil, orders: orders)
         let conv = try compiled(key)
-        let prepared = try preparedWeights(weights, conv, g, backward: false)
-        // The sum post-op adds what the destination holds: start from the addend (a copy unless it is ours alone).
-        var output = addend?.storage
-            ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        let prepared = try preparedWeights(weights, conv, g)
+        // The sum post-op adds what the destination holds.
+        var output = consume destination
         let (src, dst, biasMD) = (conv.userSource, conv.userDestination, conv.biasDescriptor)
         let bias = weights.bias?.storage ?? []
         // oneDNN only reads sources; the casts to mutable pointers avoid copying the arrays.
@@ -339,7 +331,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 try bias.withUnsafeBufferPointer { pb in
                     try withLayout(UnsafeMutableRawPointer(mutating: pi.baseAddress), user: src, wanted: conv.sourceDescriptor,
                                    copyIn: true, copyOut: false) { source in
-                        try withLayout(po.baseAddress, user: dst, wanted: conv.destinationDescriptor, copyIn: addend != nil,
+                        try withLayout(po.baseAddress, user: dst, wanted: conv.destinationDescriptor, copyIn: accumulating,
                                        copyOut: true) { destination in
                             var arguments = [(DNNL_ARG_SRC, conv.sourceDescriptor, source),
                                              (DNNL_ARG_WEIGHTS, conv.weightsDescriptor, prepared.pointer),
@@ -353,26 +345,24 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 }
             }
         }
-        return Tensor(shape: g.output, storage: output)
+        return Tensor(shape: g.output, storage: output, order: orders.output)
     }
 
     /// A convolution `Winograd.applies` to: transforms on the OpenMP team, and oneDNN's batched matrix products between.
     private func winogradConvolution(_ x: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
-                                     activation: FusedActivation, adding addend: Tensor?) throws -> Tensor {
+                                     activation: FusedActivation, accumulating: Bool, into destination: consuming [Float]) throws -> Tensor {
         let (rows, columns) = Winograd.tiles(g)
         let (tiles, c, k) = (g.input[0] * rows * columns, g.input[1], g.output[1])
         let products = try winogradProducts(tiles: tiles, channels: c, filters: k)
         let filters = weights.prepared("winograd.F4x4") { () -> PreparedBuffer in
-            let u = Winograd.filters(weights.weights)
-            let buffer = PreparedBuffer(bytes: u.count * 4)
-            u.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let buffer = PreparedBuffer(bytes: 36 * c * k * MemoryLayout<Float>.size)
+            Winograd.filters(weights.weights, into: buffer.pointer.assumingMemoryBound(to: Float.self))
             return buffer
         }
         let transformed = transformedTiles.pointer(bytes: 36 * tiles * c * 4).assumingMemoryBound(to: Float.self)
         let multiplied = tileProducts.pointer(bytes: 36 * tiles * k * 4).assumingMemoryBound(to: Float.self)
-        // The addend is read and the output written element by element in one pass: they may share memory.
-        var output = addend?.storage
-            ?? [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        // The addend is read and the output written element by element in one pass, in the same memory.
+        var output = consume destination
         let bias = weights.bias?.storage ?? []
         x.storage.withUnsafeBufferPointer { Winograd.transformInput($0.baseAddress!, g, into: transformed) }
         try execute(products, [(DNNL_ARG_SRC, products.sourceDescriptor, UnsafeMutableRawPointer(transformed)),
@@ -382,10 +372,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             bias.withUnsafeBufferPointer { pb in
                 let y = po.baseAddress!
                 Winograd.transformOutput(multiplied, g, bias: weights.bias == nil ? nil : pb.baseAddress,
-                                         addend: addend == nil ? nil : UnsafePointer(y), activation: activation, into: y)
+                                         addend: accumulating ? UnsafePointer(y) : nil, activation: activation, into: y)
             }
         }
-        return Tensor(shape: g.output, storage: output)
+        return Tensor(shape: g.output, storage: output, order: .channelBlocks8)
     }
 
     /// `M[36][tiles][K] = V[36][tiles][C] · U[36][C][K]`, built once per size.
@@ -411,14 +401,14 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return result
     }
 
-    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ g: WindowGeometry, orders: ConvolutionOrders) throws -> Tensor {
+    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights, _ g: WindowGeometry,
+                                 orders: ConvolutionOrders, into destination: consuming [Float]) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
         let key = ConvolutionKey(geometry: g, activation: .none, backward: true, hasBias: false, orders: orders)
         let conv = try compiled(key)
-        let prepared = try preparedWeights(weights, conv, g, backward: true)
-        var diffSrc = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.input)) { _, n in n = Tensor.elementCount(g.input) }
+        let prepared = try preparedWeights(weights, conv, g)
+        var diffSrc = consume destination
         let (src, dst) = (conv.userSource, conv.userDestination)
         try gradient.storage.withUnsafeBufferPointer { pd in
             try diffSrc.withUnsafeMutableBytes { ps in
@@ -432,7 +422,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 }
             }
         }
-        return Tensor(shape: g.input, storage: diffSrc)
+        return Tensor(shape: g.input, storage: diffSrc, order: orders.input)
     }
 
     /// The name of the kernel a primitive descriptor stands for, such as `jit:avx2`.
@@ -451,10 +441,10 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         return "\(dnnl_memory_desc_get_size(&copy)).\(md.ndims).\(md.format_kind.rawValue).\(b.inner_nblks).\(blocks).\(strides)"
     }
 
-    func maxPooling(_ x: Tensor, _ g: WindowGeometry, order: StorageOrder) throws -> Tensor {
+    func maxPooling(_ x: Tensor, _ g: WindowGeometry, order: StorageOrder, into destination: consuming [Float]) throws -> Tensor {
         lock.lock()
         defer { lock.unlock() }
-        var output = [Float](unsafeUninitializedCapacity: Tensor.elementCount(g.output)) { _, n in n = Tensor.elementCount(g.output) }
+        var output = consume destination
         try x.storage.withUnsafeBufferPointer { pi in
             try output.withUnsafeMutableBytes { po in
                 let run = { (pool: CompiledPrimitive) in
@@ -464,7 +454,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                 try run(try compiledPooling(g, order: order, trying: run))
             }
         }
-        return Tensor(shape: g.output, storage: output)
+        return Tensor(shape: g.output, storage: output, order: order)
     }
 
     /// The max pooling primitive for `g`, built on first use: of the implementations oneDNN offers, the fastest over

@@ -18,26 +18,6 @@ struct WindowGeometry: Hashable, Sendable {
     var groups: Int
 }
 
-/// How a 4-D activation `[N, C, H, W]` is laid out in memory (its logical shape never changes).
-enum StorageOrder: Hashable, Sendable {
-    /// NCHW: what operators outside the convolution path read, and what callers see.
-    case channelsFirst
-    /// NHWC.
-    case channelsLast
-    /// oneDNN's nChw8c: channels in blocks of 8, each block stored NHWC-like (`C` must be a multiple of 8).
-    case channelBlocks8
-
-    /// Where element (`channel`, `pixel`) of one image with `channels` planes of `pixels` pixels lies in this order.
-    @inline(__always)
-    func offset(channel: Int, pixel: Int, channels: Int, pixels: Int) -> Int {
-        switch self {
-        case .channelsFirst: return channel * pixels + pixel
-        case .channelsLast: return pixel * channels + channel
-        case .channelBlocks8: return (channel >> 3) * pixels * 8 + pixel * 8 + channel & 7
-        }
-    }
-}
-
 /// How a convolution's input and output are stored: the same order, except where a few input channels (an RGB image)
 /// are read plain and the output written in blocks.
 struct ConvolutionOrders: Hashable, Sendable {
@@ -54,14 +34,6 @@ enum FusedActivation: Hashable, Sendable {
     case none
     case relu
     case clip(Float, Float)
-
-    func apply(_ x: Float) -> Float {
-        switch self {
-        case .none: return x
-        case .relu: return max(x, 0)
-        case .clip(let lo, let hi): return min(max(x, lo), hi)
-        }
-    }
 }
 
 /// The constant operands of one convolution node, with per-backend prepared copies (reordered weights).
@@ -90,17 +62,20 @@ final class ConvolutionWeights: @unchecked Sendable {
 }
 
 /// The numeric kernels the operators delegate to, so that another backend could replace oneDNN.
+///
+/// Each kernel writes its result into `destination`, a buffer of the result's element count whatever it holds, which
+/// the caller hands over (it must hold no other reference, or the first write would copy it).
 protocol KernelBackend: Sendable {
-    /// `activation(conv(x, W) + b + addend)` (addend optional, shaped like the output); the input stored in
-    /// `orders.input`, addend and output in `orders.output`.
-    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry,
-                     activation: FusedActivation, adding addend: Tensor?, orders: ConvolutionOrders) throws -> Tensor
+    /// `activation(conv(x, W) + b + addend)`, where the addend is what `destination` holds when `accumulating`; the
+    /// input stored in `orders.input`, addend and output in `orders.output`.
+    func convolution(_ x: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry, activation: FusedActivation,
+                     accumulating: Bool, into destination: consuming [Float], orders: ConvolutionOrders) throws -> Tensor
     /// The gradient of a convolution's input (stored in `orders.input`) given the gradient of its output (in
     /// `orders.output`), bias and activation excluded.
-    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights,
-                                 _ geometry: WindowGeometry, orders: ConvolutionOrders) throws -> Tensor
+    func convolutionBackwardData(_ gradient: Tensor, _ weights: ConvolutionWeights, _ geometry: WindowGeometry,
+                                 orders: ConvolutionOrders, into destination: consuming [Float]) throws -> Tensor
     /// Max pooling (padded positions never win); input and output stored in `order`.
-    func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, order: StorageOrder) throws -> Tensor
+    func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, order: StorageOrder, into destination: consuming [Float]) throws -> Tensor
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

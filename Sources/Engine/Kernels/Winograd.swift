@@ -27,25 +27,33 @@ enum Winograd {
     /// Tiles per image along height and width.
     static func tiles(_ g: WindowGeometry) -> (rows: Int, columns: Int) { ((g.output[2] + 3) / 4, (g.output[3] + 3) / 4) }
 
-    /// `U = G g Gᵀ` for every filter pair, from ONNX weights `[K, C, 3, 3]`, as `[36][C][K]`.
-    static func filters(_ w: Tensor) -> [Float] {
+    /// `U = G g Gᵀ` for every filter pair, from ONNX weights `[K, C, 3, 3]`, written into `u` as `[36][C][K]`.
+    static func filters(_ w: Tensor, into u: UnsafeMutablePointer<Float>) {
         let (k, c) = (w.shape[0], w.shape[1])
-        let gm: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                              [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
-        var u = [Float](repeating: 0, count: 36 * c * k)
-        for o in 0..<k {
-            for i in 0..<c {
-                let g = (0..<9).map { Double(w.storage[(o * c + i) * 9 + $0]) }
-                for a in 0..<6 {
-                    // (G g) row a, then times Gᵀ.
-                    let row = (0..<3).map { j in (0..<3).reduce(0.0) { $0 + gm[a][$1] * g[$1 * 3 + j] } }
-                    for b in 0..<6 {
-                        u[((a * 6 + b) * c + i) * k + o] = Float((0..<3).reduce(0.0) { $0 + row[$1] * gm[b][$1] })
+        // G (6x3) by columns: lane a of column t is G[a][t].
+        let (g0, g1, g2) = (SIMD8<Double>(1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24, 0, 0, 0),
+                            SIMD8<Double>(0, -1.0 / 6, 1.0 / 6, 1.0 / 12, -1.0 / 12, 0, 0, 0),
+                            SIMD8<Double>(0, -1.0 / 6, -1.0 / 6, 1.0 / 6, 1.0 / 6, 1, 0, 0))
+        /// Lane a: G[a][0] x0 + G[a][1] x1 + G[a][2] x2, in double precision, summed from zero in that order.
+        func combined(_ x0: Double, _ x1: Double, _ x2: Double) -> SIMD8<Double> { SIMD8<Double>.zero + g0 * x0 + g1 * x1 + g2 * x2 }
+        w.storage.withUnsafeBufferPointer { weights in
+            // Input channels shared over the team; output filters innermost, so that each of the 36 rows of `u` is
+            // written in order.
+            OpenMPTeam.forEach(c) { i in
+                for o in 0..<k {
+                    let g = weights.baseAddress! + (o * c + i) * 9
+                    // Column j of G g.
+                    let (gg0, gg1, gg2) = (combined(Double(g[0]), Double(g[3]), Double(g[6])),
+                                           combined(Double(g[1]), Double(g[4]), Double(g[7])),
+                                           combined(Double(g[2]), Double(g[5]), Double(g[8])))
+                    for a in 0..<6 {
+                        // Row a of (G g) Gᵀ.
+                        let row = combined(gg0[a], gg1[a], gg2[a])
+                        for b in 0..<6 { u[((a * 6 + b) * c + i) * k + o] = Float(row[b]) }
                     }
                 }
             }
         }
-        return u
     }
 
     /// `Bᵀ d` along one axis of six vectors (stride `ps` in, `qs` out).

@@ -6,14 +6,13 @@ protocol BinaryOperator: Operator {
     func value(_ a: Float, _ b: Float) -> Float
     /// `(d/da, d/db)` at `(a, b)`.
     func partials(_ a: Float, _ b: Float) -> (Float, Float)
-    /// Whether the result of integer inputs is truncated (integer division).
-    var truncatesIntegers: Bool { get }
 }
 
 extension BinaryOperator {
-    var truncatesIntegers: Bool { false }
     var differentiableInputs: Set<Int> { [0, 1] }
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0, 1]) }
+
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsBothInputs }
 
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         [try TensorMath.broadcastShape(try Operand.shape(shapes, 0, "\(Self.self)"), try Operand.shape(shapes, 1, "\(Self.self)"), "\(Self.self)")]
@@ -37,6 +36,7 @@ extension BinaryOperator {
 /// `a + b`.
 struct Add: BinaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
+    var isSum: Bool { true }
     func value(_ a: Float, _ b: Float) -> Float { a + b }
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (1, 1) }
     // The gradient is the output gradient itself, reduced over broadcast dimensions; no values needed.
@@ -85,6 +85,7 @@ struct Pow: BinaryOperator {
 struct Equal: BinaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
     var differentiableInputs: Set<Int> { [] }
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool { true }
     func value(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 }
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (0, 0) }
 }

@@ -1,4 +1,6 @@
 import Core
+import Foundation
+
 /// Spatial attributes shared by convolution and pooling: kernel, strides, dilations, pads, auto_pad, ceil_mode.
 struct SpatialWindow: Sendable {
     let kernel: [Int]?
@@ -79,17 +81,16 @@ struct SpatialWindow: Sendable {
 
 /// 2-D convolution with groups (depthwise included), dilations, strides, pads and auto_pad; oneDNN kernels.
 ///
-/// The weights must be constant: the gradient is taken with respect to the data input only.
+/// The weights must be constant: the gradient is taken with respect to the data input only. The input is read in the
+/// order its step reads it, and the addend and output are stored in the order the step writes.
 struct Conv: Operator {
     let label: String
     let window: SpatialWindow
     let groups: Int
-    /// The activation fused into this convolution by the planner (none for a plain ONNX Conv).
-    var activation: FusedActivation = .none
+    /// The activation the planner fused into this convolution (none for a plain ONNX Conv).
+    private(set) var activation: AbsorbedActivation?
     /// Whether the planner fused a following residual Add: input 3 is added before the activation.
-    var addsResidual = false
-    /// How the planner stores this convolution's input, and its addend and output.
-    var orders = ConvolutionOrders(.channelsFirst)
+    private(set) var addsResidual = false
     private let cache = WeightsCache()
 
     /// The prepared weights, built from the first (constant) weights seen.
@@ -140,48 +141,68 @@ struct Conv: Operator {
         return [g.output]
     }
 
+    /// The input and output orders of the step running it.
+    private func orders(_ context: OperatorContext) -> ConvolutionOrders {
+        ConvolutionOrders(input: context.inputOrder(0), output: context.outputOrder)
+    }
+
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label), w = try Operand.required(inputs, 1, label)
         let g = try geometry(x.shape, w.shape)
-        let addend = addsResidual ? try Operand.required(inputs, 3, label) : nil
-        return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation,
-                                                  adding: addend, orders: orders)]
+        var destination = context.buffer(Tensor.elementCount(g.output))
+        if addsResidual {
+            // The kernel adds what its destination holds: the residual branch, copied (the branch stays as it is).
+            let addend = try Operand.required(inputs, 3, label)
+            destination.withUnsafeMutableBufferPointer { d in addend.storage.withUnsafeBufferPointer { d.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        }
+        return [try context.kernels.convolution(x, cache.get(w, inputs.count > 2 ? inputs[2] : nil), g, activation: activation?.kernel ?? .none,
+                                                  accumulating: addsResidual, into: consume destination, orders: orders(context))]
     }
 
     var differentiableInputs: Set<Int> { addsResidual ? [0, 3] : [0] }
 
-    var backwardNeeds: BackwardNeeds {
-        switch activation {
-        case .none: return BackwardNeeds(inputs: [1])
-        default: return BackwardNeeds(inputs: [1], outputs: [0])
-        }
-    }
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [1], outputs: activation == nil ? [] : [0]) }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         let (inputs, outputs, gradients) = (a.inputs, a.outputs, a.gradients)
         guard var g = gradients[0] else { return [nil] }
         let w = try Operand.required(inputs, 1, label)
-        switch activation {
-        case .none: break
-        case .relu, .clip:
-            // The fused activation's gradient, from the output as its unfused operator would.
-            let y = try Operand.required(outputs, 0, label)
-            let (lo, hi): (Float, Float) = { if case .clip(let l, let h) = activation { return (l, h) }; return (0, .infinity) }()
-            if context.rules.guidedRelu, case .relu = activation {
-                g = TensorMath.zip(y, g) { y, g in y > 0 && g > 0 ? g : 0 }
-            } else if context.rules.guidedClip, case .clip = activation {
-                g = TensorMath.zip(y, g) { y, g in y > lo && y < hi && g > 0 ? g : 0 }
-            } else {
-                g = TensorMath.zip(y, g) { y, g in y > lo && y < hi ? g : 0 }
-            }
+        if let activation {
+            g = try activation.gradient(g, output: try Operand.required(outputs, 0, label), context: context)
         }
         let x = try Operand.shape(a.inputShapes, 0, label)
         let geometry = try geometry([g.shape[0]] + x.dropFirst(), w.shape)
         let dx = a.wanted[0] ? try context.kernels.convolutionBackwardData(g, cache.get(w, inputs.count > 2 ? inputs[2] : nil), geometry,
-                                                                           orders: orders) : nil
+                                                                           orders: orders(context), into: context.buffer(Tensor.elementCount(geometry.input))) : nil
         // The residual branch was added as is: its gradient is the (activation-masked) output gradient.
         return addsResidual ? [dx, nil, nil, a.wanted.count > 3 && a.wanted[3] ? g : nil] : [dx]
     }
-}
 
-import Foundation
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport {
+        let kernelSize = (shapes.count > 1 ? shapes[1] : nil)?.dropFirst(2).reduce(1, *) ?? 1
+        return .convolution(blocksPay: groups == 1 && kernelSize > 1)
+    }
+
+    func absorbing(_ activation: AbsorbedActivation) -> (any Operator)? {
+        guard self.activation == nil else { return nil }
+        var fused = self
+        fused.activation = activation
+        return fused
+    }
+
+    // The kernel adds the residual before the activation: a convolution with an activation already cannot.
+    func absorbingResidual() -> (any Operator)? {
+        guard activation == nil, !addsResidual else { return nil }
+        var fused = self
+        fused.addsResidual = true
+        return fused
+    }
+
+    var kind: String { groups > 1 ? "Conv depthwise/grouped" : "Conv" }
+
+    func kernelAlgorithm(_ shapes: [[Int]?], inputOrders: [StorageOrder], outputOrder: StorageOrder) -> String? {
+        guard shapes.count > 1, let x = shapes[0], let w = shapes[1], let g = try? geometry(x, w), let input = inputOrders.first,
+              Winograd.applies(g, orders: ConvolutionOrders(input: input, output: outputOrder)) else { return nil }
+        return "Winograd F(4x4,3x3)"
+    }
+}

@@ -1,14 +1,13 @@
 import Core
 /// Matrix products and normalisations.
 
-/// The mean over axes (attribute before opset 18, input after); the gradient is spread evenly.
+/// The mean over axes (attribute before opset 18, input after); the gradient is spread evenly. The mean over height and
+/// width of a 4-D input (`spatialAxes`) reads any storage order.
 struct ReduceMean: Operator {
     let label: String
     let axesAttribute: [Int]?
     let keepDims: Bool
     let noopWithEmptyAxes: Bool
-    /// How the planner stores the input; other orders than NCHW only for the spatial mean (`spatialAxes`).
-    var inputOrder = StorageOrder.channelsFirst
 
     init(_ node: Node) throws {
         try node.checkAttributes(["axes", "keepdims", "noop_with_empty_axes"])
@@ -37,13 +36,20 @@ struct ReduceMean: Operator {
                          : x.enumerated().filter { !a.contains($0.offset) }.map(\.element)]
     }
 
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport {
+        guard let x = shapes.first ?? nil, x.count == 4, (try? axes(x, constants, shapes)) == ReduceMean.spatialAxes else {
+            return .channelsFirst
+        }
+        return .readsAnyOrder
+    }
+
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
         let constants = inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
         let shapes = inputs.map { $0?.shape }
         let a = try axes(x.shape, constants, shapes)
         if x.rank == 4 && a == ReduceMean.spatialAxes {
-            return [Tensor(shape: try outputShapes(shapes, constants: constants)[0], storage: TensorMath.spatialMeans(x, order: inputOrder))]
+            return [Tensor(shape: try outputShapes(shapes, constants: constants)[0], storage: TensorMath.spatialMeans(x))]
         }
         let kept = x.shape.enumerated().map { a.contains($0.offset) ? 1 : $0.element }
         let sum = TensorMath.reduce(x, to: kept)
@@ -57,7 +63,8 @@ struct ReduceMean: Operator {
         let constants = a.inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
         let ax = try axes(x, constants, a.inputShapes)
         if x.count == 4 && ax == ReduceMean.spatialAxes {
-            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + x.dropFirst(), order: inputOrder)]
+            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + x.dropFirst(), order: context.inputOrder(0),
+                                                    buffers: context.buffers)]
         }
         let kept = x.enumerated().map { ax.contains($0.offset) ? 1 : $0.element }
         let n = Float(Tensor.elementCount(x) / max(Tensor.elementCount(kept), 1))

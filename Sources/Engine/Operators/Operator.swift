@@ -7,13 +7,44 @@ struct BackwardNeeds: Sendable {
     var outputs: [Int] = []
 }
 
-/// The environment an operator runs in: the numeric kernels and, for backward, the gradient rules.
+/// The environment an operator runs in: the numeric kernels, the buffers to write outputs into, the storage orders its
+/// step reads and writes, and, for backward, the gradient rules.
 struct OperatorContext {
     let kernels: any KernelBackend
     let rules: GradientRules
+    /// Where large outputs take their memory from (none at load time).
+    var buffers: BufferPool?
+    /// The order of each input as the step reads it (what the inputs are stored in).
+    var inputOrders: [StorageOrder] = []
+    /// The order the step writes its outputs in (an output gradient arrives in it).
+    var outputOrder = StorageOrder.channelsFirst
+
+    /// The order of input `index` (NCHW when the step reads no such input).
+    func inputOrder(_ index: Int) -> StorageOrder { index < inputOrders.count ? inputOrders[index] : .channelsFirst }
+
+    /// A buffer of `count` elements for an output, holding whatever it held before.
+    func buffer(_ count: Int) -> [Float] { TensorMath.buffer(count, from: buffers) }
 }
 
-/// One ONNX operator: its shape function, its forward computation and its vector-Jacobian product.
+/// The storage orders an operator can run in, for the planner to choose from.
+enum OrderSupport: Equatable {
+    /// NCHW only: the operator indexes its tensors row-major.
+    case channelsFirst
+    /// Its first input in any order and its outputs in that order: element by element, or a window over each channel
+    /// (max pooling). Other inputs (constants such as Clip's bounds) stay NCHW.
+    case followsInput
+    /// Element by element over two tensors: when they have one shape, both in one order (any) and the output in it
+    /// too; when one is broadcast, NCHW.
+    case followsBothInputs
+    /// Its first input in any order, its output (`[N, C, 1, 1]`: a mean over height and width) NCHW.
+    case readsAnyOrder
+    /// A convolution: its input and output orders as the planner sets them; `blocksPay` when oneDNN's kernels run
+    /// faster for it on 8-channel blocks than on NHWC (a dense kernel larger than 1x1).
+    case convolution(blocksPay: Bool)
+}
+
+/// One ONNX operator: its shape function, its forward computation and its vector-Jacobian product, and what the
+/// planner may do with it (storage orders, load-time evaluation, fusion).
 ///
 /// Each conforming type keeps the forward and the backward of one operator side by side.
 protocol Operator: Sendable {
@@ -27,6 +58,29 @@ protocol Operator: Sendable {
     var backwardNeeds: BackwardNeeds { get }
     /// The gradients of the inputs flagged in `a.wanted`, given the gradients of the outputs.
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?]
+
+    /// The storage orders it can run in for these input shapes and load-time inputs (default: NCHW only).
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport
+    /// Whether its outputs depend only on its input's shape, so that it runs at load time (Shape).
+    var readsOnlyInputShape: Bool { get }
+    /// Whether its outputs are integers when `integerInputs` say which inputs are (default: when the first is).
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool
+    /// Whether an integer result is truncated toward zero (integer division).
+    var truncatesIntegers: Bool { get }
+    /// The activation a convolution kernel can apply in its place, for these input shapes and load-time inputs (nil: none).
+    func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation?
+    /// This operator also applying `activation` to its output, if it can (a convolution's post-op).
+    func absorbing(_ activation: AbsorbedActivation) -> (any Operator)?
+    /// This operator also adding a tensor (an extra last input, stored like its output) to its output before its
+    /// activation, if it can (a residual join absorbed by a convolution).
+    func absorbingResidual() -> (any Operator)?
+    /// Whether it is the sum of its two inputs (Add): what a residual join is.
+    var isSum: Bool { get }
+    /// The name profiles group its steps under.
+    var kind: String { get }
+    /// The algorithm its kernel runs for these input shapes and storage orders when that is not the library's direct one
+    /// (`camvid layers` shows it), else nil.
+    func kernelAlgorithm(_ shapes: [[Int]?], inputOrders: [StorageOrder], outputOrder: StorageOrder) -> String?
 }
 
 /// What a vector-Jacobian product receives.
@@ -46,6 +100,38 @@ struct BackwardArguments {
 extension Operator {
     var differentiableInputs: Set<Int> { [0] }
     var backwardNeeds: BackwardNeeds { BackwardNeeds() }
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .channelsFirst }
+    var readsOnlyInputShape: Bool { false }
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerInputs.first ?? false }
+    var truncatesIntegers: Bool { false }
+    func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation? { nil }
+    func absorbing(_ activation: AbsorbedActivation) -> (any Operator)? { nil }
+    func absorbingResidual() -> (any Operator)? { nil }
+    var isSum: Bool { false }
+    var kind: String { "\(Self.self)" }
+    func kernelAlgorithm(_ shapes: [[Int]?], inputOrders: [StorageOrder], outputOrder: StorageOrder) -> String? { nil }
+}
+
+/// An activation operator a convolution absorbed: its kernel applies it, and the operator's own backward differentiates
+/// it, so that its gradient rules (guided ones included) live in that operator alone.
+struct AbsorbedActivation: Sendable {
+    /// What the kernel applies.
+    let kernel: FusedActivation
+    /// The absorbed operator.
+    let op: any Operator
+    /// Its load-time inputs after the data input (Clip's bounds).
+    let constants: [Tensor?]
+
+    /// The gradient before the activation, from the gradient `g` after it and its output `y`.
+    func gradient(_ g: Tensor, output y: Tensor, context: OperatorContext) throws -> Tensor {
+        let arguments = BackwardArguments(inputs: [nil] + constants, outputs: [y], gradients: [g],
+                                          wanted: [true] + constants.map { _ in false },
+                                          inputShapes: [y.shape] + constants.map { $0?.shape })
+        guard let gradient = try op.backward(arguments, context: context).first ?? nil else {
+            throw EngineError("\(op.kind) gave no gradient for a fused convolution")
+        }
+        return gradient
+    }
 }
 
 /// Shared helpers for reading operands.

@@ -1,15 +1,6 @@
 import Core
 /// Maps ONNX operator types to their implementations.
 enum OperatorFactory {
-    /// Every operator type the engine runs (Constant is evaluated at load time).
-    static let supported: [String] = [
-        "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
-        "Div", "Dropout", "Equal", "Erf", "Expand", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool",
-        "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "MatMul",
-        "MaxPool", "Mul", "Pad", "Pow", "PRelu", "Range", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid",
-        "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where",
-    ]
-
     static func make(_ node: Node, opset: Int) throws -> any Operator {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else {
             throw EngineError("\(node.label): operator domain '\(node.domain)' is not supported")

@@ -1,11 +1,10 @@
 import Core
-/// 2-D max pooling (pads, strides, dilations, ceil_mode); the gradient goes to each window's first maximum.
+/// 2-D max pooling (pads, strides, dilations, ceil_mode) in the storage order of its input; the gradient goes to each
+/// window's first maximum.
 struct MaxPool: Operator {
     let label: String
     let window: SpatialWindow
     let kernel: [Int]
-    /// How the planner stores this pool's input and output.
-    var order = StorageOrder.channelsFirst
 
     init(_ node: Node) throws {
         try node.checkAttributes(["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"])
@@ -20,12 +19,14 @@ struct MaxPool: Operator {
         [try window.pooledShape(try Operand.shape(shapes, 0, label), kernel: kernel, label)]
     }
 
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsInput }
+
     /// Calls `body(outputIndex, inputIndexOfMax)` for every output element (flat indices in the tensors' storage
     /// order); windows are scanned row by row and the first maximum wins, as PyTorch's argmax.
     private func argmax(_ x: Tensor, _ body: (Int, Int) -> Void) throws {
         // Eight channels side by side at every pixel (blocks, or NHWC) are scanned together, with selects instead of
         // branches (ResNet-18's first pool backward: 13 -> 10 ms).
-        if order != .channelsFirst && x.shape[1] % 8 == 0 { try argmax(x, lanes: 8, body) } else { try argmax(x, lanes: 1, body) }
+        if x.order != .channelsFirst && x.shape[1] % 8 == 0 { try argmax(x, lanes: 8, body) } else { try argmax(x, lanes: 1, body) }
     }
 
     /// `argmax` over groups of `lanes` channels lying side by side at every pixel (one channel when `lanes` is 1).
@@ -35,6 +36,7 @@ struct MaxPool: Operator {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oh, ow) = (r.output[0], r.output[1])
         let (kh, kw, sh, sw) = (kernel[0], kernel[1], r.strides[0], r.strides[1])
         let (dh, dw, top, left) = (r.dilations[0], r.dilations[1], r.begin[0], r.begin[1])
+        let order = x.order
         withUnsafeTemporaryAllocation(of: Float.self, capacity: lanes) { best in
             withUnsafeTemporaryAllocation(of: Int.self, capacity: lanes) { bestIndex in
                 x.storage.withUnsafeBufferPointer { px in
@@ -80,7 +82,7 @@ struct MaxPool: Operator {
         let r = try window.resolve(input: Array(x.shape[2...]), kernel: kernel, label)
         let geometry = WindowGeometry(input: x.shape, output: Array(x.shape[0...1]) + r.output, kernel: kernel, strides: r.strides,
                                       dilations: r.dilations, padsBegin: r.begin, padsEnd: r.end, groups: 1)
-        return [try context.kernels.maxPooling(x, geometry, order: order)]
+        return [try context.kernels.maxPooling(x, geometry, order: x.order, into: context.buffer(Tensor.elementCount(geometry.output)))]
     }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
@@ -88,13 +90,14 @@ struct MaxPool: Operator {
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         let x = try Operand.required(a.inputs, 0, label)
         guard let g = a.gradients[0] else { return [nil] }
-        var out = [Float](repeating: 0, count: x.count)
+        var out = context.buffer(x.count)
         try g.storage.withUnsafeBufferPointer { pg in
             try out.withUnsafeMutableBufferPointer { po in
+                po.update(repeating: 0)
                 try argmax(x) { o, i in if i >= 0 { po[i] += pg[o] } }
             }
         }
-        return [Tensor(shape: x.shape, storage: out)]
+        return [Tensor(shape: x.shape, storage: out, order: x.order)]
     }
 }
 
@@ -168,12 +171,11 @@ struct AveragePool: Operator {
     }
 }
 
-/// The mean (GlobalAveragePool) or maximum (GlobalMaxPool) of each channel's spatial plane.
+/// The mean (GlobalAveragePool, of a 4-D input in any storage order) or maximum (GlobalMaxPool) of each channel's
+/// spatial plane.
 struct GlobalPool: Operator {
     let label: String
     let isMax: Bool
-    /// How the planner stores the input (the average reads any order; the maximum NCHW only). The output is `[N, C, 1, 1]`.
-    var inputOrder = StorageOrder.channelsFirst
 
     init(_ node: Node) throws {
         try node.checkAttributes([])
@@ -187,10 +189,14 @@ struct GlobalPool: Operator {
         return [Array(x[0...1]) + [Int](repeating: 1, count: x.count - 2)]
     }
 
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport {
+        !isMax && shapes.first??.count == 4 ? .readsAnyOrder : .channelsFirst
+    }
+
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
         if !isMax && x.rank == 4 {
-            return [Tensor(shape: try outputShapes([x.shape], constants: [])[0], storage: TensorMath.spatialMeans(x, order: inputOrder))]
+            return [Tensor(shape: try outputShapes([x.shape], constants: [])[0], storage: TensorMath.spatialMeans(x))]
         }
         let planes = x.shape[0] * x.shape[1], size = x.count / max(planes, 1)
         var out = [Float](repeating: 0, count: planes)
@@ -215,7 +221,10 @@ struct GlobalPool: Operator {
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let shape = try Operand.shape(a.inputShapes, 0, label)
-        if !isMax && shape.count == 4 { return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + shape.dropFirst(), order: inputOrder)] }
+        if !isMax && shape.count == 4 {
+            return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + shape.dropFirst(), order: context.inputOrder(0),
+                                                    buffers: context.buffers)]
+        }
         let planes = shape[0] * shape[1], size = Tensor.elementCount(shape) / max(planes, 1)
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
         if isMax {

@@ -13,6 +13,8 @@ struct Shape: Operator {
         end = node.attributes["end"] == nil ? nil : try node.int("end", 0)
     }
     var differentiableInputs: Set<Int> { [] }
+    var readsOnlyInputShape: Bool { true }
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool { true }
     func dims(_ x: [Int]) -> [Int] {
         let r = x.count
         let s = min(max(start < 0 ? start + r : start, 0), r)
@@ -43,6 +45,7 @@ struct Cast: Operator {
         toBool = to == 9
     }
     var differentiableInputs: Set<Int> { toInteger ? [] : [0] }
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool { toInteger }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] { [try Operand.shape(shapes, 0, label)] }
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
@@ -56,12 +59,19 @@ struct Cast: Operator {
 struct ConstantOfShape: Operator {
     let label: String
     let value: Float
+    /// Whether `value` has an integer type.
+    let valueIsInteger: Bool
     init(_ node: Node) throws {
         try node.checkAttributes(["value"])
         label = node.label
-        if case .tensor(let t)? = node.attributes["value"] { value = t.tensor.storage.first ?? 0 } else { value = 0 }
+        if case .tensor(let t)? = node.attributes["value"] {
+            (value, valueIsInteger) = (t.tensor.storage.first ?? 0, t.isInteger)
+        } else {
+            (value, valueIsInteger) = (0, false)
+        }
     }
     var differentiableInputs: Set<Int> { [] }
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool { valueIsInteger }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         let shape = Operand.integers(try Operand.constant(constants, 0, label, what: "shape").tensor)
         guard shape.allSatisfy({ $0 >= 0 }) else { throw EngineError("\(label): negative shape \(shape)") }
@@ -114,6 +124,7 @@ struct Where: Operator {
     }
     var differentiableInputs: Set<Int> { [1, 2] }
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerInputs.count > 1 && integerInputs[1] }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         let ab = try TensorMath.broadcastShape(try Operand.shape(shapes, 1, label), try Operand.shape(shapes, 2, label), label)
         return [try TensorMath.broadcastShape(try Operand.shape(shapes, 0, label), ab, label)]

@@ -60,6 +60,7 @@ enum TensorMath {
     /// Elementwise `f(a, b)` with numpy broadcasting.
     static func broadcast(_ a: Tensor, _ b: Tensor, _ op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
         if a.shape == b.shape { return zip(a, b, f) }
+        let (a, b) = (a.reordered(to: .channelsFirst), b.reordered(to: .channelsFirst))
         let shape = try broadcastShape(a.shape, b.shape, op)
         let sa = broadcastStrides(a.shape, to: shape), sb = broadcastStrides(b.shape, to: shape)
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
@@ -76,6 +77,7 @@ enum TensorMath {
     /// Sums `gradient` (shaped like a broadcast result) down to `shape`, the undoing of broadcasting.
     static func reduce(_ gradient: Tensor, to shape: [Int]) -> Tensor {
         if gradient.shape == shape { return gradient }
+        let gradient = gradient.reordered(to: .channelsFirst)
         let out = gradient.shape
         let so = broadcastStrides(shape, to: out)
         var result = [Float](repeating: 0, count: Tensor.elementCount(shape))
@@ -87,39 +89,42 @@ enum TensorMath {
         return Tensor(shape: shape, storage: result)
     }
 
-    /// Elementwise map of one tensor.
-    @inline(__always)
-    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
-        let out = x.storage.withUnsafeBufferPointer { px in
-            [Float](unsafeUninitializedCapacity: px.count) { po, n in
-                for i in 0..<px.count { po[i] = f(px[i]) }
-                n = px.count
-            }
-        }
-        return Tensor(shape: x.shape, storage: out)
+    /// A buffer of `count` elements from `buffers`, or a new one.
+    static func buffer(_ count: Int, from buffers: BufferPool?) -> [Float] {
+        buffers?.take(count) ?? [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
-    /// Elementwise combination of two tensors of one shape.
+    /// Elementwise map of one tensor (in its storage order), into a buffer from `buffers` when given.
     @inline(__always)
-    static func zip(_ x: Tensor, _ y: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        let out = x.storage.withUnsafeBufferPointer { px in
+    static func map(_ x: Tensor, buffers: BufferPool? = nil, _ f: (Float) -> Float) -> Tensor {
+        var out = buffer(x.count, from: buffers)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { po in
+                for i in 0..<px.count { po[i] = f(px[i]) }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out, order: x.order)
+    }
+
+    /// Elementwise combination of two tensors of one shape, in the storage order of `x`, into a buffer from `buffers`
+    /// when given.
+    @inline(__always)
+    static func zip(_ x: Tensor, _ y: Tensor, buffers: BufferPool? = nil, _ f: (Float, Float) -> Float) -> Tensor {
+        let y = y.reordered(to: x.order)
+        var out = buffer(x.count, from: buffers)
+        x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeBufferPointer { py in
-                [Float](unsafeUninitializedCapacity: px.count) { po, n in
+                out.withUnsafeMutableBufferPointer { po in
                     for i in 0..<px.count { po[i] = f(px[i], py[i]) }
-                    n = px.count
                 }
             }
         }
-        return Tensor(shape: x.shape, storage: out)
-    }
-
-    /// Elementwise in-place accumulation `x += y` for tensors of one shape.
-    static func add(_ x: Tensor, _ y: Tensor) -> Tensor {
-        zip(x, y, +)
+        return Tensor(shape: x.shape, storage: out, order: x.order)
     }
 
     /// Permutes dimensions: output dimension i is input dimension perm[i].
     static func transpose(_ x: Tensor, _ perm: [Int]) -> Tensor {
+        let x = x.reordered(to: .channelsFirst)
         let shape = perm.map { x.shape[$0] }
         let inStrides = strides(x.shape)
         let permuted = perm.map { inStrides[$0] }
@@ -137,70 +142,37 @@ enum TensorMath {
         (Tensor.elementCount(Array(shape[..<axis])), shape[axis], Tensor.elementCount(Array(shape[(axis + 1)...])))
     }
 
-    /// Rows `range` of the first dimension.
-    static func rows(_ x: Tensor, _ range: Swift.Range<Int>) -> Tensor {
+    /// Rows `range` of the first dimension (in the storage order of `x`: an image is contiguous in every order), into a
+    /// buffer from `buffers` when given.
+    static func rows(_ x: Tensor, _ range: Swift.Range<Int>, buffers: BufferPool? = nil) -> Tensor {
         let size = x.count / max(x.shape[0], 1)
-        return Tensor(shape: [range.count] + x.shape.dropFirst(), storage: Array(x.storage[(range.lowerBound * size)..<(range.upperBound * size)]))
+        var out = buffer(range.count * size, from: buffers)
+        x.storage.withUnsafeBufferPointer { px in
+            out.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: px.baseAddress! + range.lowerBound * size, count: range.count * size) }
+        }
+        return Tensor(shape: [range.count] + x.shape.dropFirst(), storage: out, order: x.order)
     }
 
-    /// Repeats a batch-1 tensor `count` times along the first dimension.
+    /// Repeats a batch-1 tensor `count` times along the first dimension (in its storage order).
     static func tile(_ x: Tensor, batch count: Int) -> Tensor {
         if x.shape.first == count { return x }
         var storage: [Float] = []
         storage.reserveCapacity(x.count * count)
         for _ in 0..<count { storage.append(contentsOf: x.storage) }
-        return Tensor(shape: [count] + x.shape.dropFirst(), storage: storage)
+        return Tensor(shape: [count] + x.shape.dropFirst(), storage: storage, order: x.order)
     }
 
-    /// NCHW storage to NHWC storage (the logical shape stays `[N, C, H, W]`).
-    static func toChannelsLast(_ x: Tensor) -> Tensor {
-        guard x.rank == 4 else { return x }
-        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-        var out = [Float](repeating: 0, count: x.count)
-        x.storage.withUnsafeBufferPointer { px in
-            out.withUnsafeMutableBufferPointer { po in
-                for b in 0..<n {
-                    let base = b * c * hw
-                    for ch in 0..<c {
-                        let src = base + ch * hw
-                        for i in 0..<hw { po[base + i * c + ch] = px[src + i] }
-                    }
-                }
-            }
-        }
-        return Tensor(shape: x.shape, storage: out)
-    }
-
-    /// NHWC storage back to NCHW storage.
-    static func toChannelsFirst(_ x: Tensor) -> Tensor {
-        guard x.rank == 4 else { return x }
-        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-        var out = [Float](repeating: 0, count: x.count)
-        x.storage.withUnsafeBufferPointer { px in
-            out.withUnsafeMutableBufferPointer { po in
-                for b in 0..<n {
-                    let base = b * c * hw
-                    for i in 0..<hw {
-                        let src = base + i * c
-                        for ch in 0..<c { po[base + ch * hw + i] = px[src + ch] }
-                    }
-                }
-            }
-        }
-        return Tensor(shape: x.shape, storage: out)
-    }
-
-    /// The mean of each channel's H x W plane of a 4-D tensor stored in `order`: `[N * C]` values, image-major.
+    /// The mean of each channel's H x W plane of a 4-D tensor in any storage order: `[N * C]` values, image-major.
     ///
     /// Each plane is summed in pixel order whatever the storage, so every order gives the same bits.
-    static func spatialMeans(_ x: Tensor, order: StorageOrder) -> [Float] {
+    static func spatialMeans(_ x: Tensor) -> [Float] {
         let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         var sums = [Float](repeating: 0, count: n * c)
         x.storage.withUnsafeBufferPointer { px in
             sums.withUnsafeMutableBufferPointer { ps in
                 for b in 0..<n {
                     let image = b * c * hw, out = b * c
-                    switch order {
+                    switch x.order {
                     case .channelsFirst:
                         for ch in 0..<c { var s: Float = 0; for p in 0..<hw { s += px[image + ch * hw + p] }; ps[out + ch] = s }
                     case .channelsLast:
@@ -218,11 +190,12 @@ enum TensorMath {
         return sums
     }
 
-    /// The gradient of `spatialMeans`: each plane of `shape` filled with its mean's gradient / (H * W), stored in `order`.
-    static func spatialMeansBackward(_ gradient: [Float], shape: [Int], order: StorageOrder) -> Tensor {
+    /// The gradient of `spatialMeans`: each plane of `shape` filled with its mean's gradient / (H * W), stored in `order`,
+    /// into a buffer from `buffers` when given.
+    static func spatialMeansBackward(_ gradient: [Float], shape: [Int], order: StorageOrder, buffers: BufferPool? = nil) -> Tensor {
         let (n, c, hw) = (shape[0], shape[1], shape[2] * shape[3])
         let scaled = gradient.map { $0 / Float(hw) }
-        var out = [Float](unsafeUninitializedCapacity: n * c * hw) { _, count in count = n * c * hw }
+        var out = buffer(n * c * hw, from: buffers)
         out.withUnsafeMutableBufferPointer { po in
             for b in 0..<n {
                 let image = b * c * hw, g = b * c
@@ -239,51 +212,6 @@ enum TensorMath {
                 }
             }
         }
-        return Tensor(shape: shape, storage: out)
-    }
-
-    /// `x` converted from one storage order to another (the logical shape stays `[N, C, H, W]`).
-    static func relayout(_ x: Tensor, from: StorageOrder, to: StorageOrder) -> Tensor {
-        if from == to || x.rank != 4 { return x }
-        switch (from, to) {
-        case (.channelsFirst, .channelsLast): return toChannelsLast(x)
-        case (.channelsLast, .channelsFirst): return toChannelsFirst(x)
-        case (_, .channelBlocks8): return channelBlocks(x, from: from, inward: true)
-        default: return channelBlocks(x, from: to, inward: false)
-        }
-    }
-
-    /// Between 8-channel blocks and a plain order: `inward` gathers `plain`-ordered `x` into blocks, else scatters
-    /// blocked `x` into `plain` order. Both walk the blocked side sequentially; lane `l` of block `b` at pixel `p` is
-    /// channel `8b + l`.
-    private static func channelBlocks(_ x: Tensor, from plain: StorageOrder, inward: Bool) -> Tensor {
-        let (n, c, hw) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-        precondition(c % 8 == 0, "8-channel blocks of \(c) channels")
-        // Strides of a channel and of a pixel within one image in the plain order.
-        let channelStride = plain.offset(channel: 1, pixel: 0, channels: c, pixels: hw)
-        let pixelStride = plain.offset(channel: 0, pixel: 1, channels: c, pixels: hw)
-        var out = [Float](unsafeUninitializedCapacity: x.count) { _, count in count = x.count }
-        x.storage.withUnsafeBufferPointer { px in
-            out.withUnsafeMutableBufferPointer { po in
-                for b in 0..<n {
-                    let image = b * c * hw
-                    var blocked = image
-                    for block in 0..<(c / 8) {
-                        for p in 0..<hw {
-                            let plainBase = image + block * 8 * channelStride + p * pixelStride
-                            for lane in 0..<8 {
-                                if inward {
-                                    po[blocked + lane] = px[plainBase + lane * channelStride]
-                                } else {
-                                    po[plainBase + lane * channelStride] = px[blocked + lane]
-                                }
-                            }
-                            blocked += 8
-                        }
-                    }
-                }
-            }
-        }
-        return Tensor(shape: x.shape, storage: out)
+        return Tensor(shape: shape, storage: out, order: order)
     }
 }

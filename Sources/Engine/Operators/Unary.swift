@@ -15,17 +15,19 @@ extension UnaryOperator {
     }
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
-        [TensorMath.map(try Operand.required(inputs, 0, "\(Self.self)"), value)]
+        [TensorMath.map(try Operand.required(inputs, 0, "\(Self.self)"), buffers: context.buffers, value)]
     }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
+
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsInput }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         let (inputs, outputs, gradients) = (a.inputs, a.outputs, a.gradients)
         let x = try Operand.required(inputs, 0, "\(Self.self)")
         let y = try Operand.required(outputs, 0, "\(Self.self)")
         guard let g = gradients[0] else { return [nil] }
-        var out = [Float](repeating: 0, count: g.count)
+        var out = context.buffer(g.count)
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeBufferPointer { py in
                 g.storage.withUnsafeBufferPointer { pg in
@@ -35,7 +37,7 @@ extension UnaryOperator {
                 }
             }
         }
-        return [Tensor(shape: g.shape, storage: out)]
+        return [Tensor(shape: g.shape, storage: out, order: x.order)]
     }
 }
 
@@ -47,14 +49,16 @@ struct Relu: UnaryOperator {
     // Backward reads only the output (PyTorch's rule: the gradient passes where the result is positive).
     var backwardNeeds: BackwardNeeds { BackwardNeeds(outputs: [0]) }
 
+    func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation? { .relu }
+
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         let (outputs, gradients) = (a.outputs, a.gradients)
         let y = try Operand.required(outputs, 0, "Relu")
         guard let g = gradients[0] else { return [nil] }
         if context.rules.guidedRelu {
-            return [TensorMath.zip(y, g) { y, g in y > 0 && g > 0 ? g : 0 }]
+            return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > 0 && g > 0 ? g : 0 }]
         }
-        return [TensorMath.zip(y, g) { y, g in y > 0 ? g : 0 }]
+        return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > 0 ? g : 0 }]
     }
 }
 
@@ -88,10 +92,24 @@ struct Clip: Operator {
         [try Operand.shape(shapes, 0, "Clip")]
     }
 
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsInput }
+
+    // Fusable when the bounds it is given are known at load time.
+    func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation? {
+        var given: [Tensor?] = []
+        for k in 1...2 {
+            let isGiven = k < shapes.count && shapes[k] != nil
+            guard !isGiven || (k < constants.count && constants[k] != nil) else { return nil }
+            given.append(isGiven ? constants[k]?.tensor : nil)
+        }
+        let (lo, hi) = bounds(given[0], given[1])
+        return .clip(lo, hi)
+    }
+
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, "Clip")
         let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
-        return [TensorMath.map(x) { min(max($0, lo), hi) }]
+        return [TensorMath.map(x, buffers: context.buffers) { min(max($0, lo), hi) }]
     }
 
     // The gradient passes where min < y < max, which equals PyTorch's test on the input.
@@ -103,9 +121,9 @@ struct Clip: Operator {
         let (lo, hi) = bounds(inputs.count > 1 ? inputs[1] : nil, inputs.count > 2 ? inputs[2] : nil)
         guard let g = gradients[0] else { return [nil] }
         if context.rules.guidedClip {
-            return [TensorMath.zip(y, g) { y, g in y > lo && y < hi && g > 0 ? g : 0 }]
+            return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > lo && y < hi && g > 0 ? g : 0 }]
         }
-        return [TensorMath.zip(y, g) { y, g in y > lo && y < hi ? g : 0 }]
+        return [TensorMath.zip(y, g, buffers: context.buffers) { y, g in y > lo && y < hi ? g : 0 }]
     }
 }
 
@@ -196,6 +214,7 @@ struct Identity: Operator {
         let shape = try Operand.shape(shapes, 0, "Identity")
         return [shape, shape]
     }
+    func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsInput }
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, "Identity")
         return [x, Tensor(shape: x.shape, repeating: 1)]

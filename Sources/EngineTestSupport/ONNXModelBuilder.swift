@@ -1,5 +1,7 @@
 import Core
 import Foundation
+import ONNX
+import SwiftProtobuf
 
 /// An attribute value for `ONNXModelBuilder`.
 public enum ONNXAttribute: Sendable {
@@ -19,7 +21,7 @@ public enum ONNXAttribute: Sendable {
     case integerTensor(Tensor)
 }
 
-/// Builds small ONNX models in memory: for tests and tools that need a graph without an exporter.
+/// Builds small ONNX models in memory: for tests that need a graph without an exporter.
 public struct ONNXModelBuilder: Sendable {
     private var graph = Onnx_GraphProto()
     private let opset: Int
@@ -119,10 +121,6 @@ public struct ONNXModelBuilder: Sendable {
         set.version = Int64(opset)
         model.opsetImport = [set]
         model.graph = graph
-        do {
-            return try model.serializedData()
-        } catch {
-            throw EngineError("cannot serialise the built model: \(error)")
-        }
+        return try model.serializedData()
     }
 }
