@@ -55,8 +55,23 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
 
     /// The engine's input name.
     public var inputName: String { network.inputName }
-    /// The engine's default layer: the last 4-D tensor with more than one position.
-    public var defaultTargetLayer: String { network.defaultTargetLayer }
+    /// The layer CAM methods explain when none is named: for a transformer, the first normalisation
+    /// of its last block, as pytorch-grad-cam's documentation recommends (a block's output has zero
+    /// token gradients outside the class token); else the last output on a spatial grid.
+    ///
+    /// A transformer's blocks normalise their input and the sum after attention: LayerNormalization
+    /// nodes reading a tensor a residual Add also reads, whose output lies on the input's grid
+    /// (tokens or channels last). The last two are the last block's; the first of them is the one.
+    public var defaultTargetLayer: String {
+        let layers = network.layers
+        let (height, width) = (network.inputShape[2], network.inputShape[3])
+        let addInputs = Set(layers.filter { $0.opType == "Add" }.flatMap(\.inputs))
+        let norms = layers.filter { layer in
+            layer.opType == "LayerNormalization" && layer.inputs.first.map(addInputs.contains) == true
+                && GridReading.automatic(shape: layer.shape, inputHeight: height, inputWidth: width).map { $0 != .channelsFirst } == true
+        }
+        return norms.count >= 2 ? norms[norms.count - 2].name : network.lastSpatialLayer
+    }
 
     /// Runs the engine, retaining `names`.
     public func forward(_ input: Tensor, retaining names: Set<String>) throws -> Pass {

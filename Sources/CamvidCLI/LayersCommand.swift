@@ -1,3 +1,4 @@
+import Annotate
 import ArgumentParser
 import Core
 import Engine
@@ -30,7 +31,7 @@ public struct LayersCommand: ParsableCommand {
         let opWidth = max(layers.map(\.opType.count).max() ?? 2, 2)
         var text = "  " + "tensor".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
             + "op".padding(toLength: opWidth, withPad: " ", startingAt: 0) + "  shape  grid  node  (storage)\n"
-        let target = network.defaultTargetLayer
+        let target = EngineNetwork(network).defaultTargetLayer
         for layer in layers {
             let mark = layer.name == target ? "* " : "  "
             let name = layer.name.count > nameWidth ? layer.name : layer.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)

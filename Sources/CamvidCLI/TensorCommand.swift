@@ -92,7 +92,7 @@ public struct TensorCommand: ParsableCommand {
         let target = try classes.single()
         let (network, labels) = try model.load(inputHeight: x.shape[2], inputWidth: x.shape[3])
         try network.requireLayers(method.layers ?? [])
-        let layer = method.layers?.first ?? network.defaultTargetLayer
+        let layer = method.layers?.first ?? EngineNetwork(network).defaultTargetLayer
         let wantsLayer = activation != nil || gradient != nil
         if wantsLayer, let layers = method.layers, layers.count > 1 {
             throw CommandError("--activation and --gradient take one --layer, got \(layers.joined(separator: ","))")

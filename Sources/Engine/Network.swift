@@ -9,6 +9,8 @@ public struct LayerInfo: Sendable, Equatable {
     public let opType: String
     /// The name of the ONNX node producing it.
     public let nodeName: String
+    /// The tensors that node reads (constants included), in its input order.
+    public let inputs: [String]
     /// The shape for a batch of one at the network's input size.
     public let shape: [Int]
     /// How the engine keeps it in memory between operators: `NCHW`, `NHWC` or `nChw8c` (8-channel blocks); callers
@@ -170,16 +172,17 @@ public final class Network: @unchecked Sendable {
                 }
                 let algorithm = step.op.kernelAlgorithm(step.inputs.map { referencePlan.shapes[$0] }, inputOrders: step.inputOrders,
                                                         outputOrder: step.outputOrder)
-                return LayerInfo(name: name, opType: node.opType, nodeName: node.name, shape: referencePlan.shapes[name] ?? [],
-                                 storage: storage, algorithm: algorithm)
+                return LayerInfo(name: name, opType: node.opType, nodeName: node.name, inputs: node.inputs.filter { !$0.isEmpty },
+                                 shape: referencePlan.shapes[name] ?? [], storage: storage, algorithm: algorithm)
             }
         }
     }
 
-    /// The last 4-D tensor with a spatial map (height and width > 1): the usual Grad-CAM layer before the classifier head.
+    /// The last 4-D tensor with a spatial map (height and width > 1): a convolutional network's last stage, before the
+    /// classifier head.
     ///
     /// Both sides must exceed 1 so that a head's channels-last [N, 1, 1, C] tensors (ConvNeXt's LayerNorm) are passed over.
-    public var defaultTargetLayer: String {
+    public var lastSpatialLayer: String {
         let maps = layers.filter { $0.shape.count == 4 }
         return (maps.last { $0.shape[2] > 1 && $0.shape[3] > 1 } ?? maps.last { $0.shape[2] * $0.shape[3] > 1 })?.name ?? outputName
     }

@@ -1,3 +1,4 @@
+import Annotate
 import Core
 import Foundation
 import Testing
@@ -11,7 +12,7 @@ import TestSupport
         try command.run()
         let network = try Network(contentsOf: DefaultModel.url)
         let table = LayersCommand.table(network)
-        #expect(table.contains("* \(network.defaultTargetLayer)"))
+        #expect(table.contains("* \(EngineNetwork(network).defaultTargetLayer)"))
         #expect(table.split(separator: "\n").count == network.layers.count + 2)
     }
 

@@ -40,3 +40,21 @@ import Testing
         }
     }
 }
+
+extension AreaResamplingTests {
+    /// Prints the 720p cost (no assertion: timing depends on the machine and the build).
+    @Test func measures720pToTheNetworkInput() {
+        var image = RGBImage(width: 1280, height: 720)
+        for i in image.pixels.indices { image.pixels[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 13) }
+        let plan = AreaResampling(width: 1280, height: 720, toWidth: 224, toHeight: 224)
+        var times: [Double] = []
+        for _ in 0..<30 {
+            let start = ContinuousClock.now
+            _ = plan.resample(image)
+            let elapsed = ContinuousClock.now - start
+            times.append(Double(elapsed.components.attoseconds) * 1e-15 + Double(elapsed.components.seconds) * 1e3)
+        }
+        times.sort()
+        print("AreaResampling 1280x720 -> 224x224: median \(times[15]) ms, best \(times[0]) ms")
+    }
+}

@@ -117,7 +117,7 @@ import TestSupport
 
     @Test func batchEqualsOneByOne() throws {
         guard let (network, inputs) = try Self.resnet() else { return }
-        let target = network.defaultTargetLayer
+        let target = network.lastSpatialLayer
         let batch = Tensor.concatenate(inputs)
         let pass = try network.forward(batch, retaining: [target])
         var seed = Tensor(shape: pass.logits.shape)
@@ -166,7 +166,7 @@ import TestSupport
     @Test func defaultModelIsBundledAndClassifiesTheCat() throws {
         let network = try Network(contentsOf: DefaultModel.url)
         #expect(ImageNetClasses.names.count == 1000 && ImageNetClasses.names[285] == "Egyptian cat")
-        #expect(network.defaultTargetLayer == "hardtanh_32")
+        #expect(network.lastSpatialLayer == "hardtanh_32")
         guard let reference = ReferenceData.referenceOrSkip("defaultModelIsBundledAndClassifiesTheCat") else { return }
         let x = try NumPyFile.read(path: reference.appendingPathComponent("inputs/chelsea.npy").path)
         let logits = try network.forward(x).logits

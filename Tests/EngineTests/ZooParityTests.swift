@@ -71,7 +71,7 @@ enum ZooCheck {
                                   inputHeight: export.size, inputWidth: export.size)
         let input = try NumPyFile.read(path: directory.appendingPathComponent(export.input).path)
         let expected = try NumPyFile.read(path: directory.appendingPathComponent(export.logits).path)
-        let target = network.defaultTargetLayer
+        let target = network.lastSpatialLayer
         let targetShape = network.layers.first { $0.name == target }?.shape ?? []
         let pass = try network.forward(input, retaining: [target])
         let logits = pass.logits
