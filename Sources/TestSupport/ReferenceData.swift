@@ -37,4 +37,10 @@ public enum ReferenceData {
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    /// Writes the first `fraction` of `source`'s bytes to `cut`: a file cut short in transfer.
+    public static func cutShort(_ source: URL, keeping fraction: Double, to cut: URL) throws {
+        let bytes = try Data(contentsOf: source)
+        try bytes.prefix(Int(Double(bytes.count) * fraction)).write(to: cut)
+    }
 }

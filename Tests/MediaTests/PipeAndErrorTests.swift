@@ -81,9 +81,8 @@ final class ErrorBox: @unchecked Sendable {
     @Test func truncatedSample() throws {
         let dir = try ReferenceData.temporaryDirectory("media-truncated")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let bytes = try Data(contentsOf: ReferenceData.packageFile("Samples/bigbuckbunny.mp4"))
         let truncated = dir.appendingPathComponent("half.mp4")
-        try bytes.prefix(bytes.count / 2).write(to: truncated)
+        try ReferenceData.cutShort(ReferenceData.packageFile("Samples/bigbuckbunny.mp4"), keeping: 0.5, to: truncated)
         Self.expectError(naming: truncated.path) { _ = try Clips.decode(MediaInput(truncated.path)) }
     }
 
@@ -138,8 +137,7 @@ final class ErrorBox: @unchecked Sendable {
         defer { try? FileManager.default.removeItem(at: dir) }
         let whole = dir.appendingPathComponent("whole.\(container)"), cut = dir.appendingPathComponent("cut.\(container)")
         try Clips.write(whole, width: 160, height: 120, pts: Clips.constantPts(60))
-        let bytes = try Data(contentsOf: whole)
-        try bytes.prefix(bytes.count * 2 / 3).write(to: cut)
+        try ReferenceData.cutShort(whole, keeping: 2.0 / 3, to: cut)
         let result = try Clips.decode(MediaInput(cut.path))
         #expect(result.frames.count > 0 && result.frames.count < 60)
         // Well before the cut every frame is intact; near it, a frame whose packet or reference
