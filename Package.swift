@@ -53,7 +53,7 @@ let package = Package(
         // Locating the sample clip and the optional shared parity suite, for the tests only.
         .target(name: "TestSupport", path: "Sources/TestSupport"),
         // Generated pattern clips shared by the Pipeline and CLI tests.
-        .target(name: "MediaTestSupport", dependencies: ["Media"]),
+        .target(name: "MediaTestSupport", dependencies: ["Media", "TestSupport"]),
         // Small ONNX models built in memory for the engine tests.
         .target(name: "EngineTestSupport", dependencies: ["Core", "ONNX", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 

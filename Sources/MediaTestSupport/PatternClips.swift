@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import TestSupport
 
 /// For the tests of several modules: generated clips whose frames show their own index as 8 black or white blocks, and the
 /// decoding that reads the index back.
@@ -41,6 +42,14 @@ public enum PatternClips {
             if sum / count > 128 { index |= 1 << bit }
         }
         return index
+    }
+
+    /// A pattern clip of `count` frames cut short in transfer: the first `fraction` of its bytes at
+    /// `cut` (the whole clip is written beside it, as `whole-` and the name).
+    public static func writeCut(_ cut: URL, count: Int, keeping fraction: Double) throws {
+        let whole = cut.deletingLastPathComponent().appendingPathComponent("whole-" + cut.lastPathComponent)
+        try write(whole, count: count)
+        try ReferenceData.cutShort(whole, keeping: fraction, to: cut)
     }
 
     /// Writes `count` pattern frames at 25 fps (pts 0, 1, 2, … in 1/25 s); `noisy` frames carry

@@ -60,11 +60,8 @@ import MediaTestSupport
     @Test func truncatedMatroskaIsReportedAfterWritingWhatPrecedesTheCut() async throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-pipeline")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let whole = folder.appendingPathComponent("whole.mkv")
-        let cut = folder.appendingPathComponent("cut.mkv")
-        let output = folder.appendingPathComponent("out.mkv")
-        try PatternClips.write(whole, count: 200)
-        try ReferenceData.cutShort(whole, keeping: 0.4, to: cut)
+        let cut = folder.appendingPathComponent("cut.mkv"), output = folder.appendingPathComponent("out.mkv")
+        try PatternClips.writeCut(cut, count: 200, keeping: 0.4)
 
         let job = try VideoJob(input: MediaInput(cut.path), output: MediaOutput(output.path))
         do {

@@ -71,11 +71,8 @@ struct TestFailure: Error, CustomStringConvertible {
     @Test func truncatedInputKeepsTheFramesBeforeTheCut() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-cli")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let whole = folder.appendingPathComponent("whole.mkv")
-        let cut = folder.appendingPathComponent("cut.mkv")
-        let output = folder.appendingPathComponent("out.mp4")
-        try PatternClips.write(whole, count: 200)
-        try ReferenceData.cutShort(whole, keeping: 0.5, to: cut)
+        let cut = folder.appendingPathComponent("cut.mkv"), output = folder.appendingPathComponent("out.mp4")
+        try PatternClips.writeCut(cut, count: 200, keeping: 0.5)
 
         let result = try CamvidProcess.run([cut.path, output.path, "--method", "none"], in: folder)
         #expect(result.status == 1)
