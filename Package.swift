@@ -59,7 +59,7 @@ let package = Package(
 
         .testTarget(name: "CoreTests", dependencies: ["TestSupport", "Core", "Media"], exclude: ["Fixtures"]),
         .testTarget(name: "MediaTests", dependencies: ["TestSupport", "MediaTestSupport", "Media"]),
-        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "EngineTestSupport", "Core", "Engine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EngineTests", dependencies: ["TestSupport", "EngineTestSupport", "Core", "Engine", "ONNX"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Core", "Explain", "Engine", "Annotate"]),
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Core", "Render"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),

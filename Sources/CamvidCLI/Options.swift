@@ -14,9 +14,9 @@ struct ModelOptions: ParsableArguments {
     /// The model file given, or the bundled EfficientNet-Lite0.
     var url: URL { model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url }
 
-    /// The network for `inputHeight` x `inputWidth` inputs (the default model's 224x224 unless
-    /// given), and its class names.
-    func load(inputHeight: Int = DefaultModel.inputSize, inputWidth: Int = DefaultModel.inputSize) throws -> (Network, ClassLabels) {
+    /// The network for `inputHeight` x `inputWidth` inputs (unless given, the size the model declares, else 224x224),
+    /// and its class names.
+    func load(inputHeight: Int? = nil, inputWidth: Int? = nil) throws -> (Network, ClassLabels) {
         let network = try Network(contentsOf: url, inputHeight: inputHeight, inputWidth: inputWidth)
         let labels = network.classCount == ImageNetClasses.names.count ? ClassLabels(names: ImageNetClasses.names) : ClassLabels(names: [])
         return (network, labels)

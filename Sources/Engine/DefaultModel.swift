@@ -11,9 +11,6 @@ public enum DefaultModel {
         Bundle.module.url(forResource: "efficientnet_lite0", withExtension: "onnx", subdirectory: "Resources")
             ?? Bundle.module.bundleURL.appendingPathComponent("Resources/efficientnet_lite0.onnx")
     }
-
-    /// The input size the model was trained at.
-    public static let inputSize = 224
 }
 
 /// The 1000 ImageNet-1k class names in index order (as torchvision lists them; 285 is "Egyptian cat").

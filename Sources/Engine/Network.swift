@@ -85,8 +85,9 @@ public final class Network: @unchecked Sendable {
     private let referencePlan: Plan
     private let layout: ActivationLayout
 
-    /// Loads the ONNX model at `url` (external data beside it) for `inputHeight` x `inputWidth` images.
-    public convenience init(contentsOf url: URL, inputHeight: Int = 224, inputWidth: Int = 224,
+    /// Loads the ONNX model at `url` (external data beside it) for `inputHeight` x `inputWidth` images (by default the
+    /// size the model declares, else 224 x 224).
+    public convenience init(contentsOf url: URL, inputHeight: Int? = nil, inputWidth: Int? = nil,
                             layout: ActivationLayout = .channelBlocks) throws {
         let data: Data
         do {
@@ -106,14 +107,17 @@ public final class Network: @unchecked Sendable {
     ///
     /// Every node is checked (operator, attributes, shapes for the given size), and the network has run once on zeros
     /// (its kernels built and weights prepared), before this returns.
-    public convenience init(model data: Data, baseDirectory: URL?, inputHeight: Int, inputWidth: Int) throws {
+    public convenience init(model data: Data, baseDirectory: URL?, inputHeight: Int?, inputWidth: Int?) throws {
         try self.init(model: data, baseDirectory: baseDirectory, inputHeight: inputHeight, inputWidth: inputWidth, layout: .channelBlocks)
     }
 
-    /// Loads a serialised ONNX model with a chosen activation layout (see `ActivationLayout`).
-    public init(model data: Data, baseDirectory: URL?, inputHeight: Int, inputWidth: Int, layout: ActivationLayout) throws {
-        guard inputHeight > 0, inputWidth > 0 else { throw EngineError("input size \(inputHeight)x\(inputWidth) is not positive") }
+    /// Loads a serialised ONNX model with a chosen activation layout (see `ActivationLayout`); a size not given is the
+    /// one the model declares, else 224.
+    public init(model data: Data, baseDirectory: URL?, inputHeight: Int?, inputWidth: Int?, layout: ActivationLayout) throws {
         let model = try Model(data: data, baseDirectory: baseDirectory)
+        let declared = model.inputDimensions.count == 4 ? (model.inputDimensions[2], model.inputDimensions[3]) : (nil, nil)
+        let (inputHeight, inputWidth) = (inputHeight ?? declared.0 ?? 224, inputWidth ?? declared.1 ?? 224)
+        guard inputHeight > 0, inputWidth > 0 else { throw EngineError("input size \(inputHeight)x\(inputWidth) is not positive") }
         var constants = model.constants
         var operators: [(any Operator)?] = []
         for node in model.nodes {

@@ -62,6 +62,16 @@ public struct ONNXModelBuilder: Sendable {
         graph.initializer.append(Self.tensorProto(name, tensor, integer: integer))
     }
 
+    /// Adds an int64 constant of `shape` holding exactly `values` (row-major).
+    public mutating func addInitializer(_ name: String, shape: [Int], int64 values: [Int64]) {
+        var proto = Onnx_TensorProto()
+        proto.name = name
+        proto.dims = shape.map { Int64($0) }
+        proto.dataType = 7
+        proto.int64Data = values
+        graph.initializer.append(proto)
+    }
+
     /// Adds a float32 constant stored in the side file `location` at byte `offset` (`data_location: EXTERNAL`).
     ///
     /// The caller writes the little-endian float32 bytes into that file.

@@ -14,10 +14,28 @@ enum AttributeValue: Sendable {
     case unsupported(String)
 }
 
-/// A constant tensor and whether ONNX typed it as an integer (needed for integer division and Cast).
+/// A tensor known at load time. Integer and boolean tensors (shapes, indices, masks) keep their exact 64-bit values,
+/// since float32 holds integers exactly only up to 2^24 (an exporter's "to the end" is INT64_MAX).
 struct Constant: Sendable {
+    /// The values as float32: what a step reads at run time.
     var tensor: Tensor
-    var isInteger: Bool
+    /// The exact values when ONNX typed the tensor as an integer or boolean, else nil.
+    var integers: [Int]?
+
+    var isInteger: Bool { integers != nil }
+    var shape: [Int] { tensor.shape }
+
+    /// A float tensor.
+    init(tensor: Tensor) {
+        self.tensor = tensor
+        integers = nil
+    }
+
+    /// An integer tensor of `shape` holding `integers` (row-major).
+    init(shape: [Int], integers: [Int]) {
+        self.integers = integers
+        tensor = Tensor(shape: shape, storage: integers.map { Float($0) })
+    }
 }
 
 /// A node of the graph with its attributes decoded.
@@ -227,6 +245,35 @@ struct Model: Sendable {
         case 5, 4: itemSize = 2; isInteger = true           // INT16, UINT16
         default: throw EngineError("tensor '\(proto.name)' has unsupported data type \(type)")
         }
+        if isInteger {
+            var values = [Int](repeating: 0, count: count)
+            if !raw.isEmpty {
+                guard raw.count == count * itemSize else {
+                    throw EngineError("tensor '\(proto.name)': \(raw.count) bytes of data for shape \(shape) (expected \(count * itemSize))")
+                }
+                raw.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+                    guard let base = bytes.baseAddress else { return }
+                    for i in 0..<count {
+                        let p = base.advanced(by: i * itemSize)
+                        switch type {
+                        case 6: values[i] = Int(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
+                        case 7: values[i] = Int(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
+                        case 3: values[i] = Int(p.load(as: Int8.self))
+                        case 5: values[i] = Int(Int16(littleEndian: p.loadUnaligned(as: Int16.self)))
+                        case 4: values[i] = Int(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
+                        default: values[i] = Int(p.load(as: UInt8.self))
+                        }
+                    }
+                }
+            } else {
+                let typed = type == 7 ? proto.int64Data.map { Int($0) } : proto.int32Data.map { Int($0) }
+                guard typed.count == count else {
+                    throw EngineError("tensor '\(proto.name)': \(typed.count) values for shape \(shape)")
+                }
+                values = typed
+            }
+            return Constant(shape: shape, integers: values)
+        }
         var values = [Float](repeating: 0, count: count)
         if !raw.isEmpty {
             guard raw.count == count * itemSize else {
@@ -239,13 +286,7 @@ struct Model: Sendable {
                     switch type {
                     case 1: values[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
                     case 11: values[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
-                    case 10: values[i] = Model.halfToFloat(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
-                    case 6: values[i] = Float(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
-                    case 7: values[i] = Float(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
-                    case 3: values[i] = Float(p.load(as: Int8.self))
-                    case 5: values[i] = Float(Int16(littleEndian: p.loadUnaligned(as: Int16.self)))
-                    case 4: values[i] = Float(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
-                    default: values[i] = Float(p.load(as: UInt8.self))
+                    default: values[i] = Model.halfToFloat(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
                     }
                 }
             }
@@ -254,16 +295,14 @@ struct Model: Sendable {
             switch type {
             case 1: typed = proto.floatData
             case 11: typed = proto.doubleData.map { Float($0) }
-            case 7: typed = proto.int64Data.map { Float($0) }
-            case 10: typed = proto.int32Data.map { Model.halfToFloat(UInt16(truncatingIfNeeded: $0)) }
-            default: typed = proto.int32Data.map { Float($0) }
+            default: typed = proto.int32Data.map { Model.halfToFloat(UInt16(truncatingIfNeeded: $0)) }
             }
             guard typed.count == count else {
                 throw EngineError("tensor '\(proto.name)': \(typed.count) values for shape \(shape)")
             }
             values = typed
         }
-        return Constant(tensor: Tensor(shape: shape, storage: values), isInteger: isInteger)
+        return Constant(tensor: Tensor(shape: shape, storage: values))
     }
 
     static func halfToFloat(_ h: UInt16) -> Float {

@@ -12,15 +12,18 @@ struct Step: Sendable {
     var inputOrders: [StorageOrder]
     /// The storage order of the 4-D outputs (others are row-major).
     var outputOrder = StorageOrder.channelsFirst
+    /// The inputs known at load time (weights, shapes, indices), exact.
+    var constants: [Constant?]
 
-    init(node: Int, op: any Operator, inputs: [String], outputs: [String]) {
-        (self.node, self.op, self.inputs, self.outputs) = (node, op, inputs, outputs)
+    init(node: Int, op: any Operator, inputs: [String], outputs: [String], constants: [Constant?]) {
+        (self.node, self.op, self.inputs, self.outputs, self.constants) = (node, op, inputs, outputs, constants)
         inputOrders = inputs.map { _ in .channelsFirst }
     }
 
     /// The environment the operator runs in for this step.
     func context(_ kernels: any KernelBackend, buffers: BufferPool, rules: GradientRules = .standard) -> OperatorContext {
-        OperatorContext(kernels: kernels, rules: rules, buffers: buffers, inputOrders: inputOrders, outputOrder: outputOrder)
+        OperatorContext(kernels: kernels, rules: rules, buffers: buffers, inputOrders: inputOrders, outputOrder: outputOrder,
+                        constants: constants)
     }
 }
 
@@ -68,42 +71,44 @@ struct Plan: Sendable {
                 guard let shape = shapes[name] else { throw EngineError("\(node.label): input '\(name)' has no known shape") }
                 inputShapes.append(shape)
             }
+            // Every output's shape, checked before anything is computed or allocated.
+            let outputShapes = try located(node) { try op.outputShapes(inputShapes, constants: inputConstants) }
+            guard outputShapes.count >= node.outputs.filter({ !$0.isEmpty }).count else {
+                throw EngineError("\(node.label): \(node.outputs.count) outputs declared, \(outputShapes.count) computed")
+            }
+            for shape in outputShapes where try located(node, { try Operand.elementCount(shape, "output") }) > Plan.largestTensor {
+                throw EngineError("\(node.label): an output of shape \(shape) is larger than camvid's limit of 2^28 elements")
+            }
             let allConstant = zip(node.inputs, inputConstants).allSatisfy { $0.isEmpty || $1 != nil }
             if allConstant || op.readsOnlyInputShape {
                 // Load-time evaluation: constants, and what depends only on a runtime tensor's shape.
-                let values: [Tensor?] = allConstant ? inputConstants.map { $0?.tensor } : [Tensor(shape: inputShapes[0] ?? [], repeating: 0)]
-                let integer = op.producesIntegers(inputConstants.map { $0?.isInteger ?? false })
-                var outputs: [Tensor]
-                do {
-                    outputs = try op.forward(values, context: context)
-                } catch let error as EngineError {
-                    throw EngineError(error.description.hasPrefix(node.opType) ? error.description : "\(node.label): \(error.description)")
-                }
-                if integer && op.truncatesIntegers {
-                    outputs = outputs.map { TensorMath.map($0) { $0.rounded(.towardZero) } }
-                }
+                let values = allConstant ? inputConstants : [Constant(tensor: Tensor(shape: inputShapes[0] ?? [], repeating: 0))]
+                let outputs = try located(node) { try LoadTimeEvaluation.outputs(op, values, context: context) }
                 for (name, value) in zip(node.outputs, outputs) where !name.isEmpty {
-                    constants[name] = Constant(tensor: value, isInteger: integer)
+                    constants[name] = value
                     shapes[name] = value.shape
                 }
                 continue
             }
-            let outputShapes: [[Int]]
-            do {
-                outputShapes = try op.outputShapes(inputShapes, constants: inputConstants)
-            } catch let error as EngineError {
-                throw EngineError(error.description.contains(node.name) ? error.description : "\(node.label): \(error.description)")
-            }
-            guard outputShapes.count >= node.outputs.filter({ !$0.isEmpty }).count else {
-                throw EngineError("\(node.label): \(node.outputs.count) outputs declared, \(outputShapes.count) computed")
-            }
             for (name, shape) in zip(node.outputs, outputShapes) where !name.isEmpty { shapes[name] = shape }
-            steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs))
+            steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs, constants: inputConstants))
         }
         for output in model.outputNames where shapes[output] == nil {
             throw EngineError("graph output '\(output)' is never produced")
         }
         return (constants, shapes, steps)
+    }
+
+    /// The most elements a tensor of a plan may have (1 GiB of float32): a larger shape comes from a broken model.
+    static let largestTensor = 1 << 28
+
+    /// `body`'s result, its error naming `node`.
+    private static func located<T>(_ node: Node, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as EngineError {
+            throw error.description.contains("'\(node.name)'") ? error : EngineError("\(node.label): \(error.description)")
+        }
     }
 
     /// Pass 2: convolutions run channels-last (oneDNN's fast direct kernels); an operator that follows its input's

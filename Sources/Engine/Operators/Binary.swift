@@ -6,6 +6,8 @@ protocol BinaryOperator: Operator {
     func value(_ a: Float, _ b: Float) -> Float
     /// `(d/da, d/db)` at `(a, b)`.
     func partials(_ a: Float, _ b: Float) -> (Float, Float)
+    /// The value on exact integers (wrapping as int64 does), or nil when the operator has no integer form here.
+    func integerValue(_ a: Int, _ b: Int) throws -> Int?
 }
 
 extension BinaryOperator {
@@ -13,6 +15,15 @@ extension BinaryOperator {
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0, 1]) }
 
     func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .followsBothInputs }
+
+    func integerValue(_ a: Int, _ b: Int) throws -> Int? { nil }
+
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? {
+        guard inputs.count == 2, let a = inputs[0], let b = inputs[1], let ia = a.integers, let ib = b.integers,
+              try integerValue(ia.first ?? 0, ib.first ?? 1) != nil else { return nil }
+        let (shape, values) = try TensorMath.broadcast(ia, a.shape, ib, b.shape, "\(Self.self)") { try integerValue($0, $1) ?? 0 }
+        return [Constant(shape: shape, integers: values)]
+    }
 
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         [try TensorMath.broadcastShape(try Operand.shape(shapes, 0, "\(Self.self)"), try Operand.shape(shapes, 1, "\(Self.self)"), "\(Self.self)")]
@@ -38,6 +49,7 @@ struct Add: BinaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
     var isSum: Bool { true }
     func value(_ a: Float, _ b: Float) -> Float { a + b }
+    func integerValue(_ a: Int, _ b: Int) -> Int? { a &+ b }
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (1, 1) }
     // The gradient is the output gradient itself, reduced over broadcast dimensions; no values needed.
     var backwardNeeds: BackwardNeeds { BackwardNeeds() }
@@ -54,6 +66,7 @@ struct Add: BinaryOperator {
 struct Sub: BinaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
     func value(_ a: Float, _ b: Float) -> Float { a - b }
+    func integerValue(_ a: Int, _ b: Int) -> Int? { a &- b }
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (1, -1) }
 }
 
@@ -61,14 +74,18 @@ struct Sub: BinaryOperator {
 struct Mul: BinaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
     func value(_ a: Float, _ b: Float) -> Float { a * b }
+    func integerValue(_ a: Int, _ b: Int) -> Int? { a &* b }
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (b, a) }
 }
 
-/// `a / b` (truncated for integer shape arithmetic).
+/// `a / b` (truncated toward zero on integers).
 struct Div: BinaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
-    var truncatesIntegers: Bool { true }
     func value(_ a: Float, _ b: Float) -> Float { a / b }
+    func integerValue(_ a: Int, _ b: Int) throws -> Int? {
+        guard b != 0 else { throw EngineError("integer division by zero") }
+        return a.dividedReportingOverflow(by: b).partialValue
+    }
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (1 / b, -a / (b * b)) }
 }
 
@@ -87,6 +104,7 @@ struct Equal: BinaryOperator {
     var differentiableInputs: Set<Int> { [] }
     func producesIntegers(_ integerInputs: [Bool]) -> Bool { true }
     func value(_ a: Float, _ b: Float) -> Float { a == b ? 1 : 0 }
+    func integerValue(_ a: Int, _ b: Int) -> Int? { a == b ? 1 : 0 }
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (0, 0) }
 }
 

@@ -51,6 +51,7 @@ struct Slice: Operator {
     let label: String
     let attributes: (starts: [Int], ends: [Int], axes: [Int]?)?
 
+    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes(["starts", "ends", "axes"])
         label = node.label
@@ -67,10 +68,10 @@ struct Slice: Operator {
         if let attributes {
             (starts, ends, axes, steps) = (attributes.starts, attributes.ends, attributes.axes, nil)
         } else {
-            starts = Operand.integers(try Operand.constant(constants, 1, label, what: "starts").tensor)
-            ends = Operand.integers(try Operand.constant(constants, 2, label, what: "ends").tensor)
-            axes = shapes.count > 3 && shapes[3] != nil ? Operand.integers(try Operand.constant(constants, 3, label, what: "axes").tensor) : nil
-            steps = shapes.count > 4 && shapes[4] != nil ? Operand.integers(try Operand.constant(constants, 4, label, what: "steps").tensor) : nil
+            starts = Operand.integers(try Operand.constant(constants, 1, label, what: "starts"))
+            ends = Operand.integers(try Operand.constant(constants, 2, label, what: "ends"))
+            axes = shapes.count > 3 && shapes[3] != nil ? Operand.integers(try Operand.constant(constants, 3, label, what: "axes")) : nil
+            steps = shapes.count > 4 && shapes[4] != nil ? Operand.integers(try Operand.constant(constants, 4, label, what: "steps")) : nil
         }
         let axisList = axes ?? Array(0..<starts.count)
         guard starts.count == ends.count, axisList.count == starts.count, (steps?.count ?? starts.count) == starts.count else {
@@ -98,8 +99,8 @@ struct Slice: Operator {
         [try ranges(try Operand.shape(shapes, 0, label), constants, shapes).map(\.count)]
     }
 
-    private func map(_ x: [Int], _ inputs: [Tensor?]) throws -> ([Int], [Int]) {
-        let constants = inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
+    private func map(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> ([Int], [Int]) {
+        let constants = context.constants(inputs)
         let r = try ranges(x, constants, [x] + inputs.dropFirst().map { $0?.shape })
         let shape = r.map(\.count)
         return (shape, IndexMap.build(output: shape, input: x) { d, i in r[d].start + i * r[d].step })
@@ -107,14 +108,14 @@ struct Slice: Operator {
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let (shape, m) = try map(x.shape, inputs)
+        let (shape, m) = try map(x.shape, inputs, context)
         return [IndexMap.gather(x, m, shape)]
     }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let x = try Operand.shape(a.inputShapes, 0, label)
-        let (_, m) = try map(x, [nil] + a.inputs.dropFirst())
+        let (_, m) = try map(x, [nil] + a.inputs.dropFirst(), context)
         return [IndexMap.scatter(g, m, x)]
     }
 }
@@ -137,9 +138,9 @@ struct Pad: Operator {
 
     func pads(_ x: [Int], _ constants: [Constant?], _ shapes: [[Int]?]) throws -> [Int] {
         var pads: [Int]
-        if let padsAttribute { pads = padsAttribute } else { pads = Operand.integers(try Operand.constant(constants, 1, label, what: "pads").tensor) }
+        if let padsAttribute { pads = padsAttribute } else { pads = Operand.integers(try Operand.constant(constants, 1, label, what: "pads")) }
         if shapes.count > 3, shapes[3] != nil {
-            let raw = Operand.integers(try Operand.constant(constants, 3, label, what: "axes").tensor)
+            let raw = Operand.integers(try Operand.constant(constants, 3, label, what: "axes"))
             let axes = try raw.map { a in try Operand.axis(a, rank: x.count, label) }
             guard pads.count == 2 * axes.count else { throw EngineError("\(label): pads and axes differ in length") }
             var full = [Int](repeating: 0, count: 2 * x.count)
@@ -158,8 +159,8 @@ struct Pad: Operator {
         return [out]
     }
 
-    private func map(_ x: [Int], _ inputs: [Tensor?]) throws -> ([Int], [Int]) {
-        let constants = inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
+    private func map(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> ([Int], [Int]) {
+        let constants = context.constants(inputs)
         let shapes = [x] + inputs.dropFirst().map { $0?.shape }
         let p = try pads(x, constants, shapes)
         let shape = try outputShapes(shapes, constants: constants)[0]
@@ -183,14 +184,14 @@ struct Pad: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
         let value = inputs.count > 2 ? inputs[2]?.storage.first ?? valueAttribute : valueAttribute
-        let (shape, m) = try map(x.shape, inputs)
+        let (shape, m) = try map(x.shape, inputs, context)
         return [IndexMap.gather(x, m, shape, fill: value)]
     }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let x = try Operand.shape(a.inputShapes, 0, label)
-        let (_, m) = try map(x, [nil] + a.inputs.dropFirst())
+        let (_, m) = try map(x, [nil] + a.inputs.dropFirst(), context)
         return [IndexMap.scatter(g, m, x)]
     }
 }
@@ -200,6 +201,7 @@ struct Gather: Operator {
     let label: String
     let axis: Int
 
+    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes(["axis"])
         label = node.label
@@ -212,10 +214,11 @@ struct Gather: Operator {
         return [Array(x[..<a]) + i + Array(x[(a + 1)...])]
     }
 
-    private func map(_ x: [Int], _ indices: Tensor) throws -> ([Int], [Int]) {
+    private func map(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> ([Int], [Int]) {
         let a = try Operand.axis(axis, rank: x.count, label)
         let (outer, n, inner) = TensorMath.split(x, at: a)
-        let idx = try Operand.integers(indices).map { i -> Int in
+        let indexShape = try Operand.required(inputs, 1, label).shape
+        let idx = try Operand.integers(inputs, 1, context, label).map { i -> Int in
             let j = i < 0 ? i + n : i
             guard j >= 0 && j < n else { throw EngineError("\(label): index \(i) out of range \(n)") }
             return j
@@ -223,19 +226,19 @@ struct Gather: Operator {
         var m: [Int] = []
         m.reserveCapacity(outer * idx.count * inner)
         for o in 0..<outer { for j in idx { for k in 0..<inner { m.append((o * n + j) * inner + k) } } }
-        return (Array(x[..<a]) + indices.shape + Array(x[(a + 1)...]), m)
+        return (Array(x[..<a]) + indexShape + Array(x[(a + 1)...]), m)
     }
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let (shape, m) = try map(x.shape, try Operand.required(inputs, 1, label))
+        let (shape, m) = try map(x.shape, inputs, context)
         return [IndexMap.gather(x, m, shape)]
     }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let x = try Operand.shape(a.inputShapes, 0, label)
-        let (_, m) = try map(x, try Operand.required(a.inputs, 1, label))
+        let (_, m) = try map(x, a.inputs, context)
         return [IndexMap.scatter(g, m, x)]
     }
 }
@@ -243,17 +246,18 @@ struct Gather: Operator {
 /// Broadcast of the input to a (constant) shape; the gradient is summed back.
 struct Expand: Operator {
     let label: String
+    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes([])
         label = node.label
     }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let target = Operand.integers(try Operand.constant(constants, 1, label, what: "shape").tensor)
+        let target = Operand.integers(try Operand.constant(constants, 1, label, what: "shape"))
         return [try TensorMath.broadcastShape(try Operand.shape(shapes, 0, label), target, label)]
     }
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let target = Operand.integers(try Operand.required(inputs, 1, label))
+        let target = try Operand.integers(inputs, 1, context, label)
         return [try TensorMath.broadcast(x, Tensor(shape: target.map { max($0, 1) }, repeating: 0), label) { a, _ in a }]
     }
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {

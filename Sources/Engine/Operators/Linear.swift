@@ -23,7 +23,7 @@ struct ReduceMean: Operator {
     func axes(_ x: [Int], _ constants: [Constant?], _ shapes: [[Int]?]) throws -> Set<Int> {
         var list = axesAttribute
         if list == nil, shapes.count > 1, shapes[1] != nil {
-            list = Operand.integers(try Operand.constant(constants, 1, label, what: "axes").tensor)
+            list = Operand.integers(try Operand.constant(constants, 1, label, what: "axes"))
         }
         if list?.isEmpty ?? true { return noopWithEmptyAxes ? [] : Set(0..<x.count) }
         return try Set((list ?? []).map { try Operand.axis($0, rank: x.count, label) })
@@ -45,7 +45,7 @@ struct ReduceMean: Operator {
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let constants = inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
+        let constants = context.constants(inputs)
         let shapes = inputs.map { $0?.shape }
         let a = try axes(x.shape, constants, shapes)
         if x.rank == 4 && a == ReduceMean.spatialAxes {
@@ -60,7 +60,7 @@ struct ReduceMean: Operator {
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let x = try Operand.shape(a.inputShapes, 0, label)
-        let constants = a.inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
+        let constants = context.constants(a.inputs)
         let ax = try axes(x, constants, a.inputShapes)
         if x.count == 4 && ax == ReduceMean.spatialAxes {
             return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + x.dropFirst(), order: context.inputOrder(0),

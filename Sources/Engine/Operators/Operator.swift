@@ -18,9 +18,17 @@ struct OperatorContext {
     var inputOrders: [StorageOrder] = []
     /// The order the step writes its outputs in (an output gradient arrives in it).
     var outputOrder = StorageOrder.channelsFirst
+    /// The step's inputs known at load time, exact (nil where an input is computed at run time).
+    var constants: [Constant?] = []
 
     /// The order of input `index` (NCHW when the step reads no such input).
     func inputOrder(_ index: Int) -> StorageOrder { index < inputOrders.count ? inputOrders[index] : .channelsFirst }
+
+    /// The inputs as the operator's shape function reads them: the load-time values where the plan knew them (exact
+    /// integers), else the run-time tensors.
+    func constants(_ inputs: [Tensor?]) -> [Constant?] {
+        inputs.indices.map { i in (i < constants.count ? constants[i] : nil) ?? inputs[i].map { Constant(tensor: $0) } }
+    }
 
     /// A buffer of `count` elements for an output, holding whatever it held before.
     func buffer(_ count: Int) -> [Float] { TensorMath.buffer(count, from: buffers) }
@@ -65,8 +73,12 @@ protocol Operator: Sendable {
     var readsOnlyInputShape: Bool { get }
     /// Whether its outputs are integers when `integerInputs` say which inputs are (default: when the first is).
     func producesIntegers(_ integerInputs: [Bool]) -> Bool
-    /// Whether an integer result is truncated toward zero (integer division).
-    var truncatesIntegers: Bool { get }
+    /// Its outputs in exact integer arithmetic, for load-time inputs some of which are integers, when it computes
+    /// integers (Shape, Cast, Range, integer Add or Div...); nil when it does not (see `copiedInputs`).
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]?
+    /// The inputs whose elements its outputs copy unchanged (Reshape, Gather, Concat, Where...), so that integers pass
+    /// through it exactly (default: none).
+    func copiedInputs(count: Int) -> [Int]
     /// The activation a convolution kernel can apply in its place, for these input shapes and load-time inputs (nil: none).
     func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation?
     /// This operator also applying `activation` to its output, if it can (a convolution's post-op).
@@ -103,7 +115,8 @@ extension Operator {
     func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .channelsFirst }
     var readsOnlyInputShape: Bool { false }
     func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerInputs.first ?? false }
-    var truncatesIntegers: Bool { false }
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? { nil }
+    func copiedInputs(count: Int) -> [Int] { [] }
     func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation? { nil }
     func absorbing(_ activation: AbsorbedActivation) -> (any Operator)? { nil }
     func absorbingResidual() -> (any Operator)? { nil }
@@ -158,14 +171,41 @@ enum Operand {
         return value
     }
 
+    /// The number of elements of `shape`, or an error when a dimension is negative or the count passes 2^40 (no
+    /// tensor of a model is that large; an overflowing product must not trap).
+    static func elementCount(_ shape: [Int], _ op: String) throws -> Int {
+        var count = 1
+        for d in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard d >= 0, !overflow, product <= 1 << 40 else { throw EngineError("\(op): shape \(shape) is not a tensor's") }
+            count = product
+        }
+        return count
+    }
+
     /// Normalises a possibly negative axis for a tensor of rank `rank`.
     static func axis(_ axis: Int, rank: Int, _ op: String) throws -> Int {
         let a = axis < 0 ? axis + rank : axis
-        guard a >= 0 && a < max(rank, 1) else { throw EngineError("\(op): axis \(axis) is out of range for rank \(rank)") }
+        guard a >= 0 && a < rank else { throw EngineError("\(op): axis \(axis) is out of range for rank \(rank)") }
         return a
     }
 
-    static func integers(_ tensor: Tensor) -> [Int] {
-        tensor.storage.map { $0.isFinite ? Int($0) : ($0 > 0 ? Int.max / 2 : Int.min / 2) }
+    /// The values of a constant as integers: exact when it is an integer tensor; float values are truncated, and
+    /// saturated at ±2^62 so that no value traps (NaN reads as 0).
+    static func integers(_ constant: Constant) -> [Int] {
+        constant.integers ?? constant.tensor.storage.map(integer)
+    }
+
+    /// The integers of input `index`: exact when the plan knew it at load time, else from the run-time tensor.
+    static func integers(_ inputs: [Tensor?], _ index: Int, _ context: OperatorContext, _ op: String) throws -> [Int] {
+        if index < context.constants.count, let constant = context.constants[index] { return integers(constant) }
+        return integers(Constant(tensor: try required(inputs, index, op)))
+    }
+
+    /// `value` truncated toward zero, saturated at ±2^62 (NaN reads as 0).
+    static func integer(_ value: Float) -> Int {
+        let limit: Float = 0x1p62
+        if value.isNaN { return 0 }
+        return value >= limit ? 1 << 62 : value <= -limit ? -(1 << 62) : Int(value)
     }
 }

@@ -56,10 +56,10 @@ enum OperatorFactory {
         try node.checkAttributes(["value", "value_float", "value_floats", "value_int", "value_ints"])
         switch node.attributes.first?.value {
         case .tensor(let c)?: return c
-        case .float(let v)?: return Constant(tensor: Tensor(scalar: v), isInteger: false)
-        case .floats(let v)?: return Constant(tensor: Tensor(shape: [v.count], storage: v), isInteger: false)
-        case .int(let v)?: return Constant(tensor: Tensor(scalar: Float(v)), isInteger: true)
-        case .ints(let v)?: return Constant(tensor: Tensor(shape: [v.count], storage: v.map(Float.init)), isInteger: true)
+        case .float(let v)?: return Constant(tensor: Tensor(scalar: v))
+        case .floats(let v)?: return Constant(tensor: Tensor(shape: [v.count], storage: v))
+        case .int(let v)?: return Constant(shape: [], integers: [v])
+        case .ints(let v)?: return Constant(shape: [v.count], integers: v)
         default: throw EngineError("\(node.label): Constant has no supported value attribute")
         }
     }

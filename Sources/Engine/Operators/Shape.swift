@@ -7,6 +7,7 @@ struct Reshape: Operator {
     let label: String
     let kind: Kind
 
+    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         label = node.label
         switch node.opType {
@@ -30,23 +31,23 @@ struct Reshape: Operator {
         let count = Tensor.elementCount(x)
         func axesInput() throws -> [Int]? {
             guard shapes.count > 1, shapes[1] != nil else { return nil }
-            return Operand.integers(try Operand.constant(constants, 1, label, what: "axes").tensor)
+            return Operand.integers(try Operand.constant(constants, 1, label, what: "axes"))
         }
         switch kind {
         case .reshape(let allowZero):
-            var target = Operand.integers(try Operand.constant(constants, 1, label, what: "shape").tensor)
+            var target = Operand.integers(try Operand.constant(constants, 1, label, what: "shape"))
             for i in target.indices where target[i] == 0 && !allowZero {
                 guard i < x.count else { throw EngineError("\(label): shape \(target) copies a dimension \(x) lacks") }
                 target[i] = x[i]
             }
-            let known = target.filter { $0 != -1 }.reduce(1, *)
+            let known = try Operand.elementCount(target.filter { $0 != -1 }, label)
             if let free = target.firstIndex(of: -1) {
                 guard target.filter({ $0 == -1 }).count == 1, known > 0, count % known == 0 else {
                     throw EngineError("\(label): cannot reshape \(x) to \(target)")
                 }
                 target[free] = count / known
             }
-            guard target.allSatisfy({ $0 >= 0 }), Tensor.elementCount(target) == count else {
+            guard try Operand.elementCount(target, label) == count else {
                 throw EngineError("\(label): cannot reshape \(x) to \(target)")
             }
             return [target]
@@ -72,7 +73,7 @@ struct Reshape: Operator {
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let constants = inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
+        let constants = context.constants(inputs)
         return [x.reshaped(try outputShapes(inputs.map { $0?.shape }, constants: constants)[0])]
     }
 
@@ -90,6 +91,7 @@ struct Transpose: Operator {
     let label: String
     let perm: [Int]?
 
+    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes(["perm"])
         label = node.label
@@ -126,6 +128,7 @@ struct Concat: Operator {
     let label: String
     let axis: Int
 
+    func copiedInputs(count: Int) -> [Int] { Array(0..<count) }
     init(_ node: Node) throws {
         try node.checkAttributes(["axis"])
         label = node.label
@@ -199,6 +202,7 @@ struct Split: Operator {
     let splitAttribute: [Int]?
     let outputCount: Int
 
+    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes(["axis", "split", "num_outputs"])
         label = node.label
@@ -211,7 +215,7 @@ struct Split: Operator {
         let a = try Operand.axis(axis, rank: x.count, label)
         var sizes = splitAttribute
         if sizes == nil, shapes.count > 1, shapes[1] != nil {
-            sizes = Operand.integers(try Operand.constant(constants, 1, label, what: "split").tensor)
+            sizes = Operand.integers(try Operand.constant(constants, 1, label, what: "split"))
         }
         if let sizes {
             guard sizes.count == outputCount, sizes.reduce(0, +) == x[a], sizes.allSatisfy({ $0 >= 0 }) else {
@@ -231,7 +235,7 @@ struct Split: Operator {
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let shapes = try outputShapes(inputs.map { $0?.shape }, constants: inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } })
+        let shapes = try outputShapes(inputs.map { $0?.shape }, constants: context.constants(inputs))
         let a = try Operand.axis(axis, rank: x.rank, label)
         let outer = Tensor.elementCount(Array(x.shape[..<a])), inner = x.count / max(outer, 1)
         var offset = 0
@@ -249,7 +253,7 @@ struct Split: Operator {
         guard a.gradients.contains(where: { $0 != nil }) else { return [nil] }
         // The planned input shape (same batch as the gradients): the split axis may be the first.
         let x = try Operand.shape(a.inputShapes, 0, label)
-        let constants = a.inputs.map { $0.map { Constant(tensor: $0, isInteger: true) } }
+        let constants = context.constants(a.inputs)
         let shapes = try outputShapes([x] + a.inputShapes.dropFirst(), constants: constants)
         let parts = shapes.enumerated().map { i, s in a.gradients.count > i ? (a.gradients[i] ?? Tensor(shape: s)) : Tensor(shape: s) }
         return [try Concat(axis: axis, label: label).forward(parts, context: context)[0]]

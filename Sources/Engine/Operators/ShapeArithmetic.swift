@@ -28,10 +28,15 @@ struct Shape: Operator {
         let d = dims(try Operand.required(inputs, 0, label).shape)
         return [Tensor(shape: [d.count], storage: d.map(Float.init))]
     }
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? {
+        let d = dims(try Operand.constant(inputs, 0, label, what: "input").shape)
+        return [Constant(shape: [d.count], integers: d)]
+    }
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [nil] }
 }
 
-/// Conversion between element types: values stay float32, integer targets truncate.
+/// Conversion between element types: at run time values stay float32 and integer targets truncate; at load time
+/// integers are exact.
 struct Cast: Operator {
     let label: String
     let toInteger: Bool
@@ -52,6 +57,12 @@ struct Cast: Operator {
         if toBool { return [TensorMath.map(x) { $0 != 0 ? 1 : 0 }] }
         return [toInteger ? TensorMath.map(x) { $0.rounded(.towardZero) } : x]
     }
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? {
+        let x = try Operand.constant(inputs, 0, label, what: "input")
+        guard toInteger else { return [Constant(tensor: x.tensor)] }
+        let values = Operand.integers(x)
+        return [Constant(shape: x.shape, integers: toBool ? values.map { $0 != 0 ? 1 : 0 } : values)]
+    }
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [toInteger ? nil : a.gradients[0]] }
 }
 
@@ -59,30 +70,36 @@ struct Cast: Operator {
 struct ConstantOfShape: Operator {
     let label: String
     let value: Float
-    /// Whether `value` has an integer type.
-    let valueIsInteger: Bool
+    /// The exact value when it has an integer type.
+    let integerValue: Int?
     init(_ node: Node) throws {
         try node.checkAttributes(["value"])
         label = node.label
         if case .tensor(let t)? = node.attributes["value"] {
-            (value, valueIsInteger) = (t.tensor.storage.first ?? 0, t.isInteger)
+            (value, integerValue) = (t.tensor.storage.first ?? 0, t.integers.map { $0.first ?? 0 })
         } else {
-            (value, valueIsInteger) = (0, false)
+            (value, integerValue) = (0, nil)
         }
     }
     var differentiableInputs: Set<Int> { [] }
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool { valueIsInteger }
+    func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerValue != nil }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let shape = Operand.integers(try Operand.constant(constants, 0, label, what: "shape").tensor)
-        guard shape.allSatisfy({ $0 >= 0 }) else { throw EngineError("\(label): negative shape \(shape)") }
-        return [shape]
+        [try Self.shape(Operand.integers(try Operand.constant(constants, 0, label, what: "shape")), label)]
     }
-    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
-        let shape = Operand.integers(try Operand.required(inputs, 0, label))
+    /// `shape` if it is one a tensor can have (non-negative, below 2^28 elements).
+    static func shape(_ shape: [Int], _ label: String) throws -> [Int] {
         guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, { $0 * min($1, 1 << 20) }) < 1 << 28 else {
             throw EngineError("\(label): invalid shape \(shape)")
         }
-        return [Tensor(shape: shape, repeating: value)]
+        return shape
+    }
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        [Tensor(shape: try Self.shape(try Operand.integers(inputs, 0, context, label), label), repeating: value)]
+    }
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? {
+        guard let integerValue else { return nil }
+        let shape = try outputShapes(inputs.map { $0?.shape }, constants: inputs)[0]
+        return [Constant(shape: shape, integers: [Int](repeating: integerValue, count: Tensor.elementCount(shape)))]
     }
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [nil] }
 }
@@ -95,22 +112,33 @@ struct Range: Operator {
         label = node.label
     }
     var differentiableInputs: Set<Int> { [] }
+    /// The number of elements, `ceil((limit - start) / delta)` or 0, checked.
+    func count(_ span: Double, _ delta: Double) throws -> Int {
+        guard delta != 0 else { throw EngineError("\(label): delta 0") }
+        let n = (span / delta).rounded(.up)
+        if n <= 0 { return 0 }
+        guard n < Double(1 << 24) else { throw EngineError("\(label): \(n) elements is too many") }
+        return Int(n)
+    }
     func values(_ inputs: [Tensor?]) throws -> [Float] {
         let s = try Operand.required(inputs, 0, label).storage.first ?? 0
         let l = try Operand.required(inputs, 1, label).storage.first ?? 0
         let d = try Operand.required(inputs, 2, label).storage.first ?? 1
-        guard d != 0 else { throw EngineError("\(label): delta 0") }
-        let n = max(0, Int(((l - s) / d).rounded(.up)))
-        guard n < 1 << 24 else { throw EngineError("\(label): \(n) elements is too many") }
-        return (0..<n).map { s + Float($0) * d }
+        return (0..<(try count(Double(l) - Double(s), Double(d)))).map { s + Float($0) * d }
     }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let c = try (0..<3).map { try Operand.constant(constants, $0, label, what: "range bound").tensor }
-        return [[try values(c).count]]
+        let c = try (0..<3).map { try Operand.constant(constants, $0, label, what: "range bound") }
+        return [[try integerOutputs(c)?[0].shape.first ?? values(c.map(\.tensor)).count]]
     }
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let v = try values(inputs)
         return [Tensor(shape: [v.count], storage: v)]
+    }
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? {
+        let bounds = try (0..<3).map { try Operand.constant(inputs, $0, label, what: "range bound").integers?.first }
+        guard let s = bounds[0], let l = bounds[1], let d = bounds[2] else { return nil }
+        let n = try count(Double(l) - Double(s), Double(d))
+        return [Constant(shape: [n], integers: (0..<n).map { s &+ $0 &* d })]
     }
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] { [nil, nil, nil] }
 }
@@ -125,6 +153,7 @@ struct Where: Operator {
     var differentiableInputs: Set<Int> { [1, 2] }
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
     func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerInputs.count > 1 && integerInputs[1] }
+    func copiedInputs(count: Int) -> [Int] { [1, 2] }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         let ab = try TensorMath.broadcastShape(try Operand.shape(shapes, 1, label), try Operand.shape(shapes, 2, label), label)
         return [try TensorMath.broadcastShape(try Operand.shape(shapes, 0, label), ab, label)]

@@ -74,6 +74,20 @@ enum TensorMath {
         return Tensor(shape: shape, storage: out)
     }
 
+    /// Elementwise `f(a, b)` over exact integers (row-major, of shapes `sa` and `sb`) with numpy broadcasting.
+    static func broadcast(_ a: [Int], _ sa: [Int], _ b: [Int], _ sb: [Int], _ op: String,
+                          _ f: (Int, Int) throws -> Int) throws -> (shape: [Int], values: [Int]) {
+        let shape = try broadcastShape(sa, sb, op)
+        var out = [Int](repeating: 0, count: Tensor.elementCount(shape))
+        var failure: (any Error)?
+        forEachOffset(shape, broadcastStrides(sa, to: shape), broadcastStrides(sb, to: shape)) { o, ia, ib in
+            guard failure == nil else { return }
+            do { out[o] = try f(a[ia], b[ib]) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return (shape, out)
+    }
+
     /// Sums `gradient` (shaped like a broadcast result) down to `shape`, the undoing of broadcasting.
     static func reduce(_ gradient: Tensor, to shape: [Int]) -> Tensor {
         if gradient.shape == shape { return gradient }

@@ -204,6 +204,7 @@ struct Gelu: UnaryOperator {
 
 /// The input unchanged (Identity; Dropout at inference).
 struct Identity: Operator {
+    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes(node.opType == "Dropout" ? ["seed"] : [])
         if node.opType == "Dropout", node.inputs.count > 2, !node.inputs[2].isEmpty {
