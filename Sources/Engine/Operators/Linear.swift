@@ -214,6 +214,19 @@ struct MatMul: Operator {
         let xb = Array(xs.dropLast(2)), yb = Array(ys.dropLast(2))
         let sx = TensorMath.broadcastStrides(xb, to: batch), sy = TensorMath.broadcastStrides(yb, to: batch)
         var out = Tensor(shape: batch + [m, n])
+        if !tx, xb == batch, !batch.isEmpty, sy.allSatisfy({ $0 == 0 }) {
+            // One matrix for the whole batch (a linear layer over tokens): the batch's rows stacked into one product.
+            let rows = Tensor.elementCount(batch) * m
+            try x.storage.withUnsafeBufferPointer { px in
+                try y.storage.withUnsafeBufferPointer { py in
+                    try out.storage.withUnsafeMutableBufferPointer { po in
+                        try kernels.gemm(transposeA: false, transposeB: ty, m: rows, n: n, k: k, alpha: 1, a: px.baseAddress!, lda: xc,
+                                         b: py.baseAddress!, ldb: yc, beta: 0, c: po.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            return out
+        }
         var offsets: [(Int, Int)] = []
         TensorMath.forEachOffset(batch, sx, sy) { _, i, j in offsets.append((i, j)) }
         if batch.isEmpty { offsets = [(0, 0)] }
