@@ -169,6 +169,21 @@ struct Tanh: UnaryOperator {
     func derivative(_ x: Float, _ y: Float) -> Float { 1 - y * y }
 }
 
+/// `√x` (the scale `1 / √d` of attention, usually folded at load time).
+struct Sqrt: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { x.squareRoot() }
+    // Infinite at 0, as PyTorch's.
+    func derivative(_ x: Float, _ y: Float) -> Float { 0.5 / y }
+}
+
+/// `e^x`.
+struct Exp: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { Foundation.exp(x) }
+    func derivative(_ x: Float, _ y: Float) -> Float { y }
+}
+
 /// The Gauss error function.
 struct Erf: UnaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
