@@ -41,6 +41,8 @@ enum OperatorFactory {
         case "Slice": return try Slice(node)
         case "Pad": return try Pad(node)
         case "Gather": return try Gather(node)
+        case "GatherND": return try GatherND(node, opset: opset)
+        case "ScatterND": return try ScatterND(node, opset: opset)
         case "Expand": return try Expand(node)
         case "Gemm": return try Gemm(node)
         case "MatMul": return try MatMul(node)
