@@ -46,6 +46,7 @@ enum OperatorFactory {
         case "Expand": return try Expand(node)
         case "Gemm": return try Gemm(node)
         case "MatMul": return try MatMul(node)
+        case "Einsum": return try Einsum(node)
         case "Softmax": return try Softmax(node, opset: opset)
         case "LayerNormalization": return try LayerNormalization(node)
         case "Shape": return try Shape(node)
