@@ -59,15 +59,19 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
     /// of its last block, as pytorch-grad-cam's documentation recommends (a block's output has zero
     /// token gradients outside the class token); else the last output on a spatial grid.
     ///
-    /// A transformer's blocks normalise their input and the sum after attention: LayerNormalization
-    /// nodes reading a tensor a residual Add also reads, whose output lies on the input's grid
-    /// (tokens or channels last). The last two are the last block's; the first of them is the one.
+    /// A transformer's blocks normalise twice, on the input's grid (tokens or channels last): either
+    /// the residual stream before attention and before the MLP (LayerNormalization nodes reading a
+    /// tensor a residual Add also reads) or, post-norm (Swin V2), what each adds to it (nodes an Add
+    /// reads). The last two are the last block's; the first of them is the one.
     public var defaultTargetLayer: String {
         let layers = network.layers
         let (height, width) = (network.inputShape[2], network.inputShape[3])
         let addInputs = Set(layers.filter { $0.opType == "Add" }.flatMap(\.inputs))
+        // A block's normalisation reads the residual stream (pre-norm: its input also feeds the block's sum) or feeds
+        // the sum itself (post-norm, Swin V2).
         let norms = layers.filter { layer in
-            layer.opType == "LayerNormalization" && layer.inputs.first.map(addInputs.contains) == true
+            layer.opType == "LayerNormalization"
+                && (layer.inputs.first.map(addInputs.contains) == true || addInputs.contains(layer.name))
                 && GridReading.automatic(shape: layer.shape, inputHeight: height, inputWidth: width).map { $0 != .channelsFirst } == true
         }
         return norms.count >= 2 ? norms[norms.count - 2].name : network.lastSpatialLayer

@@ -68,7 +68,12 @@ import TestSupport
 }
 
 /// Mutated models: every load either succeeds or throws; a trap would end the test process.
+/// `CAMVID_FUZZ_SEED` and `CAMVID_FUZZ_ROUNDS` (per model) explore further than the suite's fixed seed and 120 rounds.
 @Suite(.serialized) struct ModelFuzzTests {
+    static let environment = ProcessInfo.processInfo.environment
+    static let seed = environment["CAMVID_FUZZ_SEED"].flatMap(UInt64.init) ?? 20261130
+    static let rounds = environment["CAMVID_FUZZ_ROUNDS"].flatMap(Int.init) ?? 120
+
     /// The small committed models: shape subgraphs, attention, windows and masks, convolutions and channel shuffles.
     static var models: [URL] {
         let transformers = ReferenceData.packageFile("Tests/Fixtures/Transformers")
@@ -90,12 +95,12 @@ import TestSupport
 
     /// Integer attributes, integer constants and tensor names replaced with extremes or each other.
     @Test func structuralMutationsNeverCrash() throws {
-        var rng = SeededGenerator(state: 20261130)
+        var rng = SeededGenerator(state: Self.seed)
         var loaded = 0, refused = 0
         for url in Self.models {
             let original = try Onnx_ModelProto(serializedBytes: try Data(contentsOf: url))
             let names = original.graph.node.flatMap(\.output)
-            for _ in 0..<120 {
+            for _ in 0..<Self.rounds {
                 var model = original
                 let n = Int.random(in: 0..<model.graph.node.count, using: &rng)
                 var node = model.graph.node[n]
@@ -137,7 +142,7 @@ import TestSupport
 
     /// Random bytes of the serialized file overwritten, or the file cut short.
     @Test func byteMutationsNeverCrash() throws {
-        var rng = SeededGenerator(state: 7)
+        var rng = SeededGenerator(state: Self.seed &+ 7)
         var refused = 0
         for url in Self.models {
             let original = try Data(contentsOf: url)

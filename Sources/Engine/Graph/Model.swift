@@ -211,9 +211,10 @@ struct Model: Sendable {
         }
     }
 
+    /// An attribute's integer (a kernel size, stride, pad, axis or legacy slice bound), saturated at ±2^31: no valid
+    /// value is larger, "to the end" sentinels keep their meaning, and shape arithmetic on them cannot overflow.
     private static func checkedInt(_ value: Int64, node: String) throws -> Int {
-        // Int is 64-bit on every supported platform; clamp extreme sentinels (e.g. INT64_MAX in Slice ends).
-        Int(clamping: value)
+        Int(min(max(value, -(1 << 31)), 1 << 31))
     }
 
     /// Decodes a `TensorProto` (float, double, float16, integer and boolean types) into a float tensor.

@@ -108,3 +108,35 @@ struct Equal: BinaryOperator {
     func partials(_ a: Float, _ b: Float) -> (Float, Float) { (0, 0) }
 }
 
+/// The remainder of `a / b`: with the sign of the divisor, as Python's `%` (`fmod` 0, ONNX's default, meant for
+/// integers), or with the sign of the dividend, as C's `fmod` (`fmod` 1).
+struct Mod: BinaryOperator {
+    /// Whether the remainder takes the dividend's sign (C `fmod`) rather than the divisor's.
+    let signOfDividend: Bool
+
+    init(_ node: Node) throws {
+        try node.checkAttributes(["fmod"])
+        let fmod = try node.int("fmod", 0)
+        guard fmod == 0 || fmod == 1 else { throw EngineError("\(node.label): fmod must be 0 or 1, not \(fmod)") }
+        signOfDividend = fmod == 1
+    }
+
+    func value(_ a: Float, _ b: Float) -> Float {
+        // C's remainder is exact; the floored one adds the divisor when the signs differ (as Python does).
+        let r = Foundation.fmod(a, b)
+        if signOfDividend || r == 0 || (r < 0) == (b < 0) { return r }
+        return r + b
+    }
+
+    func integerValue(_ a: Int, _ b: Int) throws -> Int? {
+        guard b != 0 else { throw EngineError("integer remainder of a division by zero") }
+        let r = a.remainderReportingOverflow(dividingBy: b).partialValue
+        return signOfDividend || r == 0 || (r < 0) == (b < 0) ? r : r + b
+    }
+
+    /// `a - b * q` with `q` the quotient rounded down (`fmod` 0) or toward zero (`fmod` 1), constant between jumps.
+    func partials(_ a: Float, _ b: Float) -> (Float, Float) {
+        let q = a / b
+        return (1, -(signOfDividend ? q.rounded(.towardZero) : q.rounded(.down)))
+    }
+}

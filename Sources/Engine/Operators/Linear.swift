@@ -1,43 +1,75 @@
 import Core
 /// Matrix products and normalisations.
 
-/// The mean over axes (attribute before opset 18, input after); the gradient is spread evenly. The mean over height and
-/// width of a 4-D input (`spatialAxes`) reads any storage order.
-struct ReduceMean: Operator {
+/// The axes a reduction runs over and the shape it leaves: the `axes` attribute before opset 18, input 1 from 18; every
+/// axis when none are given, unless `noop_with_empty_axes`; the reduced axes kept as 1s when `keepdims`.
+struct ReductionAxes: Sendable {
     let label: String
-    let axesAttribute: [Int]?
+    /// Whether the axes are input 1 (opset 18 on) rather than an attribute.
+    let fromInput: Bool
+    let attribute: [Int]?
     let keepDims: Bool
     let noopWithEmptyAxes: Bool
 
-    init(_ node: Node) throws {
-        try node.checkAttributes(["axes", "keepdims", "noop_with_empty_axes"])
+    init(_ node: Node, opset: Int) throws {
         label = node.label
-        axesAttribute = try node.ints("axes")
+        fromInput = opset >= 18
+        try node.checkAttributes(fromInput ? ["keepdims", "noop_with_empty_axes"] : ["axes", "keepdims", "noop_with_empty_axes"])
+        attribute = try node.ints("axes")
         keepDims = try node.int("keepdims", 1) != 0
         noopWithEmptyAxes = try node.int("noop_with_empty_axes", 0) != 0
+        if !fromInput, node.inputs.count > 1, !node.inputs[1].isEmpty {
+            throw EngineError("\(node.label): axes as an input need opset 18 (the model's is \(opset)); before, they are an attribute")
+        }
     }
 
-    /// Height and width of an NCHW tensor: the global average pooling of a classifier head.
-    static let spatialAxes: Set<Int> = [2, 3]
-
+    /// The reduced axes of an input of shape `x`, from the attribute or the load-time value of input 1.
     func axes(_ x: [Int], _ constants: [Constant?], _ shapes: [[Int]?]) throws -> Set<Int> {
-        var list = axesAttribute
-        if list == nil, shapes.count > 1, shapes[1] != nil {
+        var list = attribute
+        if fromInput, shapes.count > 1, shapes[1] != nil {
             list = Operand.integers(try Operand.constant(constants, 1, label, what: "axes"))
         }
         if list?.isEmpty ?? true { return noopWithEmptyAxes ? [] : Set(0..<x.count) }
         return try Set((list ?? []).map { try Operand.axis($0, rank: x.count, label) })
     }
 
+    /// The axes of the operator's own inputs at run time (input 1 read exactly when the plan knew it).
+    func axes(_ x: [Int], inputs: [Tensor?], context: OperatorContext) throws -> Set<Int> {
+        try axes(x, context.constants(inputs), inputs.map { $0?.shape })
+    }
+
+    /// `x` with the reduced axes set to 1: the shape of the reduction before `keepdims` drops them.
+    static func kept(_ x: [Int], _ axes: Set<Int>) -> [Int] {
+        x.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
+    }
+
+    /// The output shape for an input of shape `x`.
+    func output(_ x: [Int], _ axes: Set<Int>) -> [Int] {
+        keepDims ? ReductionAxes.kept(x, axes) : x.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
+    }
+}
+
+/// The mean over axes (attribute before opset 18, input after); the gradient is spread evenly. The mean over height and
+/// width of a 4-D input (`spatialAxes`) reads any storage order.
+struct ReduceMean: Operator {
+    let label: String
+    let reduction: ReductionAxes
+
+    init(_ node: Node, opset: Int) throws {
+        label = node.label
+        reduction = try ReductionAxes(node, opset: opset)
+    }
+
+    /// Height and width of an NCHW tensor: the global average pooling of a classifier head.
+    static let spatialAxes: Set<Int> = [2, 3]
+
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         let x = try Operand.shape(shapes, 0, label)
-        let a = try axes(x, constants, shapes)
-        return [keepDims ? x.enumerated().map { a.contains($0.offset) ? 1 : $0.element }
-                         : x.enumerated().filter { !a.contains($0.offset) }.map(\.element)]
+        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
     }
 
     func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport {
-        guard let x = shapes.first ?? nil, x.count == 4, (try? axes(x, constants, shapes)) == ReduceMean.spatialAxes else {
+        guard let x = shapes.first ?? nil, x.count == 4, (try? reduction.axes(x, constants, shapes)) == ReduceMean.spatialAxes else {
             return .channelsFirst
         }
         return .readsAnyOrder
@@ -45,30 +77,63 @@ struct ReduceMean: Operator {
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
-        let constants = context.constants(inputs)
-        let shapes = inputs.map { $0?.shape }
-        let a = try axes(x.shape, constants, shapes)
+        let a = try reduction.axes(x.shape, inputs: inputs, context: context)
         if x.rank == 4 && a == ReduceMean.spatialAxes {
-            return [Tensor(shape: try outputShapes(shapes, constants: constants)[0], storage: TensorMath.spatialMeans(x))]
+            return [Tensor(shape: reduction.output(x.shape, a), storage: TensorMath.spatialMeans(x))]
         }
-        let kept = x.shape.enumerated().map { a.contains($0.offset) ? 1 : $0.element }
-        let sum = TensorMath.reduce(x, to: kept)
+        let sum = TensorMath.reduce(x, to: ReductionAxes.kept(x.shape, a))
         let n = Float(x.count / max(sum.count, 1))
-        return [TensorMath.map(sum) { $0 / n }.reshaped(try outputShapes(shapes, constants: constants)[0])]
+        return [TensorMath.map(sum) { $0 / n }.reshaped(reduction.output(x.shape, a))]
     }
 
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         guard let g = a.gradients[0] else { return [nil] }
         let x = try Operand.shape(a.inputShapes, 0, label)
-        let constants = context.constants(a.inputs)
-        let ax = try axes(x, constants, a.inputShapes)
+        let ax = try reduction.axes(x, context.constants(a.inputs), a.inputShapes)
         if x.count == 4 && ax == ReduceMean.spatialAxes {
             return [TensorMath.spatialMeansBackward(g.storage, shape: [g.shape[0]] + x.dropFirst(), order: context.inputOrder(0),
                                                     buffers: context.buffers)]
         }
-        let kept = x.enumerated().map { ax.contains($0.offset) ? 1 : $0.element }
+        let kept = ReductionAxes.kept(x, ax)
         let n = Float(Tensor.elementCount(x) / max(Tensor.elementCount(kept), 1))
         return [try TensorMath.broadcast(g.reshaped(kept), Tensor(shape: x), label) { g, _ in g / n }]
+    }
+}
+
+/// The Euclidean norm over axes, `sqrt(sum(x^2))` (attribute before opset 18, input after); the gradient is `x / y`,
+/// 0 where the norm is 0 (PyTorch's subgradient).
+struct ReduceL2: Operator {
+    let label: String
+    let reduction: ReductionAxes
+
+    init(_ node: Node, opset: Int) throws {
+        label = node.label
+        reduction = try ReductionAxes(node, opset: opset)
+    }
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
+    // ONNX keeps an integer input's type: the norm is truncated, as a C++ cast would.
+    var truncatesIntegers: Bool { true }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, label)
+        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let a = try reduction.axes(x.shape, inputs: inputs, context: context)
+        let squares = TensorMath.reduce(TensorMath.map(x) { $0 * $0 }, to: ReductionAxes.kept(x.shape, a))
+        return [TensorMath.map(squares) { $0.squareRoot() }.reshaped(reduction.output(x.shape, a))]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil] }
+        let x = try Operand.required(a.inputs, 0, label), y = try Operand.required(a.outputs, 0, label)
+        let kept = ReductionAxes.kept(x.shape, try reduction.axes(x.shape, inputs: a.inputs, context: context))
+        // g / y per norm, then times x over each reduced group.
+        let scale = TensorMath.zip(g.reshaped(kept), y.reshaped(kept)) { g, y in y == 0 ? 0 : g / y }
+        return [try TensorMath.broadcast(x, scale, label, *)]
     }
 }
 

@@ -190,10 +190,22 @@ enum Operand {
         return a
     }
 
-    /// The values of a constant as integers: exact when it is an integer tensor; float values are truncated, and
-    /// saturated at ±2^62 so that no value traps (NaN reads as 0).
+    /// The values of a constant read as extents, indices, bounds or axes: exact below 2^40, saturated beyond (no tensor
+    /// reaches 2^40 elements, so no valid model changes, and sums and products of a few such values cannot overflow);
+    /// float values are truncated, NaN reads as 0.
     static func integers(_ constant: Constant) -> [Int] {
-        constant.integers ?? constant.tensor.storage.map(integer)
+        constant.integers.map { $0.map { Swift.min(Swift.max($0, -structuralLimit), structuralLimit) } }
+            ?? constant.tensor.storage.map(integer)
+    }
+
+    /// Where structural integers saturate: 2^40.
+    static let structuralLimit = 1 << 40
+
+    /// `value` truncated toward zero, saturated at ±2^40 (NaN reads as 0).
+    static func integer(_ value: Float) -> Int {
+        let limit = Float(structuralLimit)
+        if value.isNaN { return 0 }
+        return value >= limit ? structuralLimit : value <= -limit ? -structuralLimit : Int(value)
     }
 
     /// The integers of input `index`: exact when the plan knew it at load time, else from the run-time tensor.
@@ -202,10 +214,5 @@ enum Operand {
         return integers(Constant(tensor: try required(inputs, index, op)))
     }
 
-    /// `value` truncated toward zero, saturated at ±2^62 (NaN reads as 0).
-    static func integer(_ value: Float) -> Int {
-        let limit: Float = 0x1p62
-        if value.isNaN { return 0 }
-        return value >= limit ? 1 << 62 : value <= -limit ? -(1 << 62) : Int(value)
-    }
+
 }

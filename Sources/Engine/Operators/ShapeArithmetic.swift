@@ -88,7 +88,7 @@ struct ConstantOfShape: Operator {
     }
     /// `shape` if it is one a tensor can have (non-negative, below 2^28 elements).
     static func shape(_ shape: [Int], _ label: String) throws -> [Int] {
-        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, { $0 * min($1, 1 << 20) }) < 1 << 28 else {
+        guard (try? Operand.elementCount(shape, label)).map({ $0 < 1 << 28 }) == true else {
             throw EngineError("\(label): invalid shape \(shape)")
         }
         return shape

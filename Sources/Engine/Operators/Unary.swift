@@ -169,6 +169,21 @@ struct Tanh: UnaryOperator {
     func derivative(_ x: Float, _ y: Float) -> Float { 1 - y * y }
 }
 
+/// `√x` (the scale `1 / √d` of attention, usually folded at load time).
+struct Sqrt: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { x.squareRoot() }
+    // Infinite at 0, as PyTorch's.
+    func derivative(_ x: Float, _ y: Float) -> Float { 0.5 / y }
+}
+
+/// `e^x`.
+struct Exp: UnaryOperator {
+    init(_ node: Node) throws { try node.checkAttributes([]) }
+    func value(_ x: Float) -> Float { Foundation.exp(x) }
+    func derivative(_ x: Float, _ y: Float) -> Float { y }
+}
+
 /// The Gauss error function.
 struct Erf: UnaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
@@ -204,7 +219,6 @@ struct Gelu: UnaryOperator {
 
 /// The input unchanged (Identity; Dropout at inference).
 struct Identity: Operator {
-    func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes(node.opType == "Dropout" ? ["seed"] : [])
         if node.opType == "Dropout", node.inputs.count > 2, !node.inputs[2].isEmpty {
@@ -219,6 +233,11 @@ struct Identity: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, "Identity")
         return [x, Tensor(shape: x.shape, repeating: 1)]
+    }
+    func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? {
+        let x = try Operand.constant(inputs, 0, "Identity", what: "input")
+        guard x.isInteger else { return nil }
+        return [x, Constant(shape: x.shape, integers: [Int](repeating: 1, count: x.tensor.count))]
     }
     func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
         [a.gradients[0]]
