@@ -6,9 +6,31 @@ import MediaTestSupport
 import TestSupport
 import Testing
 
-/// A vision transformer explaining a clip: each output frame's map is what `camvid tensor` gives for that frame.
+/// Vision transformers on the command line: `camvid tensor`'s contract, and a clip whose every frame's map is what
+/// `camvid tensor` gives for that frame.
 @Suite(.serialized) struct TransformerVideoTests {
     static let models = ReferenceData.packageFile("Tests/Fixtures/Transformers")
+
+    /// `--activation` and `--gradient` in the tensor's own shape, `--raw` on the grid, `--map` at the input's size,
+    /// the raw map pytorch-grad-cam's (the committed DeiT case: a class and a distillation token before an 8x8 grid).
+    @Test func tensorKeepsItsContractOnTokens() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-transformer-tensor")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let paths = ["activation", "gradient", "raw", "map"].map { folder.appendingPathComponent("\($0).npy").path }
+        let result = try CamvidProcess.run(["tensor", "--model", Self.models.appendingPathComponent("deit_distilled/legacy-opset18.onnx").path,
+                                            "--input", Self.models.appendingPathComponent("input.npy").path, "--method", "gradcam",
+                                            "--activation", paths[0], "--gradient", paths[1], "--raw", paths[2], "--map", paths[3]])
+        #expect(result.status == 0, "\(result.standardError)")
+        let (activation, gradient, raw, map) = try (NumPyFile.read(path: paths[0]), NumPyFile.read(path: paths[1]),
+                                                    NumPyFile.read(path: paths[2]), NumPyFile.read(path: paths[3]))
+        #expect(activation.shape.count == 3 && activation.shape[0] == 2 && activation.shape[1] == 66)
+        #expect(gradient.shape == activation.shape)
+        #expect(raw.shape == [2, 8, 8] && map.shape == [2, 32, 32])
+        let expected = try NumPyFile.read(path: Self.models.appendingPathComponent("deit_distilled/gradcam__raw.npy").path)
+        let scale = expected.storage.map(abs).max() ?? 1
+        #expect(zip(raw.storage, expected.storage).allSatisfy { abs($0 - $1) <= 1e-3 * scale })
+        #expect(raw.storage.contains { $0 > 0 })
+    }
 
     @Test(arguments: ["vit/dynamo-opset20.onnx", "swin/legacy-opset17.onnx"])
     func eachFramesMapIsTheTensorCommands(model: String) throws {

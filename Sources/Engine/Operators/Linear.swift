@@ -359,14 +359,28 @@ struct Softmax: Operator {
         let x = try Operand.required(inputs, 0, label)
         let (outer, length, inner) = try blocks(x.shape)
         var out = x.storage
-        for o in 0..<outer {
-            for i in 0..<inner {
-                let base = o * length * inner + i
-                var m = -Float.infinity
-                for k in 0..<length { m = max(m, out[base + k * inner]) }
-                var s: Float = 0
-                for k in 0..<length { let e = Foundation.exp(out[base + k * inner] - m); out[base + k * inner] = e; s += e }
-                for k in 0..<length { out[base + k * inner] /= s }
+        out.withUnsafeMutableBufferPointer { out in
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    let row = out.baseAddress! + o * length * inner + i
+                    if inner == 1 {
+                        // Contiguous rows (the last axis, as attention's): loops the compiler vectorises.
+                        var m = -Float.infinity
+                        for k in 0..<length { m = max(m, row[k]) }
+                        for k in 0..<length { row[k] = Foundation.exp(row[k] - m) }
+                        var s: Float = 0
+                        for k in 0..<length { s += row[k] }
+                        let scale = 1 / s
+                        for k in 0..<length { row[k] *= scale }
+                        continue
+                    }
+                    var m = -Float.infinity
+                    for k in 0..<length { m = max(m, row[k * inner]) }
+                    var s: Float = 0
+                    for k in 0..<length { let e = Foundation.exp(row[k * inner] - m); row[k * inner] = e; s += e }
+                    let scale = 1 / s
+                    for k in 0..<length { row[k * inner] *= scale }
+                }
             }
         }
         return [Tensor(shape: x.shape, storage: out)]
@@ -493,15 +507,22 @@ struct LayerNormalization: Operator {
         let s = try TensorMath.broadcast(Tensor(shape: [n]), scale.reshaped([scale.count]), label) { _, v in v }.storage
         let b = try bias.map { try TensorMath.broadcast(Tensor(shape: [n]), $0.reshaped([$0.count]), label) { _, v in v }.storage }
         var out = x.storage
-        for r in 0..<count {
-            let base = r * n
-            var mean: Float = 0
-            for k in 0..<n { mean += out[base + k] }
-            mean /= Float(n)
-            var variance: Float = 0
-            for k in 0..<n { let d = out[base + k] - mean; variance += d * d }
-            let inv = 1 / (variance / Float(n) + epsilon).squareRoot()
-            for k in 0..<n { out[base + k] = (out[base + k] - mean) * inv * s[k] + (b?[k] ?? 0) }
+        let shift = b ?? [Float](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { out in
+            s.withUnsafeBufferPointer { s in
+                shift.withUnsafeBufferPointer { shift in
+                    for r in 0..<count {
+                        let row = out.baseAddress! + r * n
+                        var mean: Float = 0
+                        for k in 0..<n { mean += row[k] }
+                        mean /= Float(n)
+                        var variance: Float = 0
+                        for k in 0..<n { let d = row[k] - mean; variance += d * d }
+                        let inv = 1 / (variance / Float(n) + epsilon).squareRoot()
+                        for k in 0..<n { row[k] = (row[k] - mean) * inv * s[k] + shift[k] }
+                    }
+                }
+            }
         }
         return [Tensor(shape: x.shape, storage: out)]
     }

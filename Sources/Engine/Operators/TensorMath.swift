@@ -58,10 +58,19 @@ enum TensorMath {
     }
 
     /// Elementwise `f(a, b)` with numpy broadcasting.
+    @inline(__always)
     static func broadcast(_ a: Tensor, _ b: Tensor, _ op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
         if a.shape == b.shape { return zip(a, b, f) }
         let (a, b) = (a.reordered(to: .channelsFirst), b.reordered(to: .channelsFirst))
         let shape = try broadcastShape(a.shape, b.shape, op)
+        // One operand repeated along the other's leading dimensions (a scalar, a bias over tokens or channels last):
+        // a plain loop over blocks, which the compiler vectorises.
+        if shape == a.shape, let block = repeatedBlock(b.shape, in: shape) {
+            return blockwise(a, b, block: block) { x, y in f(x, y) }
+        }
+        if shape == b.shape, let block = repeatedBlock(a.shape, in: shape) {
+            return blockwise(b, a, block: block) { y, x in f(x, y) }
+        }
         let sa = broadcastStrides(a.shape, to: shape), sb = broadcastStrides(b.shape, to: shape)
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
         a.storage.withUnsafeBufferPointer { pa in
@@ -86,6 +95,32 @@ enum TensorMath {
         }
         if let failure { throw failure }
         return (shape, out)
+    }
+
+    /// The element count of `small` when it equals the trailing dimensions of `shape` up to leading ones (so that
+    /// broadcasting repeats it whole), else nil.
+    static func repeatedBlock(_ small: [Int], in shape: [Int]) -> Int? {
+        let trimmed = small.drop { $0 == 1 }
+        guard trimmed.count <= shape.count, Array(shape.suffix(trimmed.count)) == Array(trimmed) else { return nil }
+        return Tensor.elementCount(Array(trimmed))
+    }
+
+    /// `f(x[i], y[i % block])` for a `y` of `block` elements repeated along `x`.
+    @inline(__always)
+    static func blockwise(_ x: Tensor, _ y: Tensor, block: Int, _ f: (Float, Float) -> Float) -> Tensor {
+        var out = [Float](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeBufferPointer { py in
+                out.withUnsafeMutableBufferPointer { po in
+                    var start = 0
+                    while start < px.count {
+                        for j in 0..<block { po[start + j] = f(px[start + j], py[j]) }
+                        start += block
+                    }
+                }
+            }
+        }
+        return Tensor(shape: x.shape, storage: out)
     }
 
     /// Sums `gradient` (shaped like a broadcast result) down to `shape`, the undoing of broadcasting.
