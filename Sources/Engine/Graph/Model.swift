@@ -246,62 +246,44 @@ struct Model: Sendable {
         case 5, 4: itemSize = 2; isInteger = true           // INT16, UINT16
         default: throw EngineError("tensor '\(proto.name)' has unsupported data type \(type)")
         }
-        if isInteger {
-            var values = [Int](repeating: 0, count: count)
-            if !raw.isEmpty {
-                guard raw.count == count * itemSize else {
-                    throw EngineError("tensor '\(proto.name)': \(raw.count) bytes of data for shape \(shape) (expected \(count * itemSize))")
-                }
-                raw.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-                    guard let base = bytes.baseAddress else { return }
-                    for i in 0..<count {
-                        let p = base.advanced(by: i * itemSize)
-                        switch type {
-                        case 6: values[i] = Int(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
-                        case 7: values[i] = Int(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
-                        case 3: values[i] = Int(p.load(as: Int8.self))
-                        case 5: values[i] = Int(Int16(littleEndian: p.loadUnaligned(as: Int16.self)))
-                        case 4: values[i] = Int(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
-                        default: values[i] = Int(p.load(as: UInt8.self))
-                        }
-                    }
-                }
-            } else {
-                let typed = type == 7 ? proto.int64Data.map { Int($0) } : proto.int32Data.map { Int($0) }
-                guard typed.count == count else {
-                    throw EngineError("tensor '\(proto.name)': \(typed.count) values for shape \(shape)")
-                }
-                values = typed
+        /// The elements as `read` decodes each from the raw bytes, else `typed` (the proto's typed field).
+        func elements<T>(_ typed: @autoclosure () -> [T], _ read: (UnsafeRawPointer) -> T) throws -> [T] {
+            if raw.isEmpty {
+                let values = typed()
+                guard values.count == count else { throw EngineError("tensor '\(proto.name)': \(values.count) values for shape \(shape)") }
+                return values
             }
-            return Constant(shape: shape, integers: values)
-        }
-        var values = [Float](repeating: 0, count: count)
-        if !raw.isEmpty {
             guard raw.count == count * itemSize else {
                 throw EngineError("tensor '\(proto.name)': \(raw.count) bytes of data for shape \(shape) (expected \(count * itemSize))")
             }
-            raw.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-                guard let base = bytes.baseAddress else { return }
-                for i in 0..<count {
-                    let p = base.advanced(by: i * itemSize)
-                    switch type {
-                    case 1: values[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
-                    case 11: values[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
-                    default: values[i] = Model.halfToFloat(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
-                    }
+            return raw.withUnsafeBytes { bytes in
+                (0..<count).map { i in read(bytes.baseAddress!.advanced(by: i * itemSize)) }
+            }
+        }
+        if isInteger {
+            let values: [Int] = try elements(type == 7 ? proto.int64Data.map { Int($0) } : proto.int32Data.map { Int($0) }) { p in
+                switch type {
+                case 6: Int(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
+                case 7: Int(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
+                case 3: Int(p.load(as: Int8.self))
+                case 5: Int(Int16(littleEndian: p.loadUnaligned(as: Int16.self)))
+                case 4: Int(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
+                default: Int(p.load(as: UInt8.self))
                 }
             }
-        } else {
-            let typed: [Float]
+            return Constant(shape: shape, integers: values)
+        }
+        let typed: [Float] = switch type {
+        case 1: proto.floatData
+        case 11: proto.doubleData.map { Float($0) }
+        default: proto.int32Data.map { Model.halfToFloat(UInt16(truncatingIfNeeded: $0)) }
+        }
+        let values: [Float] = try elements(typed) { p in
             switch type {
-            case 1: typed = proto.floatData
-            case 11: typed = proto.doubleData.map { Float($0) }
-            default: typed = proto.int32Data.map { Model.halfToFloat(UInt16(truncatingIfNeeded: $0)) }
+            case 1: Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+            case 11: Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
+            default: Model.halfToFloat(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
             }
-            guard typed.count == count else {
-                throw EngineError("tensor '\(proto.name)': \(typed.count) values for shape \(shape)")
-            }
-            values = typed
         }
         return Constant(tensor: Tensor(shape: shape, storage: values))
     }
