@@ -71,6 +71,7 @@ func checkGradient(_ label: String, _ shape: [Int], opset: Int = 17, range: (Flo
         ("HardSwish", [:]), ("Tanh", [:]), ("Erf", [:]), ("Gelu", [:]), ("Gelu", ["approximate": .string("tanh")]),
         ("Identity", [:]), ("Dropout", [:]), ("GlobalAveragePool", [:]), ("GlobalMaxPool", [:]),
         ("Flatten", ["axis": .int(1)]), ("Transpose", ["perm": .ints([0, 2, 3, 1])]), ("Softmax", ["axis": .int(1)]),
+        ("Softmax", ["axis": .int(-1)]),
         ("MaxPool", ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "ceil_mode": .int(1)]),
         ("MaxPool", ["kernel_shape": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "dilations": .ints([2, 2])]),
         ("AveragePool", ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]),

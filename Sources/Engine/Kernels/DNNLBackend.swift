@@ -11,6 +11,8 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private let lock = NSLock()
     private var convolutions: [ConvolutionKey: CompiledPrimitive] = [:]
     private var poolings: [PoolingKey: CompiledPrimitive] = [:]
+    /// Softmax primitives by (rows, row length).
+    private var softmaxes: [[Int]: CompiledPrimitive] = [:]
 
     private struct PoolingKey: Hashable {
         var geometry: WindowGeometry
@@ -507,6 +509,33 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         guard let chosen = best?.primitive else { throw EngineError("oneDNN offered no max pooling for \(g)") }
         poolings[key] = chosen
         return chosen
+    }
+
+    func softmax(rows: Int, length: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws {
+        if rows == 0 || length == 0 { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let key = [rows, length]
+        let primitive: CompiledPrimitive
+        if let cached = softmaxes[key] {
+            primitive = cached
+        } else {
+            primitive = CompiledPrimitive()
+            var data = try DNNLBackend.memoryDescriptor(key, dnnl_ab)
+            var desc = dnnl_softmax_desc_t()
+            try DNNLBackend.check(dnnl_softmax_forward_desc_init(&desc, dnnl_forward_inference, &data, 1), "describing a softmax \(key)")
+            try withUserScratchpad { attr in
+                try DNNLBackend.check(dnnl_primitive_desc_create(&primitive.descriptor, &desc, attr, engine, nil), "building a softmax \(key)")
+            }
+            try DNNLBackend.check(dnnl_primitive_create(&primitive.primitive, primitive.descriptor), "creating a softmax primitive")
+            (primitive.sourceDescriptor, primitive.destinationDescriptor) = (data, data)
+            if let scratch = dnnl_primitive_desc_query_md(primitive.descriptor, dnnl_query_scratchpad_md, 0) {
+                primitive.scratchpadDescriptor = scratch.pointee
+            }
+            softmaxes[key] = primitive
+        }
+        try execute(primitive, [(DNNL_ARG_SRC, primitive.sourceDescriptor, UnsafeMutableRawPointer(mutating: x)),
+                                (DNNL_ARG_DST, primitive.destinationDescriptor, UnsafeMutableRawPointer(y))])
     }
 
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,

@@ -76,6 +76,8 @@ protocol KernelBackend: Sendable {
                                  orders: ConvolutionOrders, into destination: consuming [Float]) throws -> Tensor
     /// Max pooling (padded positions never win); input and output stored in `order`.
     func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, order: StorageOrder, into destination: consuming [Float]) throws -> Tensor
+    /// The softmax of each of `rows` contiguous rows of `length` elements (attention's scores).
+    func softmax(rows: Int, length: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -358,22 +358,22 @@ struct Softmax: Operator {
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
         let (outer, length, inner) = try blocks(x.shape)
+        if inner == 1 {
+            // Contiguous rows (the last axis, as attention's): the backend's vectorised kernel.
+            var out = context.buffer(x.count)
+            try x.storage.withUnsafeBufferPointer { px in
+                try out.withUnsafeMutableBufferPointer { po in
+                    guard let input = px.baseAddress, let output = po.baseAddress else { return }
+                    try context.kernels.softmax(rows: outer, length: length, input, into: output)
+                }
+            }
+            return [Tensor(shape: x.shape, storage: out)]
+        }
         var out = x.storage
         out.withUnsafeMutableBufferPointer { out in
             for o in 0..<outer {
                 for i in 0..<inner {
                     let row = out.baseAddress! + o * length * inner + i
-                    if inner == 1 {
-                        // Contiguous rows (the last axis, as attention's): loops the compiler vectorises.
-                        var m = -Float.infinity
-                        for k in 0..<length { m = max(m, row[k]) }
-                        for k in 0..<length { row[k] = Foundation.exp(row[k] - m) }
-                        var s: Float = 0
-                        for k in 0..<length { s += row[k] }
-                        let scale = 1 / s
-                        for k in 0..<length { row[k] *= scale }
-                        continue
-                    }
                     var m = -Float.infinity
                     for k in 0..<length { m = max(m, row[k * inner]) }
                     var s: Float = 0
