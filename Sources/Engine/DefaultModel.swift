@@ -49,14 +49,17 @@ public enum DefaultModel {
         /// Whether the model file is there.
         public var holdsModel: Bool { FileManager.default.isReadableFile(atPath: modelFile.path) }
 
-        /// The folder and why it was looked at, e.g. `/usr/local/share/camvid (installed beside the executable)`.
-        public var description: String {
+        /// Why the place is on the list, in words: `installed beside the executable`.
+        public var origin: String {
             switch kind {
-            case .environment: "\(directory.path) ($\(DefaultModel.directoryVariable))"
-            case .installed: "\(directory.path) (installed beside the executable)"
-            case .bundle: "\(directory.path) (SwiftPM's resource bundle beside the executable)"
+            case .environment: "$\(DefaultModel.directoryVariable)"
+            case .installed: "installed beside the executable"
+            case .bundle: "SwiftPM's resource bundle beside the executable"
             }
         }
+
+        /// The folder and why it was looked at, e.g. `/usr/local/share/camvid (installed beside the executable)`.
+        public var description: String { "\(directory.path) (\(origin))" }
     }
 
     /// The places looked at by this process, in order.

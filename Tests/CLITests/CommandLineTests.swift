@@ -20,3 +20,24 @@ import CamvidCLI
                 "\(result.standardError)")
     }
 }
+
+@Suite struct VersionAndDoctorTests {
+    @Test func versionNamesTheVersionAndCommit() throws {
+        let result = try CamvidProcess.run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.standardOutput.hasPrefix("camvid \(BuildInfo.version) (commit "), "\(result.standardOutput)")
+    }
+
+    /// The in-tree binary finds the model in SwiftPM's bundle and names what it loaded.
+    @Test func doctorSaysWhatItRunsOn() throws {
+        let result = try CamvidProcess.run(["doctor"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.first == BuildInfo.versionLine)
+        for prefix in ["executable: /", "Swift runtime: ", "model: /", "FFmpeg: ", "  libavformat ", "  video encoder: ", "oneDNN: 2.",
+                       "  instruction set: ", "  threads per network call: ", "CPU: "] {
+            #expect(lines.contains { $0.hasPrefix(prefix) }, "no line '\(prefix)…' in \(result.standardOutput)")
+        }
+        #expect(result.standardOutput.contains("efficientnet_lite0.onnx (SwiftPM's resource bundle beside the executable)"))
+    }
+}
