@@ -37,8 +37,11 @@ import TestSupport
 
         let version = try installed(["--version"])
         #expect(version.status == 0)
-        let head = try CamvidProcess.run(URL(fileURLWithPath: "/usr/bin/git"), ["-C", ReferenceData.packageRoot.path, "rev-parse", "--short=12", "HEAD"])
-        let commit = head.status == 0 ? head.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+        // As scripts/install names it: git's HEAD, or unknown without git or a repository.
+        let git = URL(fileURLWithPath: "/usr/bin/git")
+        let head = FileManager.default.isExecutableFile(atPath: git.path)
+            ? try CamvidProcess.run(git, ["-C", ReferenceData.packageRoot.path, "rev-parse", "--short=12", "HEAD"]) : nil
+        let commit = head?.status == 0 ? head?.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) ?? "" : "unknown"
         #expect(version.standardOutput.hasPrefix("camvid \(BuildInfo.version) (commit \(commit)"), "\(version.standardOutput)")
 
         let doctor = try installed(["doctor"])
