@@ -1,6 +1,10 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+/// The commit `camvid --version` names: scripts/install sets CAMVID_BUILD_COMMIT from git; a plain `swift build`
+/// leaves it unset, and the version then says the commit is unknown. Only what a commit name holds passes.
+let buildCommit = String((Context.environment["CAMVID_BUILD_COMMIT"] ?? "").filter { $0.isLetter || $0.isNumber || "-._+".contains($0) })
+
 let package = Package(
     name: "camvid",
     platforms: [.macOS(.v15)],
@@ -42,10 +46,12 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Core"]),
         // Joins Media, Engine, Explain and Render into the pipeline's stages for video and pictures.
         .target(name: "Annotate", dependencies: ["Core", "Media", "Engine", "Explain", "Render", "Pipeline"]),
+        // The commit the build was made from, as a C string (`--version`, `camvid doctor`).
+        .target(name: "CBuildInfo", cSettings: [.define("CAMVID_BUILD_COMMIT", to: "\"\(buildCommit)\"")]),
         .target(
             name: "CamvidCLI",
             dependencies: [
-                "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate",
+                "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

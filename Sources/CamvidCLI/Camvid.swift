@@ -9,8 +9,8 @@ public struct Camvid: AsyncParsableCommand {
         commandName: "camvid",
         abstract: "Explain what a convolutional network sees in a video.",
         discussion: VideoCommand.examples,
-        version: "0.1.0",
-        subcommands: [VideoCommand.self, ImageCommand.self, LayersCommand.self, TensorCommand.self, VisualizeCommand.self],
+        version: BuildInfo.versionLine,
+        subcommands: [VideoCommand.self, ImageCommand.self, LayersCommand.self, TensorCommand.self, VisualizeCommand.self, DoctorCommand.self],
         defaultSubcommand: VideoCommand.self
     )
 

@@ -11,13 +11,15 @@ struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("ONNX model file (default: the bundled EfficientNet-Lite0); its class names are ImageNet's when it has 1000 outputs, else 'class K'.", valueName: "file.onnx"))
     var model: String?
 
-    /// The model file given, or the bundled EfficientNet-Lite0.
-    var url: URL { model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.url }
+    /// The model file given, or the bundled EfficientNet-Lite0 where `DefaultModel` finds it.
+    func url() throws -> URL {
+        try model.map { URL(fileURLWithPath: $0) } ?? DefaultModel.location().modelFile
+    }
 
     /// The network for `inputHeight` x `inputWidth` inputs (unless given, the size the model declares, else 224x224),
     /// and its class names.
     func load(inputHeight: Int? = nil, inputWidth: Int? = nil) throws -> (Network, ClassLabels) {
-        let network = try Network(contentsOf: url, inputHeight: inputHeight, inputWidth: inputWidth)
+        let network = try Network(contentsOf: url(), inputHeight: inputHeight, inputWidth: inputWidth)
         let labels = network.classCount == ImageNetClasses.names.count ? ClassLabels(names: ImageNetClasses.names) : ClassLabels(names: [])
         return (network, labels)
     }

@@ -19,12 +19,20 @@ enum CamvidProcess {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
-    /// Runs `camvid arguments…` to its end, capturing both output streams.
-    static func run(_ arguments: [String]) throws -> Result {
+    /// Runs `camvid arguments…` to its end, capturing both output streams; `environment` replaces the test's own.
+    static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> Result {
         guard let executable else { throw Missing() }
+        return try run(executable, arguments, environment: environment)
+    }
+
+    /// Runs `executable arguments…` to its end in `folder` (the test's own when nil), capturing both output streams;
+    /// `environment` replaces the test's own.
+    static func run(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, in folder: URL? = nil) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let folder { process.currentDirectoryURL = folder }
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
         process.standardError = error
