@@ -73,8 +73,8 @@ public final class Network: @unchecked Sendable {
     private var plans: [PlanKey: Plan] = [:]
     /// The large activation buffers calls reuse.
     private let buffers = BufferPool()
-    /// Tensors that fused plans may drop: convolution outputs fused with the Relu/Clip or residual Add after them, and
-    /// residual sums.
+    /// Tensors that fused plans may drop: convolution outputs fused with the Relu/Clip or residual Add after them,
+    /// residual sums, and the pieces of a GELU spelled out.
     private let fusable: Set<String>
 
     private struct PlanKey: Hashable {
@@ -149,6 +149,7 @@ public final class Network: @unchecked Sendable {
         let steps = reference.steps
         fusable = Set(reference.fusableActivations().map { steps[$0.conv].outputs[0] })
             .union(reference.residualJoins().flatMap { join in [steps[join.conv].outputs[0], steps[join.add].outputs[0]] })
+            .union(reference.decomposedGelus().flatMap(\.pieces))
         plans[PlanKey(inputShape: defaultInputShape, fused: false, protected: [])] = reference
         // One forward on zeros at load: oneDNN compiles its kernels and the weights take the layouts (or Winograd's
         // transform) the kernels want now, not in the first call (ResNet-18: 70 of the first call's 90 ms on one thread).

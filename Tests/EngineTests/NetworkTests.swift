@@ -202,6 +202,35 @@ import TestSupport
         return a.shape == b.shape && zip(a.storage, b.storage).allSatisfy { abs($0 - $1) <= tolerance * scale }
     }
 
+    /// PyTorch's legacy GELU spelled out (`x / √2 -> Erf -> + 1 -> x * . -> * 0.5`) on tokens: fused into one step
+    /// unless a piece is read, and the same values and gradients either way.
+    @Test func spelledOutGeluKeepsItsValues() throws {
+        let build: (inout ONNXModelBuilder) -> Void = { b in
+            b.addInitializer("root2", Tensor(scalar: Float(2).squareRoot()))
+            b.addInitializer("one", Tensor(scalar: 1))
+            b.addInitializer("half", Tensor(scalar: 0.5))
+            b.addInitializer("tokens", Tensor(shape: [3], storage: [0, 6, -1]), integer: true)
+            b.addNode("Reshape", inputs: ["input", "tokens"], outputs: ["x"])
+            b.addNode("Div", inputs: ["x", "root2"], outputs: ["d"])
+            b.addNode("Erf", inputs: ["d"], outputs: ["e"])
+            b.addNode("Add", inputs: ["e", "one"], outputs: ["a"])
+            b.addNode("Mul", inputs: ["x", "a"], outputs: ["m"])
+            b.addNode("Mul", inputs: ["m", "half"], outputs: ["output"])
+        }
+        let network = try builtNetwork([2, 3, 4, 4], build)
+        var rng = SeededGenerator(state: 12)
+        let x = rng.tensor([2, 3, 4, 4], -3, 3)
+        let fused = try network.forward(x).logits
+        let pieces = try network.forward(x, retaining: ["e", "m"])
+        let gelu = x.storage.map { 0.5 * $0 * (1 + erf($0 / Float(2).squareRoot())) }
+        #expect(fused.shape == [2, 6, 8])
+        #expect(zip(fused.storage, gelu).allSatisfy { abs($0 - $1) <= 1e-6 })
+        #expect(Self.close(pieces.logits, fused))
+        let e = try #require(pieces["e"])
+        #expect(zip(e.storage, x.storage).allSatisfy { abs($0 - erf($1 / Float(2).squareRoot())) <= 1e-6 })
+        try checkGradient("spelled-out GELU", [2, 3, 4, 4], build)
+    }
+
     @Test(arguments: [ActivationLayout.channelBlocks, .channelsLast])
     func fusedResidualMatchesThePlainPlan(layout: ActivationLayout) throws {
         let data = try Self.residualModel()

@@ -47,7 +47,10 @@ struct Plan: Sendable {
         producer = Plan.producers(steps)
         if layout != .nchw { placeChannelsLast() }
         if layout == .channelBlocks { placeChannelBlocks(graphOutputs: Set(model.outputNames)) }
-        if fusing { fuseIntoConvolutions(protecting: protected.union(model.outputNames)) }
+        if fusing {
+            fuseIntoConvolutions(protecting: protected.union(model.outputNames))
+            fuseGelus(protecting: protected.union(model.outputNames))
+        }
         let perImage = producer.keys.map { Tensor.elementCount(shapes[$0] ?? []) / max(inputShape.first ?? 1, 1) }.max() ?? 0
         cacheFriendlyBatch = max(1, Plan.activationBudget / max(perImage * MemoryLayout<Float>.size, 1))
     }
@@ -244,6 +247,59 @@ struct Plan: Sendable {
             removed.insert(activation)
         }
         removeSteps(removed)
+    }
+
+    /// Pass 5: each GELU that an exporter spelled out (`decomposedGelus`) becomes one Gelu step, unless a caller
+    /// reads one of its pieces.
+    private mutating func fuseGelus(protecting protected: Set<String>) {
+        var removed = Set<Int>()
+        for gelu in decomposedGelus() where gelu.pieces.allSatisfy({ !protected.contains($0) }) {
+            let last = steps[gelu.steps.last!]
+            var step = Step(node: last.node, op: Gelu(tanhApproximation: false), inputs: [gelu.input], outputs: last.outputs,
+                            constants: [nil])
+            step.outputOrder = last.outputOrder
+            steps[gelu.steps.last!] = step
+            removed.formUnion(gelu.steps.dropLast())
+        }
+        removeSteps(removed)
+    }
+
+    /// The GELUs PyTorch's legacy exporter writes out, `x / √2 -> Erf -> + 1 -> x * . -> * 0.5` (five steps on row-major
+    /// tensors, each piece read only by the next): the steps in order, the input and the pieces fusion drops.
+    func decomposedGelus() -> [(steps: [Int], input: String, pieces: [String])] {
+        let consumers = self.consumers()
+        func scalar(_ name: String, near value: Float) -> Bool {
+            guard let c = constants[name], c.tensor.count == 1 else { return false }
+            return abs(c.tensor.storage[0] - value) <= 1e-4 * value
+        }
+        /// The one step reading `name`, if exactly one does.
+        func onlyReader(_ name: String) -> Int? {
+            guard let readers = consumers[name], readers.count == 1 else { return nil }
+            return readers[0]
+        }
+        /// The operand of a two-input step other than `name`.
+        func other(_ step: Step, _ name: String) -> String? {
+            guard step.inputs.count == 2 else { return nil }
+            return step.inputs[0] == name ? step.inputs[1] : step.inputs[1] == name ? step.inputs[0] : nil
+        }
+        var found: [(steps: [Int], input: String, pieces: [String])] = []
+        for (div, step) in steps.enumerated() where step.op.kind == "Div" && step.inputs.count == 2 {
+            let x = step.inputs[0]
+            guard scalar(step.inputs[1], near: Float(2).squareRoot()), constants[x] == nil,
+                  let erf = onlyReader(step.outputs[0]), steps[erf].op.kind == "Erf",
+                  let add = onlyReader(steps[erf].outputs[0]), steps[add].op.kind == "Add",
+                  other(steps[add], steps[erf].outputs[0]).map({ scalar($0, near: 1) }) == true,
+                  let mul = onlyReader(steps[add].outputs[0]), steps[mul].op.kind == "Mul",
+                  other(steps[mul], steps[add].outputs[0]) == x,
+                  let half = onlyReader(steps[mul].outputs[0]), steps[half].op.kind == "Mul",
+                  other(steps[half], steps[mul].outputs[0]).map({ scalar($0, near: 0.5) }) == true else { continue }
+            let chain = [div, erf, add, mul, half]
+            guard chain.allSatisfy({ i in steps[i].outputOrder == .channelsFirst && steps[i].inputOrders.allSatisfy { $0 == .channelsFirst } }) else {
+                continue
+            }
+            found.append((chain, x, chain.dropLast().map { steps[$0].outputs[0] }))
+        }
+        return found
     }
 
     /// Drops the steps at `indices` (their work now done by others).

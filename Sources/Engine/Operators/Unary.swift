@@ -200,6 +200,10 @@ struct Gelu: UnaryOperator {
         guard mode == "none" || mode == "tanh" else { throw EngineError("\(node.label): unsupported approximate '\(mode)'") }
         tanhApproximation = mode == "tanh"
     }
+    /// The GELU the planner puts in place of one spelled out in elementary operators.
+    init(tanhApproximation: Bool) {
+        self.tanhApproximation = tanhApproximation
+    }
     private static let k: Float = (2 / Float.pi).squareRoot()
     func value(_ x: Float) -> Float {
         if tanhApproximation { return 0.5 * x * (1 + tanh(Gelu.k * (x + 0.044715 * x * x * x))) }
