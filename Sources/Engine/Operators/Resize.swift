@@ -6,7 +6,9 @@ import Core
 /// reverse order (nearest: a scatter-add of the gradient onto the element each output copied; linear and cubic: each
 /// output's gradient spread over its taps by their weights). Coordinates and weights follow onnxruntime's CPU kernel
 /// (float32 arithmetic, the same clamping), so that exports of PyTorch's `interpolate` and ultralytics' upsampling run as
-/// onnxruntime runs them.
+/// onnxruntime runs them. One corner follows the ONNX specification instead: onnxruntime 1.32's nearest mode leaves an
+/// axis whose extent does not change untouched even under tf_crop_and_resize (ignoring its region of interest and
+/// extrapolation there); here that axis is cropped and extrapolated like any other.
 struct Resize: Operator {
     enum Mode: String { case nearest, linear, cubic }
     enum Transform: String {
