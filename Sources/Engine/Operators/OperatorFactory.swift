@@ -44,6 +44,7 @@ enum OperatorFactory {
         case "GatherND": return try GatherND(node, opset: opset)
         case "ScatterND": return try ScatterND(node, opset: opset)
         case "Expand": return try Expand(node)
+        case "Resize", "Upsample": return try Resize(node, opset: opset)
         case "Gemm": return try Gemm(node)
         case "MatMul": return try MatMul(node)
         case "Einsum": return try Einsum(node)
