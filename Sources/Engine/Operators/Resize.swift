@@ -291,42 +291,31 @@ struct Resize: Operator {
 
     /// Resamples `x` (row-major, of shape `shape`) along `axis` by `taps`: `[outer, n, inner]` -> `[outer, m, inner]`.
     static func resample(_ x: [Float], _ shape: [Int], axis: Int, _ taps: Taps) -> [Float] {
-        let (outer, n, inner) = TensorMath.split(shape, at: axis)
-        let m = taps.outside.count, width = taps.width
-        var out = [Float](repeating: 0, count: outer * m * inner)
-        x.withUnsafeBufferPointer { px in
-            out.withUnsafeMutableBufferPointer { po in
-                for o in 0..<outer {
-                    for j in 0..<m where !taps.outside[j] {
-                        let dst = (o * m + j) * inner
-                        for t in 0..<width {
-                            let w = taps.weights[j * width + t]
-                            if w == 0 { continue }
-                            let src = (o * n + taps.indices[j * width + t]) * inner
-                            for k in 0..<inner { po[dst + k] += w * px[src + k] }
-                        }
-                    }
-                }
-            }
-        }
-        return out
+        apply(taps, to: x, shape, axis: axis, transposed: false)
     }
 
     /// The transpose of `resample`: `g` of shape `[outer, m, inner]` spread back onto `[outer, n, inner]`.
     static func scatter(_ g: [Float], _ inputShape: [Int], axis: Int, _ taps: Taps) -> [Float] {
-        let (outer, n, inner) = TensorMath.split(inputShape, at: axis)
+        apply(taps, to: g, inputShape, axis: axis, transposed: true)
+    }
+
+    /// Output row `j` of `[outer, m, inner]` is the `taps`-weighted sum of input rows of `[outer, n, inner]` (`shape`
+    /// is the latter); `transposed`, each row of `values` (the output side) is added back onto its input rows.
+    private static func apply(_ taps: Taps, to values: [Float], _ shape: [Int], axis: Int, transposed: Bool) -> [Float] {
+        let (outer, n, inner) = TensorMath.split(shape, at: axis)
         let m = taps.outside.count, width = taps.width
-        var out = [Float](repeating: 0, count: outer * n * inner)
-        g.withUnsafeBufferPointer { pg in
+        var out = [Float](repeating: 0, count: outer * (transposed ? n : m) * inner)
+        values.withUnsafeBufferPointer { pv in
             out.withUnsafeMutableBufferPointer { po in
                 for o in 0..<outer {
                     for j in 0..<m where !taps.outside[j] {
-                        let src = (o * m + j) * inner
+                        let row = (o * m + j) * inner
                         for t in 0..<width {
                             let w = taps.weights[j * width + t]
                             if w == 0 { continue }
-                            let dst = (o * n + taps.indices[j * width + t]) * inner
-                            for k in 0..<inner { po[dst + k] += w * pg[src + k] }
+                            let tap = (o * n + taps.indices[j * width + t]) * inner
+                            let (src, dst) = transposed ? (row, tap) : (tap, row)
+                            for k in 0..<inner { po[dst + k] += w * pv[src + k] }
                         }
                     }
                 }
