@@ -17,14 +17,20 @@ public struct NetworkExplainer: Sendable {
     public let threads: Int?
     private let explainer: Explainer<EngineNetwork>
 
-    /// An explainer of `network` by `method`; throws when the method cannot explain the network
-    /// (e.g. `cam` without a linear head), a layer does not exist, or `target` names no class.
+    /// An explainer of `network` by `method`; throws when the network is no classifier, the method
+    /// cannot explain it (e.g. `cam` without a linear head), a layer does not exist, or `target`
+    /// names no class.
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
                 target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil) throws {
         self.method = method
         self.target = target
         self.labels = labels
         self.threads = threads.map { max(1, $0) }
+        guard network.classCount != nil else {
+            let shape = network.layers.last { $0.name == network.outputName }?.shape ?? []
+            throw ExplainError.invalidOption("the model's output '\(network.outputName)' has shape \(shape); camvid explains classifiers, "
+                                             + "whose output is [N, classes] (detector and segmenter outputs are not supported yet)")
+        }
         explainer = try Explainer(network: EngineNetwork(network), method: method, options: options, labels: labels)
         try network.requireLayers(explainer.layers)
         switch target {

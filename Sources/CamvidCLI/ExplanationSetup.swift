@@ -44,8 +44,13 @@ struct ExplanationSetup {
         preprocessor = try options.preprocessing.preprocessor(for: network)
         let tiles = try methods.flatMap { chosen in
             try classes.targets.map { target in
-                try NetworkExplainer(network: network, method: chosen, options: method.explainerOptions(), target: target,
-                                     labels: labels, threads: networkThreads)
+                do {
+                    return try NetworkExplainer(network: network, method: chosen, options: method.explainerOptions(), target: target,
+                                                labels: labels, threads: networkThreads)
+                } catch let error as ExplainError {
+                    // What the model cannot do is said of its file.
+                    throw FailureInFile(file: (try? options.model.url().lastPathComponent) ?? "the model", error: error)
+                }
             }
         }
         let layers = tiles[0].layers.isEmpty ? "" : " at \(tiles[0].layers.joined(separator: ","))"

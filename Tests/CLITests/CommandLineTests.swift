@@ -1,10 +1,28 @@
 import Testing
 import Foundation
 import CamvidCLI
+import TestSupport
 
 @Suite struct CommandLineTests {
     @Test func helpNamesTheTool() {
         #expect(Camvid.helpMessage().contains("camvid"))
+    }
+}
+
+@Suite struct ModelKindTests {
+    /// A detector given where a classifier is explained: one line naming the model file and its output, nothing written.
+    @Test func aDetectorIsNotExplainedAsAClassifier() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-detector-model")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("out.mp4")
+        let model = ReferenceData.packageFile("Tests/Fixtures/Detectors/yolov8n/model.onnx").path
+        let result = try CamvidProcess.run([ReferenceData.packageFile("Samples/bigbuckbunny.mp4").path, output.path,
+                                            "--model", model, "--duration", "1"])
+        #expect(result.status == 1)
+        #expect(result.errorLines.count == 1, "\(result.standardError)")
+        #expect(result.standardError.hasPrefix("camvid: model.onnx: the model's output 'output0' has shape [1, 14, 336]"),
+                "\(result.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: output.path))
     }
 }
 
