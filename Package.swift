@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Core", "Render"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
         .testTarget(name: "AnnotateTests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "Engine", "Annotate", "CamvidCLI", "Media"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "EngineTestSupport", "Core", "Engine", "Annotate", "CamvidCLI", "Media"]),
     ],
     swiftLanguageModes: [.v6]
 )

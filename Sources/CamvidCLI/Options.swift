@@ -8,7 +8,7 @@ import Render
 
 /// `--model`: the network explained, shared by every command.
 struct ModelOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("ONNX model file (default: the bundled EfficientNet-Lite0); its class names are ImageNet's when it has 1000 outputs, else 'class K'.", valueName: "file.onnx"))
+    @Option(help: ArgumentHelp("ONNX model file (default: the bundled EfficientNet-Lite0); its class names are those of its 'names' metadata (as ultralytics writes them), else ImageNet's when it has 1000 outputs, else 'class K'.", valueName: "file.onnx"))
     var model: String?
 
     /// The model file given, or the bundled EfficientNet-Lite0 where `DefaultModel` finds it.
@@ -20,7 +20,9 @@ struct ModelOptions: ParsableArguments {
     /// and its class names.
     func load(inputHeight: Int? = nil, inputWidth: Int? = nil) throws -> (Network, ClassLabels) {
         let network = try Network(contentsOf: url(), inputHeight: inputHeight, inputWidth: inputWidth)
-        let labels = network.classCount == ImageNetClasses.names.count ? ClassLabels(names: ImageNetClasses.names) : ClassLabels(names: [])
+        // The exporter's own names first (ultralytics writes them), else ImageNet's for 1000 classes.
+        let labels = network.metadata["names"].flatMap(ClassLabels.init(metadataNames:))
+            ?? (network.classCount == ImageNetClasses.names.count ? ClassLabels(names: ImageNetClasses.names) : ClassLabels(names: []))
         return (network, labels)
     }
 }

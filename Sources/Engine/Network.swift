@@ -162,6 +162,9 @@ public final class Network: @unchecked Sendable {
     /// The name of the (first) output, the logits.
     public var outputName: String { model.outputNames[0] }
 
+    /// The model's metadata entries (`metadata_props`), such as the class names an exporter wrote.
+    public var metadata: [String: String] { model.metadata }
+
     /// The input shape for a batch of one: `[1, C, H, W]`.
     public var inputShape: [Int] { defaultInputShape }
 

@@ -24,6 +24,7 @@ public enum ONNXAttribute: Sendable {
 /// Builds small ONNX models in memory: for tests that need a graph without an exporter.
 public struct ONNXModelBuilder: Sendable {
     private var graph = Onnx_GraphProto()
+    private var metadata: [(key: String, value: String)] = []
     private let opset: Int
 
     /// A graph with one float input of the given shape (nil = symbolic dimension).
@@ -122,9 +123,19 @@ public struct ONNXModelBuilder: Sendable {
         graph.output.append(output)
     }
 
+    /// Adds a model metadata entry (`metadata_props`), as exporters write class names.
+    public mutating func addMetadata(_ key: String, _ value: String) {
+        metadata.append((key, value))
+    }
+
     /// The serialised `ModelProto`.
     public func serialized() throws -> Data {
         var model = Onnx_ModelProto()
+        model.metadataProps = metadata.map { entry in
+            var property = Onnx_StringStringEntryProto()
+            (property.key, property.value) = (entry.key, entry.value)
+            return property
+        }
         model.irVersion = 8
         model.producerName = "camvid"
         var set = Onnx_OperatorSetIdProto()

@@ -41,6 +41,52 @@ public struct ClassLabels: Sendable, Equatable {
         self.init(names: names)
     }
 
+    /// Labels from an exporter's `names` metadata: ultralytics writes a Python dict, `{0: 'person', 1: "bicycle"}`;
+    /// a list, `['cat', 'dog']` (or JSON), reads in order. Nil when the text is neither, or an index is missing.
+    public init?(metadataNames text: String) {
+        var scanner = Substring(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        guard let open = scanner.first, open == "{" || open == "[" else { return nil }
+        let isDictionary = open == "{"
+        scanner.removeFirst()
+        var byIndex: [Int: String] = [:]
+        var position = 0
+        func skipSpace() { while let c = scanner.first, c.isWhitespace { scanner.removeFirst() } }
+        /// A quoted string with backslash escapes, Python's or JSON's quotes.
+        func quoted() -> String? {
+            guard let quote = scanner.first, quote == "'" || quote == "\"" else { return nil }
+            scanner.removeFirst()
+            var value = ""
+            while let c = scanner.first {
+                scanner.removeFirst()
+                if c == quote { return value }
+                if c == "\\", let next = scanner.first { scanner.removeFirst(); value.append(next) } else { value.append(c) }
+            }
+            return nil
+        }
+        while true {
+            skipSpace()
+            if scanner.first == (isDictionary ? "}" : "]") { break }
+            var index = position
+            if isDictionary {
+                let digits = scanner.prefix { $0.isNumber || $0 == "-" }
+                guard let key = Int(digits) else { return nil }
+                scanner.removeFirst(digits.count)
+                skipSpace()
+                guard scanner.first == ":" else { return nil }
+                scanner.removeFirst()
+                skipSpace()
+                index = key
+            }
+            guard let name = quoted(), index >= 0, byIndex[index] == nil else { return nil }
+            byIndex[index] = name
+            position += 1
+            skipSpace()
+            if scanner.first == "," { scanner.removeFirst() }
+        }
+        guard !byIndex.isEmpty, byIndex.keys.sorted() == Array(0..<byIndex.count) else { return nil }
+        self.init(names: (0..<byIndex.count).map { byIndex[$0]! })
+    }
+
     /// The name of class `index`, or `class N` when there is none.
     public func name(of index: Int) -> String {
         names.indices.contains(index) ? names[index] : "class \(index)"

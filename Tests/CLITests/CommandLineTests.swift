@@ -1,6 +1,8 @@
 import Testing
 import Foundation
 import CamvidCLI
+import Core
+import EngineTestSupport
 import TestSupport
 
 @Suite struct CommandLineTests {
@@ -23,6 +25,28 @@ import TestSupport
         #expect(result.standardError.hasPrefix("camvid: model.onnx: the model's output 'output0' has shape [1, 14, 336]"),
                 "\(result.standardError)")
         #expect(!FileManager.default.fileExists(atPath: output.path))
+    }
+}
+
+@Suite struct ModelClassNamesTests {
+    /// A classifier whose exporter wrote its class names (`names` metadata, ultralytics' Python dict) is labelled with them.
+    @Test func namesComeFromTheModelsMetadata() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-model-names")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Mean colour -> identity head: the logits are the mean red, green and blue.
+        var builder = ONNXModelBuilder(opset: 17, inputShape: [nil, 3, 8, 8])
+        builder.addInitializer("w", Tensor(shape: [3, 3], storage: [1, 0, 0, 0, 1, 0, 0, 0, 1]))
+        builder.addNode("GlobalAveragePool", inputs: ["input"], outputs: ["g"])
+        builder.addNode("Flatten", inputs: ["g"], outputs: ["f"])
+        builder.addNode("Gemm", inputs: ["f", "w"], outputs: ["logits"], attributes: ["transB": .int(1)])
+        builder.addOutput("logits")
+        builder.addMetadata("names", "{0: 'red', 1: 'green', 2: 'blue'}")
+        let model = folder.appendingPathComponent("colours.onnx"), input = folder.appendingPathComponent("x.npy")
+        try builder.serialized().write(to: model)
+        try NumPyFile.write(Tensor(shape: [1, 3, 8, 8], storage: (0..<192).map { $0 >= 128 ? 1 : 0 }), path: input.path)
+        let result = try CamvidProcess.run(["tensor", "--model", model.path, "--input", input.path])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.hasPrefix("0: class 2 blue logit 1.0"), "\(result.standardOutput)")
     }
 }
 

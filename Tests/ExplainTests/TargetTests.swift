@@ -6,6 +6,17 @@ import TestSupport
 @Suite struct TargetTests {
     let labels = ClassLabels(names: ["tiger shark", "crane bird", "tiger cat", "tiger", "crane", "maillot", "maillot tank suit", "zebra"])
 
+    /// An exporter's `names` metadata: ultralytics' Python dict (keys in any order, either quote, escapes), a list.
+    @Test func namesFromModelMetadata() {
+        #expect(ClassLabels(metadataNames: "{0: 'person', 2: \"traffic light\", 1: 'it\\'s a bike'}")?.names
+                == ["person", "it's a bike", "traffic light"])
+        #expect(ClassLabels(metadataNames: " ['cat', \"dog\"] ")?.names == ["cat", "dog"])
+        #expect(ClassLabels(metadataNames: "{0: 'a', 2: 'c'}") == nil, "a missing index")
+        #expect(ClassLabels(metadataNames: "{0: 'a', 0: 'b'}") == nil, "a repeated index")
+        #expect(ClassLabels(metadataNames: "person, bicycle") == nil)
+        #expect(ClassLabels(metadataNames: "{0: 'unterminated}") == nil)
+    }
+
     @Test func exactMatchWinsOverPrefix() throws {
         #expect(try labels.index(of: "tiger") == 3)
         #expect(try labels.index(of: "CRANE") == 4)

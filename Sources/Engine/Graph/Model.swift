@@ -96,6 +96,8 @@ struct Model: Sendable {
     /// The declared input dimensions (nil where symbolic).
     var inputDimensions: [Int?]
     var outputNames: [String]
+    /// The model's metadata (`metadata_props`: an exporter's class names, strides, input size...).
+    var metadata: [String: String]
     var opset: Int
 
     /// Parses a serialised `ModelProto`; external tensor data is read relative to `baseDirectory`.
@@ -134,6 +136,7 @@ struct Model: Sendable {
             return nil
         }
         outputNames = graph.output.map(\.name)
+        metadata = Dictionary(proto.metadataProps.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
         guard !outputNames.isEmpty else { throw EngineError("the ONNX graph has no output") }
 
         var nodes: [Node] = []
