@@ -13,6 +13,13 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
     private var poolings: [PoolingKey: CompiledPrimitive] = [:]
     /// Softmax primitives by (rows, row length).
     private var softmaxes: [[Int]: CompiledPrimitive] = [:]
+    /// Elementwise primitives by function and element count.
+    private var elementwise: [ElementwiseKey: CompiledPrimitive] = [:]
+
+    private struct ElementwiseKey: Hashable {
+        var function: ElementwiseFunction
+        var count: Int
+    }
 
     private struct PoolingKey: Hashable {
         var geometry: WindowGeometry
@@ -516,26 +523,56 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let key = [rows, length]
-        let primitive: CompiledPrimitive
-        if let cached = softmaxes[key] {
-            primitive = cached
-        } else {
-            primitive = CompiledPrimitive()
-            var data = try DNNLBackend.memoryDescriptor(key, dnnl_ab)
-            var desc = dnnl_softmax_desc_t()
-            try DNNLBackend.check(dnnl_softmax_forward_desc_init(&desc, dnnl_forward_inference, &data, 1), "describing a softmax \(key)")
-            try withUserScratchpad { attr in
-                try DNNLBackend.check(dnnl_primitive_desc_create(&primitive.descriptor, &desc, attr, engine, nil), "building a softmax \(key)")
-            }
-            try DNNLBackend.check(dnnl_primitive_create(&primitive.primitive, primitive.descriptor), "creating a softmax primitive")
-            (primitive.sourceDescriptor, primitive.destinationDescriptor) = (data, data)
-            if let scratch = dnnl_primitive_desc_query_md(primitive.descriptor, dnnl_query_scratchpad_md, 0) {
-                primitive.scratchpadDescriptor = scratch.pointee
-            }
-            softmaxes[key] = primitive
+        let primitive = try softmaxes[key] ?? compiledInPlaceShape(key, "a softmax \(key)") { desc, data in
+            var softmax = dnnl_softmax_desc_t()
+            try DNNLBackend.check(dnnl_softmax_forward_desc_init(&softmax, dnnl_forward_inference, &data, 1), "describing a softmax \(key)")
+            return try desc(&softmax)
         }
+        softmaxes[key] = primitive
         try execute(primitive, [(DNNL_ARG_SRC, primitive.sourceDescriptor, UnsafeMutableRawPointer(mutating: x)),
                                 (DNNL_ARG_DST, primitive.destinationDescriptor, UnsafeMutableRawPointer(y))])
+    }
+
+    func elementwise(_ function: ElementwiseFunction, count: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws {
+        if count == 0 { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let key = ElementwiseKey(function: function, count: count)
+        let algorithm = switch function {
+        case .geluErf: dnnl_eltwise_gelu_erf
+        case .geluTanh: dnnl_eltwise_gelu_tanh
+        }
+        let primitive = try elementwise[key] ?? compiledInPlaceShape([count], "an elementwise \(function)") { desc, data in
+            var eltwise = dnnl_eltwise_desc_t()
+            try DNNLBackend.check(dnnl_eltwise_forward_desc_init(&eltwise, dnnl_forward_inference, algorithm, &data, 0, 0),
+                                  "describing an elementwise \(function)")
+            return try desc(&eltwise)
+        }
+        elementwise[key] = primitive
+        try execute(primitive, [(DNNL_ARG_SRC, primitive.sourceDescriptor, UnsafeMutableRawPointer(mutating: x)),
+                                (DNNL_ARG_DST, primitive.destinationDescriptor, UnsafeMutableRawPointer(y))])
+    }
+
+    /// A primitive whose source and destination are one plain tensor of `dims`: `describe` fills an operation
+    /// descriptor for that memory and turns it into a primitive descriptor through the closure it is given.
+    private func compiledInPlaceShape(_ dims: [Int], _ what: String,
+                                      _ describe: ((UnsafeRawPointer) throws -> dnnl_primitive_desc_t?, inout dnnl_memory_desc_t) throws -> dnnl_primitive_desc_t?)
+        throws -> CompiledPrimitive {
+        let primitive = CompiledPrimitive()
+        var data = try DNNLBackend.memoryDescriptor(dims, dims.count == 1 ? dnnl_a : dnnl_ab)
+        primitive.descriptor = try describe({ desc in
+            var result: dnnl_primitive_desc_t?
+            try withUserScratchpad { attr in
+                try DNNLBackend.check(dnnl_primitive_desc_create(&result, desc, attr, engine, nil), "building \(what)")
+            }
+            return result
+        }, &data)
+        try DNNLBackend.check(dnnl_primitive_create(&primitive.primitive, primitive.descriptor), "creating \(what)")
+        (primitive.sourceDescriptor, primitive.destinationDescriptor) = (data, data)
+        if let scratch = dnnl_primitive_desc_query_md(primitive.descriptor, dnnl_query_scratchpad_md, 0) {
+            primitive.scratchpadDescriptor = scratch.pointee
+        }
+        return primitive
     }
 
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,

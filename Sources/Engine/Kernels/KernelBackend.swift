@@ -36,6 +36,14 @@ enum FusedActivation: Hashable, Sendable {
     case clip(Float, Float)
 }
 
+/// Elementwise functions a backend runs vectorised (libm's erf per element was most of a transformer's GELU time).
+enum ElementwiseFunction: Hashable, Sendable {
+    /// `x/2 · (1 + erf(x/√2))`.
+    case geluErf
+    /// `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    case geluTanh
+}
+
 /// The constant operands of one convolution node, with per-backend prepared copies (reordered weights).
 final class ConvolutionWeights: @unchecked Sendable {
     /// ONNX layout `[O, C/groups, KH, KW]`.
@@ -78,6 +86,8 @@ protocol KernelBackend: Sendable {
     func maxPooling(_ x: Tensor, _ geometry: WindowGeometry, order: StorageOrder, into destination: consuming [Float]) throws -> Tensor
     /// The softmax of each of `rows` contiguous rows of `length` elements (attention's scores).
     func softmax(rows: Int, length: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws
+    /// `function` of each of `count` elements.
+    func elementwise(_ function: ElementwiseFunction, count: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws
     /// Row-major `C = alpha * op(A) * op(B) + beta * C`, with `op` transposing when asked.
     func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

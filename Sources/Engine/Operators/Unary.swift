@@ -205,6 +205,19 @@ struct Gelu: UnaryOperator {
         self.tanhApproximation = tanhApproximation
     }
     private static let k: Float = (2 / Float.pi).squareRoot()
+
+    /// The backend's vectorised kernel (its value is the formula below to float32 rounding).
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, "Gelu")
+        var out = context.buffer(x.count)
+        try x.storage.withUnsafeBufferPointer { px in
+            try out.withUnsafeMutableBufferPointer { po in
+                guard let input = px.baseAddress, let output = po.baseAddress else { return }
+                try context.kernels.elementwise(tanhApproximation ? .geluTanh : .geluErf, count: x.count, input, into: output)
+            }
+        }
+        return [Tensor(shape: x.shape, storage: out, order: x.order)]
+    }
     func value(_ x: Float) -> Float {
         if tanhApproximation { return 0.5 * x * (1 + tanh(Gelu.k * (x + 0.044715 * x * x * x))) }
         return 0.5 * x * (1 + erf(x / Float(2).squareRoot()))
