@@ -528,7 +528,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
             try DNNLBackend.check(dnnl_softmax_forward_desc_init(&softmax, dnnl_forward_inference, &data, 1), "describing a softmax \(key)")
             return try desc(&softmax)
         }
-        softmaxes[key] = primitive
+        if softmaxes[key] == nil { softmaxes[key] = primitive }
         try execute(primitive, [(DNNL_ARG_SRC, primitive.sourceDescriptor, UnsafeMutableRawPointer(mutating: x)),
                                 (DNNL_ARG_DST, primitive.destinationDescriptor, UnsafeMutableRawPointer(y))])
     }
@@ -548,7 +548,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
                                   "describing an elementwise \(function)")
             return try desc(&eltwise)
         }
-        elementwise[key] = primitive
+        if elementwise[key] == nil { elementwise[key] = primitive }
         try execute(primitive, [(DNNL_ARG_SRC, primitive.sourceDescriptor, UnsafeMutableRawPointer(mutating: x)),
                                 (DNNL_ARG_DST, primitive.destinationDescriptor, UnsafeMutableRawPointer(y))])
     }
