@@ -153,13 +153,23 @@ public struct Explainer<Network: ExplainableNetwork> {
         }
     }
 
-    /// Explains each image of `input` `[N,3,H,W]` for the same target (`top1` resolves per image).
+    /// Explains each image of `input` `[N,3,H,W]` for the same class (`top1` resolves per image).
     public func explain(_ input: Tensor, target: ClassTarget = .top1) throws -> [Explanation] {
         try explain(input, targets: [target])
     }
 
-    /// Explains each image of `input` `[N,3,H,W]`; `targets` holds one target for all or one per image.
+    /// Explains each image of `input` `[N,3,H,W]`; `targets` holds one class for all or one per image.
     public func explain(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
+        try explanations(of: input, for: targets).map { explanations in
+            guard let first = explanations.first else { throw ExplainError.invalidOption("a class target resolved to no score") }
+            return first
+        }
+    }
+
+    /// Explains each image of `input` `[N,3,H,W]` for what `targets` (one for all images, or one per image) picks in
+    /// its own output: per image, one explanation per score the target resolves to (a detector's target: one per
+    /// kept detection, possibly none), all from one forward pass of the batch.
+    public func explanations(of input: Tensor, for targets: [any ExplanationTarget]) throws -> [[Explanation]] {
         guard input.rank == 4, input.shape[0] > 0 else {
             throw ExplainError.badShape("input must be [N,3,H,W], got \(input.shape)")
         }
@@ -173,15 +183,18 @@ public struct Explainer<Network: ExplainableNetwork> {
             return try inputGradientExplanations(input, targets: perImage)
         case .guidedGradcam:
             let cams = try camExplanations(input, targets: perImage)
-            let guided = try inputGradients(input, classes: cams.map(\.classIndex), rules: guidedRules)
+            let guided = try inputGradients(input, targets: cams.map { $0.map(\.target) }, rules: guidedRules)
             let (height, width) = (input.shape[2], input.shape[3])
             return cams.indices.map { i in
-                let gb = guided.slice(i)
-                let plane = height * width
-                let product = gb.storage.indices.map { gb.storage[$0] * cams[i].map.values[$0 % plane] }
-                let raw = Tensor(shape: gb.shape, storage: product)
-                return Explanation(classIndex: cams[i].classIndex, score: cams[i].score, logits: cams[i].logits,
-                                   layers: cams[i].layers, raws: [raw], map: Self.magnitudeMap(raw))
+                cams[i].indices.map { r in
+                    let gb = guided[r].slice(i)
+                    let plane = height * width
+                    let map = cams[i][r].map.values
+                    let raw = Tensor(shape: gb.shape, storage: gb.storage.indices.map { gb.storage[$0] * map[$0 % plane] })
+                    var explanation = cams[i][r]
+                    (explanation.raws, explanation.map) = ([raw], Self.magnitudeMap(raw))
+                    return explanation
+                }
             }
         default:
             return try camExplanations(input, targets: perImage)
@@ -192,17 +205,54 @@ public struct Explainer<Network: ExplainableNetwork> {
         options.guidesClip ? .guidedBackpropIncludingClip : .guidedBackprop
     }
 
+    /// A forward pass's output split into images, and each image's targets resolved in its own output.
+    private struct ResolvedTargets {
+        /// Per image, its output (batch dimension dropped).
+        var outputs: [Tensor]
+        /// Per image, the scores explained.
+        var targets: [[OutputTarget]]
+
+        /// The number of backward passes: one per target of the image with the most (each seeds one target per image).
+        var rounds: Int { targets.map(\.count).max() ?? 0 }
+    }
+
+    private func resolve(_ targets: [any ExplanationTarget], output: Tensor) throws -> ResolvedTargets {
+        guard output.rank >= 2, output.shape[0] == targets.count else {
+            throw ExplainError.badShape("output \(output.shape) does not match \(targets.count) images")
+        }
+        let outputs = (0..<targets.count).map { output.slice($0) }
+        return ResolvedTargets(outputs: outputs, targets: try targets.indices.map { try targets[$0].resolve(outputs[$0], labels: labels) })
+    }
+
+    /// The gradient seed of round `round`: each image's `round`-th target's gradient with respect to its output.
+    private func seed(_ resolved: ResolvedTargets, round: Int, output: Tensor) -> Tensor {
+        var seed = Tensor(shape: output.shape)
+        for (i, targets) in resolved.targets.enumerated() where round < targets.count {
+            targets[round].placeGradient(in: &seed, row: i, output: output)
+        }
+        return seed
+    }
+
+    private func explanation(_ target: OutputTarget, output: Tensor, layers: [String], raws: [Tensor], map: Heatmap) -> Explanation {
+        Explanation(classIndex: target.classIndex, score: target.score(in: output.storage[...]), logits: output.storage,
+                    layers: layers, raws: raws, map: map, target: target)
+    }
+
     // MARK: CAM methods
 
-    private func camExplanations(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
+    private func camExplanations(_ input: Tensor, targets: [any ExplanationTarget]) throws -> [[Explanation]] {
         guard let mapMethod else { throw ExplainError.invalidOption("\(method.rawValue) is not a CAM method") }
         let plain = try camPass(input, method: mapMethod, targets: targets)
         guard options.augSmooth else { return plain }
         // pytorch-grad-cam's aug_smooth runs its plain forward on each augmented copy with the caller's
         // targets: a given class stays fixed, while without targets (`top1`) each copy explains its own
-        // top-1 class. The explanation keeps the plain image's class and score for its label.
+        // top-1 class. Any other target keeps the scores the plain image resolved to (a detection stays the
+        // same output element). The explanation keeps the plain image's class and score for its label.
         // The five copies other than the identity go through the network as one batch.
         let count = input.shape[0]
+        let copyTargets: [any ExplanationTarget] = targets.indices.map { i in
+            targets[i] is ClassTarget ? targets[i] : ResolvedScores(targets: plain[i].map(\.target))
+        }
         let others = CAMSteps.augmentations.filter { $0.flip || $0.factor != 1 }
         let flipped = CAMSteps.flippedHorizontally(input)
         var storage: [Float] = []
@@ -212,78 +262,85 @@ public struct Explainer<Network: ExplainableNetwork> {
             storage += source.map { $0 * augmentation.factor }
         }
         let augmented = try camPass(Tensor(shape: [others.count * count] + input.shape.dropFirst(), storage: storage),
-                                    method: mapMethod, targets: Array(repeating: targets, count: others.count).flatMap { $0 })
+                                    method: mapMethod, targets: Array(repeating: copyTargets, count: others.count).flatMap { $0 })
         // The mean of the six de-augmented final maps in ttach's order (as NumPy adds them), without a further min-max.
-        var sums = plain.map { [Float](repeating: 0, count: $0.map.values.count) }
-        var next = 0
-        for augmentation in CAMSteps.augmentations {
-            let isIdentity = !augmentation.flip && augmentation.factor == 1
-            for i in 0..<count {
-                let result = (isIdentity ? plain[i].map : augmented[next * count + i].map).tensor
-                let map = augmentation.flip ? CAMSteps.flippedHorizontally(result) : result
-                for p in map.storage.indices { sums[i][p] += map.storage[p] }
+        return try plain.indices.map { i in
+            try plain[i].indices.map { r in
+                var sum = [Float](repeating: 0, count: plain[i][r].map.values.count)
+                var next = 0
+                for augmentation in CAMSteps.augmentations {
+                    let isIdentity = !augmentation.flip && augmentation.factor == 1
+                    let copy = isIdentity ? plain[i] : augmented[next * count + i]
+                    guard r < copy.count else {
+                        throw ExplainError.invalidOption("aug-smooth: an augmented copy of image \(i) resolved to \(copy.count) targets, not \(plain[i].count)")
+                    }
+                    let result = copy[r].map.tensor
+                    let map = augmentation.flip ? CAMSteps.flippedHorizontally(result) : result
+                    for p in map.storage.indices { sum[p] += map.storage[p] }
+                    if !isIdentity { next += 1 }
+                }
+                var explanation = plain[i][r]
+                explanation.map.values = sum.map { $0 / Float(CAMSteps.augmentations.count) }
+                return explanation
             }
-            if !isIdentity { next += 1 }
-        }
-        let n = Float(CAMSteps.augmentations.count)
-        return plain.indices.map { i in
-            var explanation = plain[i]
-            explanation.map.values = sums[i].map { $0 / n }
-            return explanation
         }
     }
 
-    private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [ClassTarget]) throws -> [Explanation] {
+    private func camPass(_ input: Tensor, method mapMethod: any ActivationMapMethod, targets: [any ExplanationTarget]) throws -> [[Explanation]] {
         let pooledLayer = ablationHead.flatMap { layers.contains($0.featureLayer) ? $0.pooledLayer : nil }
         let pass = try network.forward(input, retaining: Set(layers + (pooledLayer.map { [$0] } ?? [])))
-        let logits = network.logits(of: pass)
+        let output = network.logits(of: pass)
         let means = try pooledLayer.map { try network.activation($0, in: pass) }
-        let classes = try resolve(targets, logits: logits)
-        let scores = try classScores(logits, classes: classes)
-        var gradients: [String: Tensor] = [:]
+        let resolved = try resolve(targets, output: output)
+        // Per round, the gradient of each image's round-th score.
+        var gradients: [[String: Tensor]] = []
         if mapMethod.usesGradients {
-            gradients = try network.gradients(of: pass, seed: oneHot(classes, like: logits),
-                                              withRespectTo: Set(layers), rules: .standard)
+            for round in 0..<resolved.rounds {
+                gradients.append(try network.gradients(of: pass, seed: seed(resolved, round: round, output: output),
+                                                       withRespectTo: Set(layers), rules: .standard))
+            }
         }
         let (height, width) = (input.shape[2], input.shape[3])
-        // Each layer's output as it is, its reading, and both (and the gradient) on the grid.
-        var outputs: [String: (own: Tensor, reading: GridReading, grid: Tensor, gradient: Tensor?)] = [:]
+        // Each layer's output as it is, its reading, and both (and the gradients) on the grid.
+        var outputs: [String: (own: Tensor, reading: GridReading, grid: Tensor, gradients: [Tensor])] = [:]
         for layer in layers {
             let a = try network.activation(layer, in: pass)
             guard a.shape.first == input.shape[0] else {
                 throw ExplainError.badShape("target layer \(layer) has shape \(a.shape); its batch is not the input's \(input.shape[0])")
             }
             let reading = try options.grid.reading(for: a.shape, inputHeight: height, inputWidth: width, layer: layer)
-            var gradient: Tensor?
-            if mapMethod.usesGradients {
-                guard let g = gradients[layer], g.shape == a.shape else {
+            let layerGradients = try gradients.map { roundGradients -> Tensor in
+                guard let g = roundGradients[layer], g.shape == a.shape else {
                     throw ExplainError.missingTensor("no gradient of shape \(a.shape) for target layer \(layer)")
                 }
-                gradient = reading.grid(g)
+                return reading.grid(g)
             }
-            outputs[layer] = (a, reading, reading.grid(a), gradient)
+            outputs[layer] = (a, reading, reading.grid(a), layerGradients)
         }
         return try (0..<input.shape[0]).map { i in
-            let raws = try layers.map { layer -> Tensor in
-                guard let output = outputs[layer] else { throw ExplainError.missingTensor("target layer \(layer) was not retained") }
-                var ablations: (([Int], Float) throws -> [Float])?
-                if let pooledLayer, let means, layer == ablationHead?.featureLayer {
-                    ablations = { channels, value in
-                        try self.classColumn(self.network.logits(of: pass, image: i, replacing: pooledLayer,
-                                                                 with: Self.ablatedMeans(means.slice(i), channels, value)), classes[i])
+            try resolved.targets[i].enumerated().map { round, target in
+                let score = target.score(in: resolved.outputs[i].storage[...])
+                let raws = try layers.map { layer -> Tensor in
+                    guard let output = outputs[layer] else { throw ExplainError.missingTensor("target layer \(layer) was not retained") }
+                    var ablations: (([Int], Float) throws -> [Float])?
+                    if let pooledLayer, let means, layer == ablationHead?.featureLayer {
+                        ablations = { channels, value in
+                            try target.scores(ofRows: self.network.logits(of: pass, image: i, replacing: pooledLayer,
+                                                                          with: Self.ablatedMeans(means.slice(i), channels, value)))
+                        }
                     }
+                    let evidence = LayerEvidence(
+                        layer: layer, activation: output.grid.slice(i), gradient: output.gradients.isEmpty ? nil : output.gradients[round].slice(i),
+                        classIndex: target.classIndex, score: score, image: input.slice(i),
+                        reading: output.reading, layerOutput: output.own.slice(i),
+                        scoreInputs: { batch in try target.scores(ofRows: self.network.logits(of: self.network.forward(batch, retaining: []))) },
+                        scoreReplacements: { batch in try target.scores(ofRows: self.network.logits(of: pass, image: i, replacing: layer, with: batch)) },
+                        scoreAblations: ablations)
+                    return try CAMSteps.rawMap(mapMethod, evidence: evidence, eigenSmooth: options.eigenSmooth)
                 }
-                let evidence = LayerEvidence(
-                    layer: layer, activation: output.grid.slice(i), gradient: output.gradient?.slice(i),
-                    classIndex: classes[i], score: scores[i], image: input.slice(i),
-                    reading: output.reading, layerOutput: output.own.slice(i),
-                    scoreInputs: { batch in try self.classColumn(self.network.logits(of: self.network.forward(batch, retaining: [])), classes[i]) },
-                    scoreReplacements: { batch in try self.classColumn(self.network.logits(of: pass, image: i, replacing: layer, with: batch), classes[i]) },
-                    scoreAblations: ablations)
-                return try CAMSteps.rawMap(mapMethod, evidence: evidence, eigenSmooth: options.eigenSmooth)
+                return explanation(target, output: resolved.outputs[i], layers: layers, raws: raws,
+                                   map: CAMSteps.finalMap(raws: raws, height: height, width: width))
             }
-            return Explanation(classIndex: classes[i], score: scores[i], logits: logits.slice(i).storage, layers: layers,
-                               raws: raws, map: CAMSteps.finalMap(raws: raws, height: height, width: width))
         }
     }
 
@@ -301,38 +358,44 @@ public struct Explainer<Network: ExplainableNetwork> {
 
     // MARK: Input-gradient methods
 
-    private func inputGradientExplanations(_ input: Tensor, targets: [ClassTarget]) throws -> [Explanation] {
+    private func inputGradientExplanations(_ input: Tensor, targets: [any ExplanationTarget]) throws -> [[Explanation]] {
         // Retaining the input keeps what a backward to it reads, so the backward recomputes nothing.
         let pass = try network.forward(input, retaining: [network.inputName])
-        let logits = network.logits(of: pass)
-        let classes = try resolve(targets, logits: logits)
-        let scores = try classScores(logits, classes: classes)
+        let output = network.logits(of: pass)
+        let resolved = try resolve(targets, output: output)
         let rules: GradientRules = method == .guidedBackprop ? guidedRules : .standard
-        let gradient = try inputGradient(pass, input: input, classes: classes, logits: logits, rules: rules)
+        let gradients = try inputGradients(pass, input: input, resolved: resolved, output: output, rules: rules)
         return (0..<input.shape[0]).map { i in
-            let g = gradient.slice(i)
-            if method == .saliency {
-                let raw = Self.channelMaxAbs(g)
-                return Explanation(classIndex: classes[i], score: scores[i], logits: logits.slice(i).storage, layers: [],
-                                   raws: [raw], map: Heatmap(Tensor(shape: raw.shape, storage: Normalization.minMax(raw.storage))))
+            resolved.targets[i].enumerated().map { round, target in
+                let g = gradients[round].slice(i)
+                if method == .saliency {
+                    let raw = Self.channelMaxAbs(g)
+                    return explanation(target, output: resolved.outputs[i], layers: [], raws: [raw],
+                                       map: Heatmap(Tensor(shape: raw.shape, storage: Normalization.minMax(raw.storage))))
+                }
+                return explanation(target, output: resolved.outputs[i], layers: [], raws: [g], map: Self.magnitudeMap(g))
             }
-            return Explanation(classIndex: classes[i], score: scores[i], logits: logits.slice(i).storage, layers: [],
-                               raws: [g], map: Self.magnitudeMap(g))
         }
     }
 
-    private func inputGradients(_ input: Tensor, classes: [Int], rules: GradientRules) throws -> Tensor {
+    /// Per round, the input gradients of fixed scores (`targets[i]`: image i's, one per round).
+    private func inputGradients(_ input: Tensor, targets: [[OutputTarget]], rules: GradientRules) throws -> [Tensor] {
         let pass = try network.forward(input, retaining: [network.inputName])
-        return try inputGradient(pass, input: input, classes: classes, logits: network.logits(of: pass), rules: rules)
+        let output = network.logits(of: pass)
+        let resolved = try resolve(targets.map { ResolvedScores(targets: $0) }, output: output)
+        return try inputGradients(pass, input: input, resolved: resolved, output: output, rules: rules)
     }
 
-    private func inputGradient(_ pass: Network.Pass, input: Tensor, classes: [Int], logits: Tensor, rules: GradientRules) throws -> Tensor {
-        let gradients = try network.gradients(of: pass, seed: oneHot(classes, like: logits),
-                                              withRespectTo: [network.inputName], rules: rules)
-        guard let g = gradients[network.inputName], g.shape == input.shape else {
-            throw ExplainError.missingTensor("no input gradient of shape \(input.shape) for '\(network.inputName)'")
+    private func inputGradients(_ pass: Network.Pass, input: Tensor, resolved: ResolvedTargets, output: Tensor,
+                                rules: GradientRules) throws -> [Tensor] {
+        try (0..<resolved.rounds).map { round in
+            let gradients = try network.gradients(of: pass, seed: seed(resolved, round: round, output: output),
+                                                  withRespectTo: [network.inputName], rules: rules)
+            guard let g = gradients[network.inputName], g.shape == input.shape else {
+                throw ExplainError.missingTensor("no input gradient of shape \(input.shape) for '\(network.inputName)'")
+            }
+            return g
         }
-        return g
     }
 
     /// `max_c |x_c|` of `[C,H,W]`.
@@ -349,40 +412,13 @@ public struct Explainer<Network: ExplainableNetwork> {
         let magnitude = channelMaxAbs(x)
         return Heatmap(Tensor(shape: magnitude.shape, storage: Normalization.minMax(magnitude.storage)))
     }
+}
 
-    // MARK: Targets
+/// Scores already resolved for an image, held fixed (an augmented copy's, or guided Grad-CAM's second pass).
+private struct ResolvedScores: ExplanationTarget {
+    let targets: [OutputTarget]
 
-    private func resolve(_ targets: [ClassTarget], logits: Tensor) throws -> [Int] {
-        guard logits.rank == 2, logits.shape[0] == targets.count else {
-            throw ExplainError.badShape("logits \(logits.shape) do not match \(targets.count) images")
-        }
-        return try targets.indices.map { i in try labels.resolve(targets[i], logits: logits.slice(i).storage) }
-    }
-
-    private func classScores(_ logits: Tensor, classes: [Int]) throws -> [Float] {
-        guard logits.rank == 2, logits.shape[0] == classes.count else {
-            throw ExplainError.badShape("logits \(logits.shape) do not match \(classes.count) images")
-        }
-        return try classes.indices.map { i in
-            guard classes[i] >= 0, classes[i] < logits.shape[1] else {
-                throw ExplainError.classIndexOutOfRange(classes[i], classes: logits.shape[1])
-            }
-            return logits.storage[i * logits.shape[1] + classes[i]]
-        }
-    }
-
-    private func classColumn(_ logits: Tensor, _ classIndex: Int) throws -> [Float] {
-        guard logits.rank == 2, classIndex < logits.shape[1] else {
-            throw ExplainError.badShape("probe logits \(logits.shape) have no class \(classIndex)")
-        }
-        return (0..<logits.shape[0]).map { logits.storage[$0 * logits.shape[1] + classIndex] }
-    }
-
-    private func oneHot(_ classes: [Int], like logits: Tensor) -> Tensor {
-        var seed = Tensor(shape: logits.shape)
-        for (i, k) in classes.enumerated() { seed.storage[i * logits.shape[1] + k] = 1 }
-        return seed
-    }
+    func resolve(_ output: Tensor, labels: ClassLabels) throws -> [OutputTarget] { targets }
 }
 
 extension Explainer: Sendable where Network: Sendable {}

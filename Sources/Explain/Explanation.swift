@@ -4,10 +4,12 @@ import Core
 public struct Explanation: Sendable, Equatable {
     /// The class explained.
     public var classIndex: Int
-    /// That class's logit for the image.
+    /// The score explained (for a classifier, that class's logit).
     public var score: Float
-    /// The network's logits for the image (`[K]`), from the explanation's own forward pass.
+    /// The network's output for the image (a classifier's logits `[K]`), from the explanation's own forward pass.
     public var logits: [Float]
+    /// What was explained: the output elements whose score the map explains, and the detection they belong to.
+    public var target: OutputTarget
     /// The target layers, in the order given (empty for the input-gradient methods).
     public var layers: [String]
     /// Per target layer, the map at feature resolution `[h,w]` after the ReLU, before normalisation.
@@ -17,11 +19,16 @@ public struct Explanation: Sendable, Equatable {
     /// is the min-max of `max_channels |raw|`.
     public var map: Heatmap
 
+    /// The detection explained, for a detector.
+    public var detection: Detection? { target.detection }
+
     /// The first (usually only) layer's raw map.
     public var raw: Tensor { raws.first ?? Tensor(shape: [0]) }
 
     /// An explanation with the given parts.
-    public init(classIndex: Int, score: Float, logits: [Float], layers: [String], raws: [Tensor], map: Heatmap) {
+    public init(classIndex: Int, score: Float, logits: [Float], layers: [String], raws: [Tensor], map: Heatmap,
+                target: OutputTarget? = nil) {
+        self.target = target ?? OutputTarget(element: classIndex, classIndex: classIndex)
         self.classIndex = classIndex
         self.score = score
         self.logits = logits
