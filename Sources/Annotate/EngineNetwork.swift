@@ -6,27 +6,39 @@ import Synchronization
 
 /// `ExplainableNetwork` over the engine's ONNX `Network`: where Explain's methods meet the engine.
 public struct EngineNetwork: ExplainableNetwork, Sendable {
-    /// A forward pass, plus batch-of-one passes of its images made on demand for re-runs.
+    /// A forward pass of the batch (or, for a network that runs one image at a time, one per image), plus batch-of-one
+    /// passes of its images made on demand for re-runs.
     public final class Pass {
-        let forward: ForwardPass
+        /// One pass of the whole batch, or one per image.
+        let parts: [ForwardPass]
         let input: Tensor
         private var singles: [Int: ForwardPass] = [:]
+        /// The output of the whole batch, joined once when the pass has parts.
+        lazy var output: Tensor = parts.count == 1 ? parts[0].logits : Tensor.concatenate(parts.map(\.logits))
 
-        init(forward: ForwardPass, input: Tensor) {
-            self.forward = forward
+        init(parts: [ForwardPass], input: Tensor) {
+            self.parts = parts
             self.input = input
         }
 
         /// The engine repeats only a batch-of-one pass for a re-run of another batch size.
         func single(_ image: Int, network: Network) throws -> ForwardPass {
-            if forward.batchSize == 1 { return forward }
-            if let pass = singles[image] { return pass }
             guard image >= 0, image < input.shape[0] else {
                 throw ExplainError.invalidOption("image \(image) is outside the batch of \(input.shape[0])")
             }
+            if parts.count > 1 { return parts[image] }
+            if parts[0].batchSize == 1 { return parts[0] }
+            if let pass = singles[image] { return pass }
             let pass = try network.forward(Tensor.stack([input.slice(image)]), retaining: [])
             singles[image] = pass
             return pass
+        }
+
+        /// A tensor of the pass, joined across its parts.
+        func tensor(_ name: String) -> Tensor? {
+            if parts.count == 1 { return parts[0][name] }
+            let pieces = parts.compactMap { $0[name] }
+            return pieces.count == parts.count ? Tensor.concatenate(pieces) : nil
         }
     }
 
@@ -57,7 +69,9 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
     public var inputName: String { network.inputName }
     /// The layer CAM methods explain when none is named: for a transformer, the first normalisation
     /// of its last block, as pytorch-grad-cam's documentation recommends (a block's output has zero
-    /// token gradients outside the class token); else the last output on a spatial grid.
+    /// token gradients outside the class token); for a YOLO detector, the finest feature map feeding its
+    /// head (`detectorFeatureLayer`); for a segmenter, its backbone's output (`segmenterFeatureLayer`);
+    /// else the last output on a spatial grid.
     ///
     /// A transformer's blocks normalise twice, on the input's grid (tokens or channels last): either
     /// the residual stream before attention and before the MLP (LayerNormalization nodes reading a
@@ -74,39 +88,86 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
                 && (layer.inputs.first.map(addInputs.contains) == true || addInputs.contains(layer.name))
                 && GridReading.automatic(shape: layer.shape, inputHeight: height, inputWidth: width).map { $0 != .channelsFirst } == true
         }
-        return norms.count >= 2 ? norms[norms.count - 2].name : network.lastSpatialLayer
+        if norms.count >= 2 { return norms[norms.count - 2].name }
+        switch ModelTask(network: network, namedClasses: nil) {
+        case .detector: return detectorFeatureLayer ?? network.lastSpatialLayer
+        case .segmenter: return segmenterFeatureLayer ?? network.lastSpatialLayer
+        default: return network.lastSpatialLayer
+        }
     }
 
-    /// Runs the engine, retaining `names`.
+    /// A YOLO detector's finest feature map feeding its head (P3, stride 8): the last tensor at the finest head
+    /// resolution (stride 8 or coarser) that the coarser levels are computed from (the head's own convolutions at that
+    /// resolution come later but feed nothing coarser). Every anchor's score depends on it, so any detection has a
+    /// map there; a coarser level is reached by small objects' scores not at all.
+    public var detectorFeatureLayer: String? {
+        let layers = network.layers
+        let (height, width) = (network.inputShape[2], network.inputShape[3])
+        let grids = layers.filter { $0.shape.count == 4 && $0.shape[2] > 1 && $0.shape[3] > 1 && $0.shape[2] * 8 <= height && $0.shape[3] * 8 <= width }
+        guard let finest = grids.map({ $0.shape[2] * $0.shape[3] }).max() else { return nil }
+        // Whether each tensor has a coarser grid downstream, from the last node back.
+        var feedsCoarser = Set<String>()
+        for layer in layers.reversed() {
+            let size = layer.shape.count == 4 ? layer.shape[2] * layer.shape[3] : Int.max
+            let coarser = layer.shape.count == 4 && size > 1 && size < finest
+            if coarser || feedsCoarser.contains(layer.name) { feedsCoarser.formUnion(layer.inputs) }
+        }
+        return grids.last { $0.shape[2] * $0.shape[3] == finest && feedsCoarser.contains($0.name) }?.name
+    }
+
+    /// A segmenter's backbone output (pytorch-grad-cam's segmentation tutorial explains `backbone.layer4`): of the
+    /// grids coarser than the input, the last with the most channels.
+    public var segmenterFeatureLayer: String? {
+        let (height, width) = (network.inputShape[2], network.inputShape[3])
+        let grids = network.layers.filter { $0.shape.count == 4 && $0.shape[2] * $0.shape[3] > 1 && $0.shape[2] < height && $0.shape[3] < width }
+        guard let most = grids.map({ $0.shape[1] }).max() else { return nil }
+        return grids.last { $0.shape[1] == most }?.name
+    }
+
+    /// Runs the engine, retaining `names`: the batch at once, or one image at a time when the graph runs only that.
     public func forward(_ input: Tensor, retaining names: Set<String>) throws -> Pass {
-        Pass(forward: try network.forward(input, retaining: names), input: input)
+        let batch = input.shape.first ?? 1
+        if batch == 1 || network.runsBatch(batch) {
+            return Pass(parts: [try network.forward(input, retaining: names)], input: input)
+        }
+        return Pass(parts: try (0..<batch).map { try network.forward(Tensor.stack([input.slice($0)]), retaining: names) }, input: input)
     }
 
     /// The logits of the pass.
-    public func logits(of pass: Pass) -> Tensor { pass.forward.logits }
+    public func logits(of pass: Pass) -> Tensor { pass.output }
 
     /// A retained tensor.
     public func activation(_ name: String, in pass: Pass) throws -> Tensor {
-        guard let value = pass.forward[name] else {
+        guard let value = pass.tensor(name) else {
             throw ExplainError.missingTensor("tensor '\(name)' was not retained by the forward pass")
         }
         return value
     }
 
-    /// The engine's backward pass from the logits.
+    /// The engine's backward pass from the logits (image by image for a pass made of one per image).
     public func gradients(of pass: Pass, seed: Tensor, withRespectTo names: Set<String>, rules: GradientRules) throws -> [String: Tensor] {
-        try network.backward(pass.forward, seed: seed, at: nil, to: names,
-                             rules: rules)
+        if pass.parts.count == 1 { return try network.backward(pass.parts[0], seed: seed, at: nil, to: names, rules: rules) }
+        let perImage = try pass.parts.enumerated().map { i, part in
+            try network.backward(part, seed: Tensor.stack([seed.slice(i)]), at: nil, to: names, rules: rules)
+        }
+        var joined: [String: Tensor] = [:]
+        for name in names { joined[name] = Tensor.concatenate(perImage.compactMap { $0[name] }) }
+        return joined
     }
 
-    /// The engine's re-run downstream of `name`, from a batch-of-one pass of image `image`.
+    /// The engine's re-run downstream of `name`, from a batch-of-one pass of image `image` (one replacement at a time
+    /// when the graph runs only that).
     public func logits(of pass: Pass, image: Int, replacing name: String, with value: Tensor) throws -> Tensor {
         let source = try pass.single(image, network: network)
-        let outputs = try network.rerun(source, replacing: name, with: value, outputs: [network.outputName])
-        guard let logits = outputs[network.outputName] else {
-            throw ExplainError.missingTensor("the re-run from '\(name)' produced no '\(network.outputName)'")
-        }
-        return logits
+        let copies = value.shape.first ?? 1
+        let rows = copies == 1 || network.runsBatch(copies) ? [value] : (0..<copies).map { Tensor.stack([value.slice($0)]) }
+        return Tensor.concatenate(try rows.map { row in
+            let outputs = try network.rerun(source, replacing: name, with: row, outputs: [network.outputName])
+            guard let logits = outputs[network.outputName] else {
+                throw ExplainError.missingTensor("the re-run from '\(name)' produced no '\(network.outputName)'")
+            }
+            return logits
+        })
     }
 
     /// Finds a global-average-pooling + linear head after the last spatial tensor and reads its weights.

@@ -97,6 +97,10 @@ public struct HeatmapSummary: Sendable, Equatable {
 /// pixels), `box` (`x`, `y`, `width`, `height` in frame pixels of the map at or above the
 /// threshold, or null).
 ///
+/// A detector's line also has `detections`: each detection explained, highest score first, with its `box` (`x1`,
+/// `y1`, `x2`, `y2` in frame pixels), `class` (`index`, `name`), `score`, `anchor` (where in the output it came from)
+/// and `peak` (of its own map, in frame pixels); `peak` and `box` of the line are those of the combined map.
+///
 /// A grid's line (`--grid`, several `--class`) also has `tiles`: one object per tile in grid
 /// order (left to right, top to bottom), each with its `method` and that tile's own `class`,
 /// `top5`, `peak` and `box`; the line's own `class` … `box` repeat the first tile's, so a reader
@@ -147,23 +151,43 @@ public final class ExplanationLog: ExplanationRecord {
         }
     }
 
+    struct DetectionEntry: Encodable {
+        struct Corners: Encodable { var x1: Double; var y1: Double; var x2: Double; var y2: Double }
+        struct Class: Encodable { var index: Int; var name: String }
+        var box: Corners
+        var `class`: Class
+        var score: Float
+        var anchor: Int
+        var peak: Point
+
+        init(_ detection: FrameDetection) {
+            box = Corners(x1: detection.x1, y1: detection.y1, x2: detection.x2, y2: detection.y2)
+            `class` = Class(index: detection.classIndex, name: detection.name)
+            (score, anchor, peak) = (detection.score, detection.anchor, Point(x: detection.peakX, y: detection.peakY))
+        }
+    }
+
     struct Tile: Encodable {
         var method: String?
         var fields: Fields
+        var detections: [DetectionEntry]?
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(method, forKey: .method)
             try fields.encode(into: &container, keys: (.class, .top5, .peak, .box))
+            try container.encodeIfPresent(detections, forKey: .detections)
         }
 
-        enum CodingKeys: String, CodingKey { case method, `class`, top5, peak, box }
+        enum CodingKeys: String, CodingKey { case method, `class`, top5, peak, box, detections }
     }
 
     struct Line: Encodable {
         var frame: Int
         var pts: Double
         var fields: Fields
+        /// Nil but for a detector: the key is then left out.
+        var detections: [DetectionEntry]?
         /// Empty without a grid: the key is then left out.
         var tiles: [Tile]
 
@@ -172,10 +196,11 @@ public final class ExplanationLog: ExplanationRecord {
             try container.encode(frame, forKey: .frame)
             try container.encode(pts, forKey: .pts)
             try fields.encode(into: &container, keys: (.class, .top5, .peak, .box))
+            try container.encodeIfPresent(detections, forKey: .detections)
             if !tiles.isEmpty { try container.encode(tiles, forKey: .tiles) }
         }
 
-        enum CodingKeys: String, CodingKey { case frame, pts, `class`, top5, peak, box, tiles }
+        enum CodingKeys: String, CodingKey { case frame, pts, `class`, top5, peak, box, detections, tiles }
     }
 
     /// The line for one frame, without the newline.
@@ -183,10 +208,12 @@ public final class ExplanationLog: ExplanationRecord {
         let explanation = frame.explanation ?? FrameExplanation()
         let (width, height) = (frame.image.width, frame.image.height)
         let tiles = explanation.tiles.map { tile in
-            Tile(method: tile.method, fields: fields(of: tile, frameWidth: width, frameHeight: height))
+            Tile(method: tile.method, fields: fields(of: tile, frameWidth: width, frameHeight: height),
+                 detections: tile.detections.map { $0.map(DetectionEntry.init) })
         }
         let line = Line(frame: frame.index, pts: frame.seconds,
                         fields: tiles.first?.fields ?? fields(of: explanation, frameWidth: width, frameHeight: height),
+                        detections: (tiles.first.map { $0.detections } ?? explanation.detections.map { $0.map(DetectionEntry.init) }),
                         tiles: tiles)
         return String(decoding: try encoder.encode(line), as: UTF8.self)
     }

@@ -57,6 +57,9 @@ public struct FrameExplanation: Sendable, Equatable {
     public var probabilities: [Float]?
     /// The method that made the map (`gradcam`, …).
     public var method: String?
+    /// For a detector (nil for other models): each detection explained, highest score first (`heatmap` then
+    /// combines their maps, each normalised within its box; none when there is no detection).
+    public var detections: [FrameDetection]?
     /// For a grid (`--grid`, several `--class`): the same frame explained several ways, one tile
     /// each, in reading order; the fields above then repeat the first tile's.
     public var tiles: [FrameExplanation] = []
@@ -69,5 +72,38 @@ public struct FrameExplanation: Sendable, Equatable {
         self.classIndex = classIndex
         self.probabilities = probabilities
         self.method = method
+    }
+}
+
+/// A detection explained in a frame, in frame pixels.
+public struct FrameDetection: Sendable, Equatable {
+    /// Left, top, right, bottom edges in frame pixels, within the frame.
+    public var x1: Double, y1: Double, x2: Double, y2: Double
+    /// The class detected and its name.
+    public var classIndex: Int, name: String
+    /// The detection's score.
+    public var score: Float
+    /// Where in the detector's output it came from (the element its explanation targets).
+    public var anchor: Int
+    /// Where its own map peaks, in frame pixels.
+    public var peakX: Double, peakY: Double
+
+    /// A detection with the given parts.
+    public init(x1: Double, y1: Double, x2: Double, y2: Double, classIndex: Int, name: String, score: Float, anchor: Int,
+                peakX: Double, peakY: Double) {
+        (self.x1, self.y1, self.x2, self.y2) = (x1, y1, x2, y2)
+        (self.classIndex, self.name, self.score, self.anchor, self.peakX, self.peakY) = (classIndex, name, score, anchor, peakX, peakY)
+    }
+
+    /// The label drawn on its box: the class name and the score to two places (as ultralytics draws it).
+    public var label: String {
+        let hundredths = Int((Double(min(max(score, 0), 1)) * 100).rounded())
+        return "\(name) \(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100)"
+    }
+
+    /// The box in whole frame pixels, for drawing.
+    public var rect: PixelRect {
+        let left = Int(x1.rounded(.down)), top = Int(y1.rounded(.down))
+        return PixelRect(x: left, y: top, width: max(1, Int(x2.rounded(.up)) - left), height: max(1, Int(y2.rounded(.up)) - top))
     }
 }

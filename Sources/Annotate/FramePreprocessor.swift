@@ -17,6 +17,9 @@ public struct InputNormalization: Sendable, Equatable {
     /// ImageNet's: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
     public static let imageNet = InputNormalization(unchecked: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
 
+    /// None: pixel levels / 255 (YOLO detectors').
+    public static let unscaled = InputNormalization(unchecked: [0, 0, 0], std: [1, 1, 1])
+
     private init(unchecked mean: [Float], std: [Float]) {
         self.mean = mean
         self.std = std
@@ -25,7 +28,7 @@ public struct InputNormalization: Sendable, Equatable {
 
 /// Turns an RGB frame into a network input `[1,3,h,w]`: the fitted region area-resampled
 /// (OpenCV `INTER_AREA`, as pytorch-grad-cam's examples prepare pictures), scaled to 0…1, then
-/// normalised. The padding of `pad` is 0 (the mean colour).
+/// normalised. The padding of `pad` is 0 (the mean colour), that of `letterbox` grey 114.
 ///
 /// The convert stage owns one: it keeps the resampling plan of each frame size.
 public struct FramePreprocessor: Sendable {
@@ -63,6 +66,9 @@ public struct FramePreprocessor: Sendable {
             .resample(image, region: source)
         let plane = inputWidth * inputHeight
         var output = [Float](repeating: 0, count: 3 * plane)
+        if fit == .letterbox {
+            for c in 0..<3 { output.replaceSubrange((c * plane)..<((c + 1) * plane), with: repeatElement(levels[c][114], count: plane)) }
+        }
         resampled.pixels.withUnsafeBufferPointer { pixels in
             output.withUnsafeMutableBufferPointer { output in
                 for c in 0..<3 {

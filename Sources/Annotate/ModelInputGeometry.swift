@@ -9,6 +9,8 @@ public enum FrameFit: String, CaseIterable, Sendable {
     /// The whole frame resized to fit inside the input, aspect ratio kept, the rest padded with
     /// the mean colour (zero after normalisation).
     case pad
+    /// As `pad`, the padding grey 114 as ultralytics' letterbox (YOLO models' default).
+    case letterbox
 }
 
 /// Where a frame goes in the network input and where the input's map goes back in the frame,
@@ -48,12 +50,26 @@ public struct ModelInputGeometry: Sendable, Equatable {
                 source = PixelRect(x: 0, y: (frameHeight - height) / 2, width: frameWidth, height: height)
             }
             destination = input
-        case .pad:
+        case .pad, .letterbox:
             let scale = min(Double(inputWidth) / Double(frameWidth), Double(inputHeight) / Double(frameHeight))
             let width = max(1, min(inputWidth, Int((Double(frameWidth) * scale).rounded())))
             let height = max(1, min(inputHeight, Int((Double(frameHeight) * scale).rounded())))
             source = whole
             destination = PixelRect(x: (inputWidth - width) / 2, y: (inputHeight - height) / 2, width: width, height: height)
+        }
+    }
+
+    /// A point of the network input (in input pixels, edges at whole numbers) as a point of the frame.
+    public func framePoint(x: Double, y: Double) -> (x: Double, y: Double) {
+        switch fit {
+        case .squash:
+            return (x * Double(frameWidth) / Double(inputWidth), y * Double(frameHeight) / Double(inputHeight))
+        case .crop:
+            return (Double(source.x) + x * Double(source.width) / Double(inputWidth),
+                    Double(source.y) + y * Double(source.height) / Double(inputHeight))
+        case .pad, .letterbox:
+            return ((x - Double(destination.x)) * Double(frameWidth) / Double(destination.width),
+                    (y - Double(destination.y)) * Double(frameHeight) / Double(destination.height))
         }
     }
 
@@ -67,7 +83,7 @@ public struct ModelInputGeometry: Sendable, Equatable {
         switch fit {
         case .squash:
             return heatmap
-        case .pad:
+        case .pad, .letterbox:
             var values = [Float](repeating: 0, count: destination.width * destination.height)
             for y in 0..<destination.height {
                 let from = (destination.y + y) * inputWidth + destination.x

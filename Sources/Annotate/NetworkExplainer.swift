@@ -4,13 +4,20 @@ import Explain
 import Render
 
 /// Explains frames with a network and a method: each batch of prepared frames through Explain's
-/// `Explainer` on the engine at once, each final map put back in frame coordinates and labelled
-/// `name 87.3%` (the softmax probability of the explained class, from the batch's own logits).
+/// `Explainer` on the engine at once, each final map put back in frame coordinates. A classifier's
+/// frame is labelled `name 87.3%` (the softmax probability of the explained class, from the batch's
+/// own logits); a detector's frame carries its explained detections, each map normalised within its
+/// box; a segmenter's is labelled with the class and the share of the picture it covers.
 public struct NetworkExplainer: Sendable {
     /// The method.
     public let method: ExplanationMethod
-    /// The class explained: `top1` decides per frame; an index or a label holds for the whole video.
+    /// The class explained: `top1` decides per frame; an index or a label holds for the whole video
+    /// (for a detector: only detections of that class).
     public let target: ClassTarget
+    /// What the network does.
+    public let task: ModelTask
+    /// What each frame's explanations target in the network's output.
+    private let explanationTarget: any ExplanationTarget
     /// The class names (for labels and `.label` targets).
     public let labels: ClassLabels
     /// Threads each network call may use (`NetworkThreads`); nil leaves the engine's default.
@@ -21,27 +28,23 @@ public struct NetworkExplainer: Sendable {
     /// cannot explain it (e.g. `cam` without a linear head), a layer does not exist, or `target`
     /// names no class.
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
-                target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil) throws {
+                target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil,
+                detection: DetectionSettings = DetectionSettings()) throws {
         self.method = method
         self.target = target
         self.labels = labels
         self.threads = threads.map { max(1, $0) }
-        guard network.classCount != nil else {
-            let shape = network.layers.last { $0.name == network.outputName }?.shape ?? []
-            throw ExplainError.invalidOption("the model's output '\(network.outputName)' has shape \(shape); camvid explains classifiers, "
-                                             + "whose output is [N, classes] (detector and segmenter outputs are not supported yet)")
+        guard let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count) else {
+            throw ModelTask.unsupported(network)
         }
+        self.task = task
         explainer = try Explainer(network: EngineNetwork(network), method: method, options: options, labels: labels)
         try network.requireLayers(explainer.layers)
-        switch target {
-        case .top1: break
-        case .index(let index):
-            if let classes = network.classCount, index < 0 || index >= classes {
-                throw ExplainError.classIndexOutOfRange(index, classes: classes)
-            }
-        case .label(let label):
-            _ = try labels.index(of: label)
+        if case .index(let index) = target, index < 0 || index >= task.classes {
+            throw ExplainError.classIndexOutOfRange(index, classes: task.classes)
         }
+        if case .label(let label) = target { _ = try labels.index(of: label) }
+        explanationTarget = try task.explanationTarget(target, labels: labels, detection: detection)
     }
 
     /// The target layers the method explains (empty for the input-gradient methods).
@@ -67,16 +70,53 @@ public struct NetworkExplainer: Sendable {
     /// One explanation per frame of `batch`, its map placed on the frame.
     func explanations(of batch: Tensor, frames: [Frame]) throws -> [FrameExplanation] {
         if let threads { NetworkThreads.limitCallingThread(to: threads) }
-        let explanations = try explainer.explain(batch, target: target)
-        return zip(frames, explanations).map { frame, explanation in
-            let probabilities = softmax(explanation.logits)
-            let k = explanation.classIndex
-            let probability = probabilities.indices.contains(k) ? probabilities[k] : 0
-            return FrameExplanation(
-                heatmap: frame.input.flatMap { $0.geometry.frameMap(explanation.map) },
-                label: LabelStyle.text(className: labels.name(of: k), probability: probability),
-                classIndex: k, probabilities: probabilities, method: method.rawValue)
+        let explained = try explainer.explanations(of: batch, for: [explanationTarget])
+        return try zip(frames, explained).map { frame, explanations in
+            guard let geometry = frame.input?.geometry else {
+                throw ExplainError.missingTensor("frame \(frame.index) was not prepared for the network")
+            }
+            switch task {
+            case .classifier:
+                guard let explanation = explanations.first else { throw ExplainError.invalidOption("frame \(frame.index): no class explained") }
+                let probabilities = softmax(explanation.logits)
+                let k = explanation.classIndex
+                let probability = probabilities.indices.contains(k) ? probabilities[k] : 0
+                return FrameExplanation(
+                    heatmap: geometry.frameMap(explanation.map),
+                    label: LabelStyle.text(className: labels.name(of: k), probability: probability),
+                    classIndex: k, probabilities: probabilities, method: method.rawValue)
+            case .detector:
+                return detectionExplanation(explanations, geometry: geometry)
+            case .segmenter:
+                guard let explanation = explanations.first else { throw ExplainError.invalidOption("frame \(frame.index): no class explained") }
+                let k = explanation.classIndex
+                let share = Float(explanation.target.elements.count) / Float(max(1, geometry.inputWidth * geometry.inputHeight))
+                return FrameExplanation(heatmap: geometry.frameMap(explanation.map),
+                                        label: "\(labels.name(of: k)) \(LabelStyle.percent(share)) of the picture",
+                                        classIndex: k, method: method.rawValue)
+            }
         }
+    }
+
+    /// A detector's frame: each detection in frame pixels with where its own map peaks, and the maps combined, each
+    /// normalised within its box (pytorch-grad-cam's `renormalize_cam_in_bounding_boxes`).
+    private func detectionExplanation(_ explanations: [Explanation], geometry: ModelInputGeometry) -> FrameExplanation {
+        let explained = explanations.compactMap { explanation in explanation.detection.map { (map: explanation.map, detection: $0) } }
+        let (width, height) = (Double(geometry.frameWidth), Double(geometry.frameHeight))
+        let detections = explained.map { map, detection -> FrameDetection in
+            let (x1, y1) = geometry.framePoint(x: Double(detection.x1), y: Double(detection.y1))
+            let (x2, y2) = geometry.framePoint(x: Double(detection.x2), y: Double(detection.y2))
+            let peak = map.values.indices.max { map.values[$0] < map.values[$1] }.map { map.values.firstIndex(of: map.values[$0]) ?? $0 } ?? 0
+            let (peakX, peakY) = geometry.framePoint(x: Double(peak % max(map.width, 1)) + 0.5, y: Double(peak / max(map.width, 1)) + 0.5)
+            return FrameDetection(x1: min(max(x1, 0), width), y1: min(max(y1, 0), height), x2: min(max(x2, 0), width), y2: min(max(y2, 0), height),
+                                  classIndex: detection.classIndex, name: labels.name(of: detection.classIndex), score: detection.score,
+                                  anchor: detection.anchor, peakX: min(max(peakX, 0), width), peakY: min(max(peakY, 0), height))
+        }
+        let combined = explained.isEmpty ? nil
+            : geometry.frameMap(Heatmap.renormalisedInBoxes(explained, width: geometry.inputWidth, height: geometry.inputHeight))
+        var frame = FrameExplanation(heatmap: combined, method: method.rawValue)
+        frame.detections = detections
+        return frame
     }
 }
 
@@ -119,7 +159,7 @@ extension Network {
         }
     }
 
-    /// The number of classes of a classifier's `[1,K]` output, when it has that shape.
+    /// The number of classes of a classifier's `[1,K]` output, when it has that shape (`ModelTask` says what any model does).
     public var classCount: Int? {
         guard let output = layers.last(where: { $0.name == outputName }), output.shape.count == 2 else { return nil }
         return output.shape[1]

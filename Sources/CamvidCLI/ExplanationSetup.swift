@@ -41,12 +41,13 @@ struct ExplanationSetup {
         try method.checkGuidedClip(methods)
         let (network, labels) = try options.model.load()
         self.labels = labels
-        preprocessor = try options.preprocessing.preprocessor(for: network)
+        let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
+        preprocessor = try options.preprocessing.preprocessor(for: network, task: task)
         let tiles = try methods.flatMap { chosen in
             try classes.targets.map { target in
                 do {
                     return try NetworkExplainer(network: network, method: chosen, options: method.explainerOptions(), target: target,
-                                                labels: labels, threads: networkThreads)
+                                                labels: labels, threads: networkThreads, detection: options.detection.settings)
                 } catch let error as ExplainError {
                     // What the model cannot do is said of its file.
                     throw FailureInFile(file: (try? options.model.url().lastPathComponent) ?? "the model", error: error)

@@ -20,8 +20,10 @@ public struct LayersCommand: ParsableCommand {
 
     /// Prints the table.
     public func run() throws {
-        let (network, _) = try model.load()
+        let (network, labels) = try model.load()
         print(LayersCommand.table(network), terminator: "")
+        let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
+        print("the model is \(task.map(\.description) ?? "none camvid explains (its output is no classifier's, YOLO detector's or segmenter's)")")
     }
 
     /// The listing as text: one line per tensor, `*` before the default target layer.

@@ -8,7 +8,7 @@ import Render
 
 /// `--model`: the network explained, shared by every command.
 struct ModelOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("ONNX model file (default: the bundled EfficientNet-Lite0); its class names are those of its 'names' metadata (as ultralytics writes them), else ImageNet's when it has 1000 outputs, else 'class K'.", valueName: "file.onnx"))
+    @Option(help: ArgumentHelp("ONNX model file (default: the bundled EfficientNet-Lite0): a classifier, a YOLO detector or a segmenter; its class names are those of its 'names' metadata (as ultralytics writes them), else ImageNet's for a classifier of 1000 classes, COCO's for a detector of 80, else 'class K'.", valueName: "file.onnx"))
     var model: String?
 
     /// The model file given, or the bundled EfficientNet-Lite0 where `DefaultModel` finds it.
@@ -20,10 +20,13 @@ struct ModelOptions: ParsableArguments {
     /// and its class names.
     func load(inputHeight: Int? = nil, inputWidth: Int? = nil) throws -> (Network, ClassLabels) {
         let network = try Network(contentsOf: url(), inputHeight: inputHeight, inputWidth: inputWidth)
-        // The exporter's own names first (ultralytics writes them), else ImageNet's for 1000 classes.
-        let labels = network.metadata["names"].flatMap(ClassLabels.init(metadataNames:))
-            ?? (network.classCount == ImageNetClasses.names.count ? ClassLabels(names: ImageNetClasses.names) : ClassLabels(names: []))
-        return (network, labels)
+        // The exporter's own names first (ultralytics writes them), else ImageNet's or COCO's by the task and class count.
+        if let names = network.metadata["names"].flatMap(ClassLabels.init(metadataNames:)) { return (network, names) }
+        switch ModelTask(network: network, namedClasses: nil) {
+        case .classifier(ImageNetClasses.names.count): return (network, ClassLabels(names: ImageNetClasses.names))
+        case .detector(_, ClassLabels.coco80.names.count): return (network, ClassLabels.coco80)
+        default: return (network, ClassLabels(names: []))
+        }
     }
 }
 
@@ -146,18 +149,18 @@ extension GridChoice: ExpressibleByArgument {
 
 /// `--mean` and `--std`: the network's input normalisation.
 struct NormalizationOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Per-channel input mean R,G,B in 0…1 (default ImageNet's 0.485,0.456,0.406).", valueName: "r,g,b"))
+    @Option(help: ArgumentHelp("Per-channel input mean R,G,B in 0…1 (default ImageNet's 0.485,0.456,0.406; 0,0,0 for a YOLO detector).", valueName: "r,g,b"))
     var mean: String?
 
-    @Option(help: ArgumentHelp("Per-channel input std R,G,B (default ImageNet's 0.229,0.224,0.225).", valueName: "r,g,b"))
+    @Option(help: ArgumentHelp("Per-channel input std R,G,B (default ImageNet's 0.229,0.224,0.225; 1,1,1 for a YOLO detector).", valueName: "r,g,b"))
     var std: String?
 
     mutating func validate() throws { _ = try normalization() }
 
-    /// The normalisation given (ImageNet's by default).
-    func normalization() throws -> InputNormalization {
-        let mean = try self.mean.map { try Self.triple($0, option: "--mean") } ?? InputNormalization.imageNet.mean
-        let std = try self.std.map { try Self.triple($0, option: "--std") } ?? InputNormalization.imageNet.std
+    /// The normalisation given, else `defaults` (ImageNet's unless said).
+    func normalization(defaults: InputNormalization = .imageNet) throws -> InputNormalization {
+        let mean = try self.mean.map { try Self.triple($0, option: "--mean") } ?? defaults.mean
+        let std = try self.std.map { try Self.triple($0, option: "--std") } ?? defaults.std
         guard let normalization = InputNormalization(mean: mean, std: std) else {
             throw ValidationError("--std values must be positive")
         }
@@ -175,15 +178,40 @@ struct NormalizationOptions: ParsableArguments {
 
 /// `--fit`, `--mean`, `--std`: how a picture becomes the network's input (video and image alike).
 struct PreprocessingOptions: ParsableArguments {
-    @Option(help: "How a picture is fitted to the network's input: squash (resize, aspect ignored), crop (centre), pad (letterbox).")
-    var fit: FrameFit = .squash
+    @Option(help: "How a picture is fitted to the network's input: squash (resize, aspect ignored; the default), crop (centre), pad (aspect kept, padded with the mean colour), letterbox (as pad, grey padding: ultralytics', the default for a YOLO detector).")
+    var fit: FrameFit?
 
     @OptionGroup var normalization: NormalizationOptions
 
-    /// The preprocessor for `network`'s input.
-    func preprocessor(for network: Network) throws -> FramePreprocessor {
-        FramePreprocessor(inputWidth: network.inputShape[3], inputHeight: network.inputShape[2], fit: fit,
-                          normalization: try normalization.normalization())
+    /// The preprocessor for `network`'s input; a YOLO detector's defaults are ultralytics' (letterbox, pixels / 255).
+    func preprocessor(for network: Network, task: ModelTask?) throws -> FramePreprocessor {
+        let detector = task?.isDetector == true
+        return FramePreprocessor(inputWidth: network.inputShape[3], inputHeight: network.inputShape[2],
+                                 fit: fit ?? (detector ? .letterbox : .squash),
+                                 normalization: try normalization.normalization(defaults: detector ? .unscaled : .imageNet))
+    }
+}
+
+/// `--confidence`, `--iou`, `--max-detections`: which of a detector's detections are explained.
+struct DetectionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Detections scoring at or below this are dropped (ultralytics' default 0.25).", valueName: "score"))
+    var confidence: Float = 0.25
+
+    @Option(help: ArgumentHelp("Non-maximum suppression drops a box overlapping a better one of its class by more than this IoU (ultralytics' default 0.7).", valueName: "iou"))
+    var iou: Float = 0.7
+
+    @Option(help: ArgumentHelp("The most detections explained per frame, highest scores first (each is one explanation).", valueName: "N"))
+    var maxDetections: Int = 5
+
+    mutating func validate() throws {
+        guard confidence >= 0, confidence < 1 else { throw ValidationError("--confidence must be in [0, 1), got \(confidence)") }
+        guard iou > 0, iou <= 1 else { throw ValidationError("--iou must be in (0, 1], got \(iou)") }
+        guard maxDetections >= 1 else { throw ValidationError("--max-detections must be at least 1, got \(maxDetections)") }
+    }
+
+    /// The settings for Annotate.
+    var settings: DetectionSettings {
+        DetectionSettings(suppression: NonMaximumSuppression(confidence: confidence, iou: iou), maxDetections: maxDetections)
     }
 }
 
@@ -269,6 +297,7 @@ struct ExplanationOptions: ParsableArguments {
     @OptionGroup(title: "Method") var method: MethodOptions
     @OptionGroup(title: "Class") var classes: ClassOptions
     @OptionGroup(title: "Preprocessing") var preprocessing: PreprocessingOptions
+    @OptionGroup(title: "Detectors") var detection: DetectionOptions
     @OptionGroup(title: "Drawing") var drawing: OverlayOptions
     @OptionGroup(title: "Records and grid") var records: RecordOptions
 }

@@ -22,6 +22,9 @@ public struct TensorCommand: ParsableCommand {
                             guided-gradcam the input gradient (times the map) [N,3,H,W]
               --map         the final map at input size, normalised to [0,1]: [N,H,W]
             --method defaults to gradcam when --raw or --map is given; --class to each row's top-1.
+            --target i,j,... explains one element of each row's output instead of a class: for a
+            YOLO detector's [N, 4+C, A] output, 4+c,a is class c's score at anchor a (a detector or a
+            segmenter has no class to take the top-1 of); --gradient is then d element / d layer.
             """
     )
 
@@ -32,6 +35,10 @@ public struct TensorCommand: ParsableCommand {
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Method") var method: MethodOptions
     @OptionGroup(title: "Class") var classes: ClassOptions
+
+    /// An element of each row's output to explain instead of a class.
+    @Option(name: .long, help: ArgumentHelp("Explain this element of each row's output (indices after the batch, e.g. 4,117: a detector's class-0 score at anchor 117) instead of a class.", valueName: "i,j,…"))
+    public var target: String?
 
     /// Where to write the method's raw map.
     @Option(name: .long, help: "Write the method's map before normalisation (see below) to this .npy.")
@@ -71,6 +78,28 @@ public struct TensorCommand: ParsableCommand {
     public mutating func validate() throws {
         if let runs = self.repeat, runs < 1 { throw ValidationError("--repeat must be at least 1, got \(runs)") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if target != nil, !classes.classes.isEmpty { throw ValidationError("give --class or --target, not both") }
+        _ = try elementIndices()
+    }
+
+    /// `--target` as indices.
+    private func elementIndices() throws -> [Int]? {
+        guard let target else { return nil }
+        let indices = target.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !indices.isEmpty, indices.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+            throw ValidationError("--target '\(target)' is not comma-separated indices, e.g. 4,117")
+        }
+        return indices.compactMap { $0 }
+    }
+
+    /// What each row's explanation targets: `--target`'s element (its class read from a detector's layout), else the class.
+    private func explanationTarget(task: ModelTask?) throws -> any ExplanationTarget {
+        guard let indices = try elementIndices() else { return try classes.single() }
+        switch task {
+        case .detector(.anchorFree, _)? where indices.count == 2 && indices[0] >= 4: return ElementTarget(indices: indices, classIndex: indices[0] - 4)
+        case .detector(.anchorBased, _)? where indices.count == 2 && indices[1] >= 5: return ElementTarget(indices: indices, classIndex: indices[1] - 5)
+        default: return ElementTarget(indices: indices)
+        }
     }
 
     /// Runs the network and writes the requested files.
@@ -89,8 +118,8 @@ public struct TensorCommand: ParsableCommand {
         if method.guidedClip && !explaining {
             throw CommandError("--guided-clip needs --method guided-backprop or guided-gradcam with --raw, --map or --repeat")
         }
-        let target = try classes.single()
         let (network, labels) = try model.load(inputHeight: x.shape[2], inputWidth: x.shape[3])
+        let target = try explanationTarget(task: ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count))
         try network.requireLayers(method.layers ?? [])
         let layer = method.layers?.first ?? EngineNetwork(network).defaultTargetLayer
         let wantsLayer = activation != nil || gradient != nil
@@ -109,22 +138,28 @@ public struct TensorCommand: ParsableCommand {
                 try Self.time(explainer, x, target: target, runs: runs)
                 return
             }
-            try writeMaps(explainer.explain(x, target: target), method: chosen)
+            try writeMaps(explainer.explanations(of: x, for: [target]).map { $0[0] }, method: chosen)
         }
         let pass = try network.forward(x, retaining: wantsLayer ? [layer] : [])
         if let logits { try NumPyFile.write(pass.logits, path: logits) }
         if let activation, let value = pass[layer] { try NumPyFile.write(value, path: activation) }
         if let gradient {
-            let seed = try Self.oneHot(pass.logits, target: target, labels: labels)
+            let seed = try Self.seed(pass.logits, target: target, labels: labels)
             let gradients = try network.backward(pass, seed: seed, to: [layer])
             if let value = gradients[layer] { try NumPyFile.write(value, path: gradient) }
         }
         if logits == nil && activation == nil && gradient == nil && !explaining {
-            let classes = pass.logits.shape[1]
             for row in 0..<pass.logits.shape[0] {
-                let scores = pass.logits.slice(row).storage
+                let output = pass.logits.slice(row), scores = output.storage
                 let top = try labels.resolve(.top1, logits: scores)
-                print("\(row): class \(top) \(labels.name(of: top)) logit \(scores[top]) of \(classes)")
+                if output.rank == 1 {
+                    print("\(row): class \(top) \(labels.name(of: top)) logit \(scores[top]) of \(scores.count)")
+                } else {
+                    // Not a classifier: the largest element and where it is.
+                    var indices: [Int] = [], rest = top
+                    for size in output.shape.reversed() { indices.insert(rest % size, at: 0); rest /= size }
+                    print("\(row): output \(output.shape), largest \(scores[top]) at \(indices.map(String.init).joined(separator: ","))")
+                }
             }
         }
     }
@@ -148,22 +183,21 @@ public struct TensorCommand: ParsableCommand {
 
     /// Times the explainer's first run, then `runs` more, and prints both in ms per image: the
     /// first pays what later calls reuse (plans, primitives, buffers).
-    private static func time(_ explainer: Explainer<EngineNetwork>, _ x: Tensor, target: ClassTarget, runs: Int) throws {
+    private static func time(_ explainer: Explainer<EngineNetwork>, _ x: Tensor, target: any ExplanationTarget, runs: Int) throws {
         let clock = ContinuousClock()
-        let first = try clock.measure { _ = try explainer.explain(x, target: target) }
-        let rest = try clock.measure { for _ in 0..<runs { _ = try explainer.explain(x, target: target) } }
+        let first = try clock.measure { _ = try explainer.explanations(of: x, for: [target]) }
+        let rest = try clock.measure { for _ in 0..<runs { _ = try explainer.explanations(of: x, for: [target]) } }
         let images = Double(x.shape[0])
         print(String(format: "%@: %.2f ms/image (batch %d, %d runs, %@; first run %.2f ms/image)", explainer.method.rawValue,
                      rest.milliseconds / Double(runs) / images, x.shape[0], runs, explainer.layers.joined(separator: ","),
                      first.milliseconds / images))
     }
 
-    /// One-hot rows at each row's target class.
-    static func oneHot(_ logits: Tensor, target: ClassTarget, labels: ClassLabels) throws -> Tensor {
-        var seed = Tensor(shape: logits.shape)
-        let classes = logits.shape[1]
-        for row in 0..<logits.shape[0] {
-            seed.storage[row * classes + (try labels.resolve(target, logits: logits.slice(row).storage))] = 1
+    /// The gradient seed of each row's target: one-hot at a class or element.
+    static func seed(_ output: Tensor, target: any ExplanationTarget, labels: ClassLabels) throws -> Tensor {
+        var seed = Tensor(shape: output.shape)
+        for row in 0..<output.shape[0] {
+            for resolved in try target.resolve(output.slice(row), labels: labels) { resolved.placeGradient(in: &seed, row: row, output: output) }
         }
         return seed
     }
@@ -179,7 +213,7 @@ public struct TensorCommand: ParsableCommand {
         let forward = try measure { _ = try network.forward(x) }
         let both = try measure {
             let pass = try network.forward(x, retaining: [layer])
-            _ = try network.backward(pass, seed: try oneHot(pass.logits, target: .top1, labels: labels), to: [layer])
+            _ = try network.backward(pass, seed: try seed(pass.logits, target: ClassTarget.top1, labels: labels), to: [layer])
         }
         let n = Double(x.shape[0])
         print(String(format: "batch %d forward %.2f ms/frame forward+gradient %.2f ms/frame (target %@; first calls %.2f and %.2f ms/frame)",

@@ -2,7 +2,7 @@ import Foundation
 
 /// Reading and writing NumPy `.npy` files (format versions 1 to 3) holding float32 tensors.
 ///
-/// Reads little-endian `<f4`, and converts `<f8`, `<i8`, `<i4`, `|u1` and `|b1` to float32
+/// Reads little-endian `<f4`, and converts `<f2`, `<f8`, `<i8`, `<i4`, `|u1` and `|b1` to float32
 /// so that NumPy arrays of any common dtype can be fed in; writes `<f4` in C order, version 1.
 public enum NumPyFile {
     /// A malformed or unsupported `.npy` file.
@@ -72,6 +72,7 @@ public enum NumPyFile {
         case "<f4", "<i4": itemSize = 4
         case "<f8", "<i8": itemSize = 8
         case "|u1", "|b1", "<u1": itemSize = 1
+        case "<f2": itemSize = 2
         default: throw FormatError(description: "unsupported dtype \(dtype); use float32")
         }
         guard bytes.count - body >= count * itemSize else {
@@ -85,6 +86,7 @@ public enum NumPyFile {
                 switch dtype {
                 case "<f4": storage[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
                 case "<f8": storage[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
+                case "<f2": storage[i] = Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))))
                 case "<i4": storage[i] = Float(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
                 case "<i8": storage[i] = Float(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
                 default: storage[i] = Float(p.load(as: UInt8.self))

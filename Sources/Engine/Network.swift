@@ -71,6 +71,8 @@ public final class Network: @unchecked Sendable {
     private let defaultInputShape: [Int]
     private let lock = NSLock()
     private var plans: [PlanKey: Plan] = [:]
+    /// Batch sizes tried, and whether the graph runs them.
+    private var batchSupport: [Int: Bool] = [1: true]
     /// The large activation buffers calls reuse.
     private let buffers = BufferPool()
     /// Tensors that fused plans may drop: convolution outputs fused with the Relu/Clip or residual Add after them,
@@ -211,6 +213,19 @@ public final class Network: @unchecked Sendable {
             if plan.constants[name] != nil { throw EngineError("'\(name)' is a constant of the model, not a layer") }
             throw EngineError("the model has no tensor named '\(name)'")
         }
+    }
+
+    /// Whether the graph runs a batch of `n` images at once, each output holding `n` rows. A model exported for a fixed
+    /// batch of one does not (a Reshape to a constant shape holding the batch, as ultralytics' default `dynamic=False`
+    /// export; a Resize to constant sizes, which silently keeps one row): its caller runs one image at a time.
+    public func runsBatch(_ n: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = batchSupport[n] { return known }
+        let plan = try? plan(for: [n] + defaultInputShape.dropFirst())
+        let runs = plan.map { plan in model.outputNames.allSatisfy { plan.shapes[$0]?.first == n } } ?? false
+        batchSupport[n] = runs
+        return runs
     }
 
     /// Runs the network on `input` `[N, C, H, W]`, keeping the tensors named in `retaining`.

@@ -181,10 +181,13 @@ public struct DetectionTarget: ExplanationTarget, Equatable {
     public var suppression: NonMaximumSuppression
     /// The most detections explained per image (`--max-detections`).
     public var limit: Int
+    /// Only detections of this class, when given.
+    public var onlyClass: Int?
 
-    /// Targets for the detections of a `head` output with `classes` classes.
-    public init(head: DetectorHead, classes: Int, suppression: NonMaximumSuppression = NonMaximumSuppression(), limit: Int = 5) {
-        (self.head, self.classes, self.suppression, self.limit) = (head, classes, suppression, limit)
+    /// Targets for the detections of a `head` output with `classes` classes (of class `onlyClass` alone, when given).
+    public init(head: DetectorHead, classes: Int, suppression: NonMaximumSuppression = NonMaximumSuppression(), limit: Int = 5,
+                onlyClass: Int? = nil) {
+        (self.head, self.classes, self.suppression, self.limit, self.onlyClass) = (head, classes, suppression, limit, onlyClass)
     }
 
     /// One target per kept detection, highest score first.
@@ -192,7 +195,39 @@ public struct DetectionTarget: ExplanationTarget, Equatable {
         guard output.rank == 2 else {
             throw ExplainError.invalidOption("a \(head.rawValue) detector output was expected, not \(output.shape)")
         }
-        return suppression.detections(output, head: head, classes: classes).prefix(max(limit, 0))
+        return suppression.detections(output, head: head, classes: classes)
+            .filter { onlyClass == nil || $0.classIndex == onlyClass }
+            .prefix(max(limit, 0))
             .map { head.target(of: $0, output: output.shape) }
+    }
+}
+
+extension Heatmap {
+    /// pytorch-grad-cam's `renormalize_cam_in_bounding_boxes` for one map per detection: each map min-max normalised
+    /// within its own box (edges truncated to whole pixels, as its tutorial's integer boxes), zero outside every
+    /// box, overlaps keeping the larger value; then the whole min-max normalised again (`scale_cam_image`).
+    public static func renormalisedInBoxes(_ maps: [(map: Heatmap, detection: Detection)], width: Int, height: Int) -> Heatmap {
+        var combined = [Float](repeating: 0, count: width * height)
+        for (map, detection) in maps where map.width == width && map.height == height {
+            let x0 = max(0, min(width, Int(max(0, detection.x1)))), x1 = max(0, min(width, Int(max(0, detection.x2))))
+            let y0 = max(0, min(height, Int(max(0, detection.y1)))), y1 = max(0, min(height, Int(max(0, detection.y2))))
+            guard x0 < x1, y0 < y1 else { continue }
+            var low = Float.infinity, high = -Float.infinity
+            for y in y0..<y1 {
+                for x in x0..<x1 { low = min(low, map.values[y * width + x]) }
+            }
+            for y in y0..<y1 {
+                for x in x0..<x1 { high = max(high, map.values[y * width + x] - low) }
+            }
+            for y in y0..<y1 {
+                for x in x0..<x1 {
+                    let p = y * width + x
+                    combined[p] = max(combined[p], (map.values[p] - low) / (high + 1e-7))
+                }
+            }
+        }
+        let low = combined.min() ?? 0
+        let high = (combined.max() ?? 0) - low
+        return Heatmap(Tensor(shape: [height, width], storage: combined.map { ($0 - low) / (high + 1e-7) }))
     }
 }

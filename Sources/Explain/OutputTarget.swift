@@ -64,7 +64,7 @@ public struct OutputTarget: Sendable, Equatable {
 
     /// Adds the score's gradient with respect to row `row` of `output` into the same row of `seed` (the gradient
     /// seed of the whole batch's output): the weights of a sum; for a product, each weight times the other factors.
-    func placeGradient(in seed: inout Tensor, row: Int, output: Tensor) {
+    public func placeGradient(in seed: inout Tensor, row: Int, output: Tensor) {
         let size = seed.count / max(seed.shape[0], 1)
         for (i, (element, weight)) in zip(elements, weights).enumerated() {
             var gradient = weight

@@ -42,8 +42,13 @@ public struct LabelStyle: Sendable, Equatable {
     /// The label text for a class and its probability (0...1), e.g. "Egyptian cat 87.3%".
     public static func text(className: String, probability: Float) -> String {
         guard probability.isFinite else { return className }
-        let tenths = Int((Double(min(max(probability, 0), 1)) * 1000).rounded())
-        return "\(className) \(tenths / 10).\(tenths % 10)%"
+        return "\(className) \(percent(probability))"
+    }
+
+    /// A fraction (0...1) as a percentage to one place, e.g. "87.3%".
+    public static func percent(_ fraction: Float) -> String {
+        let tenths = Int((Double(min(max(fraction.isFinite ? fraction : 0, 0), 1)) * 1000).rounded())
+        return "\(tenths / 10).\(tenths % 10)%"
     }
 }
 
@@ -76,6 +81,20 @@ public struct LabelLayout: Sendable, Equatable {
         textY = boxY + padding
         self.scale = scale
     }
+
+    /// The layout of `text` in `font` at `scale`, its box's bottom-left corner at (`x`, `bottom`) (a detection's label
+    /// sits on its box's top edge), moved down inside a `height`-row frame when it would leave its top.
+    public init(text: String, font: BitmapFont, scale: Int, x: Int, bottom: Int) {
+        let scale = min(max(1, scale), LabelStyle.maximumScale)
+        let padding = scale
+        boxWidth = font.width(of: text, scale: scale) + 2 * padding
+        boxHeight = font.glyphHeight * scale + 2 * padding
+        boxX = x
+        boxY = max(0, bottom - boxHeight)
+        textX = boxX + padding
+        textY = boxY + padding
+        self.scale = scale
+    }
 }
 
 extension RGBImage {
@@ -83,9 +102,17 @@ extension RGBImage {
     /// falls outside the frame is clipped. Characters the font lacks are drawn as "?".
     public mutating func drawLabel(_ text: String, style: LabelStyle = LabelStyle(), font: BitmapFont = .terminusBold16) {
         guard !text.isEmpty else { return }
-        let layout = LabelLayout(text: text, font: font, style: style, width: width, height: height)
+        drawLabel(text, layout: LabelLayout(text: text, font: font, style: style, width: width, height: height),
+                  font: font, boxOpacity: style.boxOpacity)
+    }
+
+    /// Draws `text` (white, in `font`) as `layout` places it, on a box darkening what is behind it by `boxOpacity`, or,
+    /// with `boxColour`, on a box of that colour.
+    public mutating func drawLabel(_ text: String, layout: LabelLayout, font: BitmapFont = .terminusBold16, boxOpacity: Float = 0.65,
+                                   boxColour: [UInt8]? = nil) {
+        guard !text.isEmpty else { return }
         // The box keeps (1 - opacity) of what is behind it, rounded, via one table for all channels.
-        let keep = 1 - min(max(style.boxOpacity.isNaN ? 0 : style.boxOpacity, 0), 1)
+        let keep = 1 - min(max(boxOpacity.isNaN ? 0 : boxOpacity, 0), 1)
         var darken = [UInt8](repeating: 0, count: 256)
         for v in 0..<256 { darken[v] = UInt8((Float(v) * keep).rounded()) }
         let width = self.width
@@ -94,7 +121,11 @@ extension RGBImage {
         guard x0 < x1, y0 < y1 else { return }
         pixels.withUnsafeMutableBufferPointer { px in
             for y in y0..<y1 {
-                for i in ((y * width + x0) * 3)..<((y * width + x1) * 3) { px[i] = darken[Int(px[i])] }
+                if let boxColour, boxColour.count == 3 {
+                    for x in x0..<x1 { for c in 0..<3 { px[(y * width + x) * 3 + c] = boxColour[c] } }
+                } else {
+                    for i in ((y * width + x0) * 3)..<((y * width + x1) * 3) { px[i] = darken[Int(px[i])] }
+                }
             }
             let scale = layout.scale
             for (n, character) in text.enumerated() {

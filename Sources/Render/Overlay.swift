@@ -47,10 +47,11 @@ public struct Overlay: Sendable {
         UInt8(((1 - alpha) * Float(frame) + alpha * Float(heat)).rounded())
     }
 
-    /// Blends `map` (nil for no heat layer) over the whole image, then draws `label` (nil for
-    /// none). Nothing for `nil, nil`.
-    public mutating func apply(_ map: Heatmap?, label: String?, to image: inout RGBImage) {
+    /// Blends `map` (nil for no heat layer) over the whole image, then draws the detections' boxes, then `label`
+    /// (nil for none). Nothing for `nil, nil` and no boxes.
+    public mutating func apply(_ map: Heatmap?, label: String?, boxes: [DetectionBox] = [], to image: inout RGBImage) {
         if let map { blendHeat(map, into: &image) }
+        if !boxes.isEmpty { image.drawDetections(boxes, font: font) }
         if let label {
             image.drawLabel(label, style: labelStyle, font: font)
         }

@@ -1,0 +1,99 @@
+import Annotate
+import Core
+import Engine
+import Explain
+import Foundation
+import Media
+import TestSupport
+import Testing
+
+/// Detectors and segmenters on the command line: each frame of a video run (batched, on a detector exported for a
+/// fixed batch of one) carries exactly what the library gives for that decoded frame alone.
+@Suite(.serialized) struct DetectorVideoTests {
+    static let sample = ReferenceData.packageFile("Samples/bigbuckbunny.mp4")
+    static let fixtures = ReferenceData.packageFile("Tests/Fixtures/Detectors")
+
+    /// The first `count` frames of the sample as the video run decodes them, prepared by `preprocessor`.
+    static func frames(_ count: Int, _ preprocessor: FramePreprocessor) throws -> [ModelInput] {
+        var preprocessor = preprocessor
+        let decoder = try FrameDecoder(MediaInput(sample.path))
+        let converter = PixelConverter()
+        var inputs: [ModelInput] = []
+        while inputs.count < count, let item = try decoder.next() {
+            guard case .frame(let frame) = item else { continue }
+            inputs.append(preprocessor.input(for: RGBImage(width: frame.width, height: frame.height, pixels: try converter.rgb(frame))))
+        }
+        return inputs
+    }
+
+    static func run(_ model: String, _ extra: [String], in folder: URL) throws -> (lines: [[String: Any]], cams: Tensor) {
+        let out = folder.appendingPathComponent("out.mp4"), json = folder.appendingPathComponent("frames.jsonl")
+        let cams = folder.appendingPathComponent("cams.npy")
+        let result = try CamvidProcess.run([sample.path, out.path, "--model", fixtures.appendingPathComponent(model).path,
+                                            "--duration", "0.2", "--json", json.path, "--cams", cams.path] + extra)
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = try String(contentsOf: json, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        return (lines, try NumPyFile.read(path: cams.path))
+    }
+
+    @Test func eachFramesDetectionsAndMapAreTheLibrarysForThatFrame() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-detector-video")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (lines, cams) = try Self.run("yolov8n/model.onnx", ["--batch-size", "4", "--max-detections", "3"], in: folder)
+        #expect(lines.count == 5 && cams.shape.first == 5)
+
+        let network = try Network(contentsOf: Self.fixtures.appendingPathComponent("yolov8n/model.onnx"))
+        #expect(!network.runsBatch(4), "the fixture is exported for a batch of one, as ultralytics exports by default")
+        let explainer = try Explainer(network: EngineNetwork(network), method: .gradcam)
+        let target = DetectionTarget(head: .anchorFree, classes: 10, limit: 3)
+        let inputs = try Self.frames(5, FramePreprocessor(inputWidth: 128, inputHeight: 128, fit: .letterbox, normalization: .unscaled))
+        var boxes = 0
+        for (i, input) in inputs.enumerated() {
+            let explanations = try explainer.explanations(of: input.tensor, for: [target])[0]
+            let recorded = try #require(lines[i]["detections"] as? [[String: Any]], "frame \(i) has no detections key")
+            #expect(recorded.count == explanations.count && explanations.count == 3, "frame \(i)")
+            for (explanation, entry) in zip(explanations, recorded) {
+                let detection = try #require(explanation.detection)
+                let (x1, y1) = input.geometry.framePoint(x: Double(detection.x1), y: Double(detection.y1))
+                let (x2, y2) = input.geometry.framePoint(x: Double(detection.x2), y: Double(detection.y2))
+                let box = try #require(entry["box"] as? [String: Double])
+                let expected = [max(x1, 0), max(y1, 0), min(x2, 1280), min(y2, 720)]
+                let written = [box["x1"] ?? -1, box["y1"] ?? -1, box["x2"] ?? -1, box["y2"] ?? -1]
+                #expect(zip(expected, written).allSatisfy { abs($0 - $1) < 1e-6 }, "frame \(i): \(written) vs \(expected)")
+                #expect(entry["anchor"] as? Int == detection.anchor)
+                #expect(abs((entry["score"] as? Double ?? 0) - Double(detection.score)) < 1e-6)
+                #expect((entry["class"] as? [String: Any])?["index"] as? Int == detection.classIndex)
+                boxes += 1
+            }
+            let combined = Heatmap.renormalisedInBoxes(explanations.map { ($0.map, $0.detection!) }, width: 128, height: 128)
+            let map = try #require(input.geometry.frameMap(combined))
+            let written = cams.slice(i)
+            #expect(written.shape == [map.height, map.width])
+            let worst = zip(written.storage, map.values).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= 1e-5, "frame \(i): the video's map differs from the library's by \(worst)")
+        }
+        #expect(boxes == 15)
+        // The letterbox: a 16:9 frame in a square input keeps its aspect, so the map drawn is 128 x 72.
+        #expect(cams.shape == [5, 72, 128])
+    }
+
+    @Test func aSegmentersFrameExplainsItsLargestClassRegion() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-segmenter-video")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (lines, cams) = try Self.run("lraspp_legacy/model.onnx", ["--batch-size", "2"], in: folder)
+        #expect(lines.count == 5 && cams.shape == [5, 64, 96])
+        let network = try Network(contentsOf: Self.fixtures.appendingPathComponent("lraspp_legacy/model.onnx"))
+        let explainer = try Explainer(network: EngineNetwork(network), method: .gradcam)
+        let inputs = try Self.frames(5, FramePreprocessor(inputWidth: 96, inputHeight: 64))
+        for (i, input) in inputs.enumerated() {
+            let explanation = try #require(try explainer.explanations(of: input.tensor, for: [SemanticSegmentationTarget(category: .top1)])[0].first)
+            #expect((lines[i]["class"] as? [String: Any])?["index"] as? Int == explanation.classIndex)
+            #expect(lines[i]["detections"] == nil)
+            let worst = zip(cams.slice(i).storage, explanation.map.values).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(worst <= 1e-5, "frame \(i): \(worst)")
+            #expect(!explanation.target.elements.isEmpty)
+        }
+    }
+}
