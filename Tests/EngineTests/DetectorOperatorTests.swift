@@ -333,4 +333,62 @@ struct ResizeCase: Sendable, CustomTestStringConvertible {
             b.addNode("Resize", inputs: ["input", "", "scales"], outputs: ["output"], attributes: ["mode": .string("linear"), "antialias": .int(1)])
         }
     }
+
+    /// ConvTranspose against its definition (each input pixel scatters its kernel, scaled, into the output at stride
+    /// spacing, minus the begin pads), with groups, dilation, asymmetric pads and output padding; then its gradient.
+    @Test(arguments: [
+        ("2x2 stride 2 (YOLO's proto upsampling)", 1, [2, 2], [1, 1], [0, 0, 0, 0], [0, 0]),
+        ("3x3 stride 2 pads, output padding", 1, [2, 2], [1, 1], [1, 0, 1, 1], [1, 1]),
+        ("3x2 dilated, grouped", 2, [1, 2], [2, 1], [0, 1, 1, 0], [0, 1]),
+    ] as [(String, Int, [Int], [Int], [Int], [Int])])
+    func convTransposeMatchesItsDefinition(_ c: (String, Int, [Int], [Int], [Int], [Int])) throws {
+        let (label, groups, strides, dilations, pads, outputPadding) = c
+        let kernel = label.hasPrefix("2x2") ? [2, 2] : label.hasPrefix("3x2") ? [3, 2] : [3, 3]
+        let (inputChannels, outputChannels, height, width) = (4, 6, 3, 5)
+        var rng = SeededGenerator(state: 41)
+        let w = rng.tensor([inputChannels, outputChannels / groups] + kernel, -0.5, 0.5)
+        let bias = rng.tensor([outputChannels], -0.5, 0.5)
+        let build: (inout ONNXModelBuilder) -> Void = { b in
+            b.addInitializer("w", w)
+            b.addInitializer("b", bias)
+            b.addNode("ConvTranspose", inputs: ["input", "w", "b"], outputs: ["output"], name: "up",
+                      attributes: ["group": .int(groups), "strides": .ints(strides), "dilations": .ints(dilations),
+                                   "pads": .ints(pads), "output_padding": .ints(outputPadding)])
+        }
+        let network = try builtNetwork([1, inputChannels, height, width], build)
+        let x = rng.tensor([2, inputChannels, height, width], -1, 1)
+        let y = try network.forward(x).logits
+        let outH = strides[0] * (height - 1) + outputPadding[0] + (kernel[0] - 1) * dilations[0] + 1 - pads[0] - pads[2]
+        let outW = strides[1] * (width - 1) + outputPadding[1] + (kernel[1] - 1) * dilations[1] + 1 - pads[1] - pads[3]
+        #expect(y.shape == [2, outputChannels, outH, outW], "\(label): \(y.shape)")
+        var expected = [Float](repeating: 0, count: 2 * outputChannels * outH * outW)
+        let perGroupIn = inputChannels / groups, perGroupOut = outputChannels / groups
+        for n in 0..<2 {
+            for o in 0..<outputChannels {
+                for p in 0..<(outH * outW) { expected[(n * outputChannels + o) * outH * outW + p] = bias.storage[o] }
+            }
+            for c in 0..<inputChannels {
+                let group = c / perGroupIn
+                for iy in 0..<height {
+                    for ix in 0..<width {
+                        let v = x.storage[((n * inputChannels + c) * height + iy) * width + ix]
+                        for m in 0..<perGroupOut {
+                            let o = group * perGroupOut + m
+                            for ky in 0..<kernel[0] {
+                                for kx in 0..<kernel[1] {
+                                    let oy = iy * strides[0] + ky * dilations[0] - pads[0], ox = ix * strides[1] + kx * dilations[1] - pads[1]
+                                    guard oy >= 0, oy < outH, ox >= 0, ox < outW else { continue }
+                                    let weight = w.storage[((c * perGroupOut + m) * kernel[0] + ky) * kernel[1] + kx]
+                                    expected[((n * outputChannels + o) * outH + oy) * outW + ox] += v * weight
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let worst = zip(y.storage, expected).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(y.storage.count == expected.count && worst <= 1e-5, "\(label): differs from the definition by \(worst)")
+        try checkGradient("ConvTranspose \(label)", [1, inputChannels, height, width], build)
+    }
 }

@@ -206,3 +206,115 @@ struct Conv: Operator {
         return "Winograd F(4x4,3x3)"
     }
 }
+
+/// 2-D transposed convolution (ultralytics' -seg mask prototypes upsample with one): the data gradient of the
+/// convolution whose weights it holds, so it runs on the same two kernels with their roles swapped. Weights `[C, O/group,
+/// KH, KW]` are a convolution's `[O', C'/group, ...]` read from the other side; output padding adds rows and columns
+/// no window reaches (bias only).
+struct ConvTranspose: Operator {
+    let label: String
+    let window: SpatialWindow
+    let groups: Int
+    let outputPadding: [Int]?
+    private let unbiased = Conv.WeightsCache()
+
+    init(_ node: Node) throws {
+        try node.checkAttributes(["auto_pad", "dilations", "group", "kernel_shape", "output_padding", "pads", "strides"])
+        label = node.label
+        window = try SpatialWindow(node)
+        groups = try node.int("group", 1)
+        outputPadding = try node.ints("output_padding")
+        guard groups >= 1 else { throw EngineError("\(node.label): group must be positive") }
+        if let outputPadding, outputPadding.contains(where: { $0 < 0 || $0 > 1 << 16 }) {
+            throw EngineError("\(node.label): attribute 'output_padding' \(outputPadding) must hold non-negative values")
+        }
+    }
+
+    /// The geometry of the convolution this one transposes: its input is this node's output, its output this input.
+    func geometry(_ x: [Int], _ w: [Int]) throws -> WindowGeometry {
+        guard x.count == 4, w.count == 4 else {
+            throw EngineError("\(label): only 2-D transposed convolutions are supported (input \(x), weights \(w))")
+        }
+        guard x[1] == w[0], w[0] % groups == 0 else {
+            throw EngineError("\(label): input channels \(x[1]) do not match weights \(w) with group \(groups)")
+        }
+        let kernel = Array(w[2...])
+        if let k = window.kernel, k != kernel { throw EngineError("\(label): kernel_shape \(k) does not match weights \(w)") }
+        let strides = window.strides ?? [1, 1], dilations = window.dilations ?? [1, 1], extra = outputPadding ?? [0, 0]
+        guard strides.count == 2, dilations.count == 2, extra.count == 2 else {
+            throw EngineError("\(label): window attributes do not match the 2 spatial dimensions of the input")
+        }
+        var begin = [0, 0], end = [0, 0], output = [0, 0]
+        for i in 0..<2 {
+            guard extra[i] < max(strides[i], dilations[i]) else {
+                throw EngineError("\(label): output_padding \(extra) must be smaller than the stride or dilation")
+            }
+            let extent = (kernel[i] - 1) * dilations[i] + 1
+            let full = strides[i] * (x[2 + i] - 1) + extra[i] + extent
+            switch window.autoPad {
+            case "SAME_UPPER", "SAME_LOWER":
+                output[i] = x[2 + i] * strides[i]
+                let total = max(0, full - output[i])
+                // ONNX: SAME_UPPER puts the extra padding at the beginning for a transposed convolution.
+                begin[i] = window.autoPad == "SAME_UPPER" ? total - total / 2 : total / 2
+                end[i] = total - begin[i]
+            default:
+                if window.autoPad == "NOTSET", let pads = window.pads {
+                    guard pads.count == 4 else { throw EngineError("\(label): 'pads' has \(pads.count) values for 2 spatial dimensions") }
+                    (begin[i], end[i]) = (pads[i], pads[i + 2])
+                }
+                output[i] = full - begin[i] - end[i]
+            }
+            guard output[i] >= 1 else { throw EngineError("\(label): the padding leaves no output for input \(x)") }
+        }
+        return WindowGeometry(input: [x[0], w[1] * groups] + output, output: x, kernel: kernel, strides: strides,
+                              dilations: dilations, padsBegin: begin, padsEnd: end, groups: groups)
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        guard constants.count > 1, constants[1] != nil, constants.count < 3 || shapes[2] == nil || constants[2] != nil else {
+            throw EngineError("\(label): weights and bias must be constants (initializers)")
+        }
+        let g = try geometry(try Operand.shape(shapes, 0, label), try Operand.shape(shapes, 1, label))
+        if shapes.count > 2, let b = shapes[2], b != [g.input[1]] {
+            throw EngineError("\(label): bias shape \(b) does not match \(g.input[1]) output channels")
+        }
+        return [g.input]
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label), w = try Operand.required(inputs, 1, label)
+        let g = try geometry(x.shape, w.shape)
+        var y = try context.kernels.convolutionBackwardData(x, unbiased.get(w, nil), g, orders: ConvolutionOrders(.channelsFirst),
+                                                            into: context.buffer(Tensor.elementCount(g.input)))
+        if inputs.count > 2, let bias = inputs[2] {
+            let (channels, plane) = (g.input[1], g.input[2] * g.input[3])
+            y.storage.withUnsafeMutableBufferPointer { out in
+                for n in 0..<g.input[0] {
+                    for c in 0..<channels {
+                        let b = bias.storage[c], base = (n * channels + c) * plane
+                        for p in 0..<plane { out[base + p] += b }
+                    }
+                }
+            }
+        }
+        return [y]
+    }
+
+    var differentiableInputs: Set<Int> { [0] }
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [1], outputs: []) }
+
+    /// The input's gradient is the transposed convolution's own convolution of the output gradient.
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let gradient = a.gradients[0], a.wanted[0] else { return [nil] }
+        let w = try Operand.required(a.inputs, 1, label)
+        let x = try Operand.shape(a.inputShapes, 0, label)
+        let g = try geometry([gradient.shape[0]] + x.dropFirst(), w.shape)
+        return [try context.kernels.convolution(gradient.reordered(to: .channelsFirst), unbiased.get(w, nil), g, activation: .none,
+                                                accumulating: false, into: context.buffer(Tensor.elementCount(g.output)),
+                                                orders: ConvolutionOrders(.channelsFirst))]
+    }
+
+    var kind: String { "ConvTranspose" }
+}

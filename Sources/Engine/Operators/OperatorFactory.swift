@@ -28,6 +28,7 @@ enum OperatorFactory {
         case "Gelu": return try Gelu(node)
         case "Identity", "Dropout": return try Identity(node)
         case "Conv": return try Conv(node)
+        case "ConvTranspose": return try ConvTranspose(node)
         case "BatchNormalization": return try BatchNormalization(node)
         case "MaxPool": return try MaxPool(node)
         case "AveragePool": return try AveragePool(node)
