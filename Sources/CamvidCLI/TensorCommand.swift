@@ -23,8 +23,11 @@ public struct TensorCommand: ParsableCommand {
               --map         the final map at input size, normalised to [0,1]: [N,H,W]
             --method defaults to gradcam when --raw or --map is given; --class to each row's top-1.
             --target i,j,... explains one element of each row's output instead of a class: for a
-            YOLO detector's [N, 4+C, A] output, 4+c,a is class c's score at anchor a (a detector or a
-            segmenter has no class to take the top-1 of); --gradient is then d element / d layer.
+            YOLO detector's [N, 4+C, A] output, 4+c,a is class c's score at anchor a; --gradient is
+            then d element / d layer. A detector without --target explains each row's detections (up
+            to --max-detections, after --confidence and --iou): --map is then their maps combined,
+            each normalised within its box [N,H,W], as the video's --cams. A segmenter's --class is
+            its class's predicted region (top1: the class predicted at the most pixels).
             """
     )
 
@@ -35,6 +38,7 @@ public struct TensorCommand: ParsableCommand {
     @OptionGroup(title: "Model") var model: ModelOptions
     @OptionGroup(title: "Method") var method: MethodOptions
     @OptionGroup(title: "Class") var classes: ClassOptions
+    @OptionGroup(title: "Detectors") var detection: DetectionOptions
 
     /// An element of each row's output to explain instead of a class.
     @Option(name: .long, help: ArgumentHelp("Explain this element of each row's output (indices after the batch, e.g. 4,117: a detector's class-0 score at anchor 117) instead of a class.", valueName: "i,j,…"))
@@ -93,8 +97,11 @@ public struct TensorCommand: ParsableCommand {
     }
 
     /// What each row's explanation targets: `--target`'s element (its class read from a detector's layout), else the class.
-    private func explanationTarget(task: ModelTask?) throws -> any ExplanationTarget {
-        guard let indices = try elementIndices() else { return try classes.single() }
+    private func explanationTarget(task: ModelTask?, labels: ClassLabels) throws -> any ExplanationTarget {
+        guard let indices = try elementIndices() else {
+            let target = try classes.single()
+            return try task?.explanationTarget(target, labels: labels, detection: detection.settings) ?? target
+        }
         switch task {
         case .detector(.anchorFree, _)? where indices.count == 2 && indices[0] >= 4: return ElementTarget(indices: indices, classIndex: indices[0] - 4)
         case .detector(.anchorBased, _)? where indices.count == 2 && indices[1] >= 5: return ElementTarget(indices: indices, classIndex: indices[1] - 5)
@@ -119,7 +126,8 @@ public struct TensorCommand: ParsableCommand {
             throw CommandError("--guided-clip needs --method guided-backprop or guided-gradcam with --raw, --map or --repeat")
         }
         let (network, labels) = try model.load(inputHeight: x.shape[2], inputWidth: x.shape[3])
-        let target = try explanationTarget(task: ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count))
+        let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
+        let target = try explanationTarget(task: task, labels: labels)
         try network.requireLayers(method.layers ?? [])
         let layer = method.layers?.first ?? EngineNetwork(network).defaultTargetLayer
         let wantsLayer = activation != nil || gradient != nil
@@ -127,7 +135,7 @@ public struct TensorCommand: ParsableCommand {
             throw CommandError("--activation and --gradient take one --layer, got \(layers.joined(separator: ","))")
         }
         if let runs = benchmark {
-            try Self.time(network, x, layer: layer, labels: labels, runs: max(runs, 1))
+            try Self.time(network, x, layer: layer, target: target, labels: labels, runs: max(runs, 1))
             return
         }
         if explaining {
@@ -138,7 +146,12 @@ public struct TensorCommand: ParsableCommand {
                 try Self.time(explainer, x, target: target, runs: runs)
                 return
             }
-            try writeMaps(explainer.explanations(of: x, for: [target]).map { $0[0] }, method: chosen)
+            let explained = try explainer.explanations(of: x, for: [target])
+            if target is DetectionTarget {
+                try writeDetectionMaps(explained, height: x.shape[2], width: x.shape[3])
+            } else {
+                try writeMaps(explained.map { $0[0] }, method: chosen)
+            }
         }
         let pass = try network.forward(x, retaining: wantsLayer ? [layer] : [])
         if let logits { try NumPyFile.write(pass.logits, path: logits) }
@@ -161,6 +174,25 @@ public struct TensorCommand: ParsableCommand {
                     print("\(row): output \(output.shape), largest \(scores[top]) at \(indices.map(String.init).joined(separator: ","))")
                 }
             }
+        }
+    }
+
+    /// A detector's `--map`: per row its detections' maps combined, each normalised within its box; and a line per
+    /// detection.
+    private func writeDetectionMaps(_ explained: [[Explanation]], height: Int, width: Int) throws {
+        if raw != nil { throw CommandError("--raw takes one map per row; a detector's row has one per detection (use --target 4+c,a)") }
+        for (row, explanations) in explained.enumerated() {
+            for explanation in explanations {
+                guard let d = explanation.detection else { continue }
+                print(String(format: "%d: class %d score %.4f box %.1f,%.1f,%.1f,%.1f anchor %d", row, d.classIndex, d.score,
+                             d.x1, d.y1, d.x2, d.y2, d.anchor))
+            }
+        }
+        if let map {
+            let maps = explained.map { explanations in
+                Heatmap.renormalisedInBoxes(explanations.compactMap { e in e.detection.map { (e.map, $0) } }, width: width, height: height).tensor
+            }
+            try NumPyFile.write(Tensor.stack(maps), path: map)
         }
     }
 
@@ -203,7 +235,8 @@ public struct TensorCommand: ParsableCommand {
     }
 
     /// Prints the mean time of `runs` forward and forward+gradient calls after a first one, and the first ones' times.
-    private static func time(_ network: Network, _ x: Tensor, layer: String, labels: ClassLabels, runs: Int) throws {
+    private static func time(_ network: Network, _ x: Tensor, layer: String, target: any ExplanationTarget, labels: ClassLabels,
+                             runs: Int) throws {
         let clock = ContinuousClock()
         /// Milliseconds of the first call (what a single call pays once the network is loaded) and the mean of the next `runs`.
         func measure(_ body: () throws -> Void) throws -> (first: Double, mean: Double) {
@@ -213,7 +246,7 @@ public struct TensorCommand: ParsableCommand {
         let forward = try measure { _ = try network.forward(x) }
         let both = try measure {
             let pass = try network.forward(x, retaining: [layer])
-            _ = try network.backward(pass, seed: try seed(pass.logits, target: ClassTarget.top1, labels: labels), to: [layer])
+            _ = try network.backward(pass, seed: try seed(pass.logits, target: target, labels: labels), to: [layer])
         }
         let n = Double(x.shape[0])
         print(String(format: "batch %d forward %.2f ms/frame forward+gradient %.2f ms/frame (target %@; first calls %.2f and %.2f ms/frame)",
