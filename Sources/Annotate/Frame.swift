@@ -1,6 +1,7 @@
 import Core
 import Media
 import Pipeline
+import Render
 
 /// A video frame on its way from the decoder to the encoder, carrying what each stage learns of
 /// it: its timing and picture (convert stage), the network input made from it (convert stage),
@@ -72,6 +73,13 @@ public struct FrameExplanation: Sendable, Equatable {
         self.classIndex = classIndex
         self.probabilities = probabilities
         self.method = method
+    }
+}
+
+extension FrameExplanation {
+    /// The detections as Render draws them.
+    var boxes: [DetectionBox] {
+        (detections ?? []).map { DetectionBox(rect: $0.rect, label: $0.label, classIndex: $0.classIndex) }
     }
 }
 

@@ -138,7 +138,8 @@ public struct GridExplainer: Sendable {
         let perTile = try tiles.map { tile in
             try tile.explanations(of: batch, frames: frames).map { explanation -> FrameExplanation in
                 var labelled = explanation
-                labelled.label = explanation.label.map { "\(tile.method.rawValue): \($0)" }
+                // A detector's tile has no label of its own (its boxes carry theirs): the method names it.
+                labelled.label = explanation.label.map { "\(tile.method.rawValue): \($0)" } ?? tile.method.rawValue
                 return labelled
             }
         }

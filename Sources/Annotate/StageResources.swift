@@ -112,11 +112,9 @@ public struct ExplanationOverlay: PipelineOverlay {
     public mutating func draw(_ frame: inout Frame) {
         guard let explanation = frame.explanation else { return }
         if explanation.tiles.isEmpty {
-            overlay.apply(explanation.heatmap, label: explanation.label,
-                          boxes: (explanation.detections ?? []).map { DetectionBox(rect: $0.rect, label: $0.label, classIndex: $0.classIndex) },
-                          to: &frame.image)
+            overlay.apply(explanation.heatmap, label: explanation.label, boxes: explanation.boxes, to: &frame.image)
         } else {
-            overlay.applyGrid(explanation.tiles.map { ($0.heatmap, $0.label) }, to: &frame.image)
+            overlay.applyGrid(explanation.tiles.map { ($0.heatmap, $0.label, $0.boxes) }, to: &frame.image)
         }
     }
 }

@@ -65,9 +65,9 @@ public struct Overlay: Sendable {
     }
 
     /// Replaces `image` by a grid of `tiles` (`gridLayout`, black where none falls), each the
-    /// picture area-resampled to the tile's size with that tile's map and label drawn on it; the
-    /// grid keeps the picture's size.
-    public mutating func applyGrid(_ tiles: [(map: Heatmap?, label: String?)], to image: inout RGBImage) {
+    /// picture area-resampled to the tile's size with that tile's map, boxes (in picture pixels,
+    /// scaled with it) and label drawn on it; the grid keeps the picture's size.
+    public mutating func applyGrid(_ tiles: [(map: Heatmap?, label: String?, boxes: [DetectionBox])], to image: inout RGBImage) {
         let (columns, rows) = Self.gridLayout(tiles.count)
         let width = max(1, image.width / columns), height = max(1, image.height / rows)
         let small = image.width == width && image.height == height ? image
@@ -75,7 +75,15 @@ public struct Overlay: Sendable {
         var canvas = RGBImage(width: image.width, height: image.height)
         for (t, tile) in tiles.enumerated() {
             var picture = small
-            apply(tile.map, label: tile.label, to: &picture)
+            let (sx, sy) = (Double(width) / Double(image.width), Double(height) / Double(image.height))
+            let boxes = tile.boxes.map { box in
+                var scaled = box
+                let x0 = Int((Double(box.rect.x) * sx).rounded(.down)), y0 = Int((Double(box.rect.y) * sy).rounded(.down))
+                let x1 = Int((Double(box.rect.x + box.rect.width) * sx).rounded(.up)), y1 = Int((Double(box.rect.y + box.rect.height) * sy).rounded(.up))
+                scaled.rect = PixelRect(x: x0, y: y0, width: max(1, x1 - x0), height: max(1, y1 - y0))
+                return scaled
+            }
+            apply(tile.map, label: tile.label, boxes: boxes, to: &picture)
             let left = (t % columns) * width, top = (t / columns) * height
             for y in 0..<min(height, image.height - top) {
                 let from = y * width * 3, to = ((top + y) * image.width + left) * 3
