@@ -3,6 +3,7 @@ import Core
 import Engine
 import Explain
 import Foundation
+import EngineTestSupport
 import Media
 import TestSupport
 import Testing
@@ -95,5 +96,43 @@ import Testing
             #expect(worst <= 1e-5, "frame \(i): \(worst)")
             #expect(!explanation.target.elements.isEmpty)
         }
+    }
+
+    /// A detector of 80 classes without names in its metadata is labelled with COCO's (in the records and on the boxes).
+    @Test func anEightyClassDetectorWithoutNamesGetsCOCOs() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-coco-names")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // An anchor-free head [1, 4 + 80, 84] over a 64 x 64 input: one strided convolution per level (8, 16, 32),
+        // flattened and joined along the anchors, then a sigmoid.
+        var builder = ONNXModelBuilder(opset: 17, inputShape: [1, 3, 64, 64])
+        var levels: [String] = []
+        for stride in [8, 16, 32] {
+            let count = 84 * 3 * stride * stride
+            builder.addInitializer("w\(stride)", Tensor(shape: [84, 3, stride, stride], storage: (0..<count).map { Float(($0 * 37) % 23) / 230 - 0.05 }))
+            builder.addNode("Conv", inputs: ["input", "w\(stride)"], outputs: ["c\(stride)"], attributes: ["strides": .ints([stride, stride])])
+            builder.addInitializer("shape\(stride)", shape: [3], int64: [1, 84, -1])
+            builder.addNode("Reshape", inputs: ["c\(stride)", "shape\(stride)"], outputs: ["r\(stride)"])
+            levels.append("r\(stride)")
+        }
+        builder.addNode("Concat", inputs: levels, outputs: ["joined"], attributes: ["axis": .int(2)])
+        builder.addNode("Sigmoid", inputs: ["joined"], outputs: ["output0"])
+        builder.addOutput("output0")
+        let model = folder.appendingPathComponent("coco.onnx"), json = folder.appendingPathComponent("picture.jsonl")
+        try builder.serialized().write(to: model)
+        let layers = try CamvidProcess.run(["layers", "--model", model.path])
+        #expect(layers.standardOutput.contains("the model is a YOLO detector (anchor-free head, 80 classes)"), "\(layers.standardOutput)")
+        let result = try CamvidProcess.run(["image", ReferenceData.packageFile("Tests/Fixtures/Transformers/chelsea.png").path,
+                                            folder.appendingPathComponent("out.png").path, "--model", model.path,
+                                            "--confidence", "0", "--max-detections", "80", "--json", json.path])
+        #expect(result.status == 0, "\(result.standardError)")
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+        let detections = try #require(line["detections"] as? [[String: Any]])
+        #expect(!detections.isEmpty)
+        for detection in detections {
+            let entry = try #require(detection["class"] as? [String: Any])
+            let index = try #require(entry["index"] as? Int)
+            #expect(entry["name"] as? String == ClassLabels.coco80.names[index])
+        }
+        #expect(ClassLabels.coco80.names.count == 80 && ClassLabels.coco80.names[0] == "person" && ClassLabels.coco80.names[79] == "toothbrush")
     }
 }
