@@ -49,7 +49,7 @@ public struct PartJoin {
         for path in paths {
             let reader = try PacketReader(MediaInput(path))
             guard let manifest = PartManifest(tags: reader.metadata) else {
-                throw MediaError(file: path, reason: "not a part of a sharded camvid run (it has no camvid_shard tag)")
+                throw MediaError(file: path, reason: "not a whole part of a sharded camvid run (no camvid_shard tag: cut short, or not made with --shard)")
             }
             opened.append(Part(path: path, reader: reader, manifest: manifest))
         }
@@ -68,9 +68,10 @@ public struct PartJoin {
                                          ("encoder settings", manifest.encoder, first.manifest.encoder)] where mine != theirs {
                 throw MediaError(file: part.path, reason: "was made with another \(what) (\(mine)) than \(first.path) (\(theirs))")
             }
-            guard part.reader.video.configuration == first.reader.video.configuration,
-                  part.reader.video.size == first.reader.video.size, part.reader.video.codecName == first.reader.video.codecName else {
-                throw MediaError(file: part.path, reason: "its video is encoded differently from \(first.path)'s (codec, size or configuration): it cannot be joined without re-encoding")
+            // Parts without a frame have no video stream (MP4 leaves an empty track out).
+            if let video = part.reader.video, let reference = opened.first(where: { $0.reader.video != nil }), let theirs = reference.reader.video,
+               video.configuration != theirs.configuration || video.size != theirs.size || video.codecName != theirs.codecName {
+                throw MediaError(file: part.path, reason: "its video is encoded differently from \(reference.path)'s (codec, size or configuration): it cannot be joined without re-encoding")
             }
             if json != nil, manifest.json == nil { throw MediaError(file: part.path, reason: "was made without --json: there is no --json shard to join") }
             if cams != nil, manifest.cams == nil { throw MediaError(file: part.path, reason: "was made without --cams: there is no --cams shard to join") }
@@ -103,12 +104,16 @@ public struct PartJoin {
         partial.location = temporary
         var done = false
         defer { if !done { try? FileManager.default.removeItem(atPath: temporary) } }
-        let muxer = try Muxer(output: partial, copying: parts[0].reader.video, source: other.source)
+        guard let video = parts.lazy.compactMap(\.reader.video).first else {
+            throw MediaError(file: output.location, reason: "none of the parts holds a frame")
+        }
+        let muxer = try Muxer(output: partial, copying: video, source: other.source)
         let origin = other.source.timeOrigin
         var frameCounts: [Int] = []
         var otherPackets = 0
         var waiting = try Self.nextPacket(of: other)
         var previousEnd: (pts: Int64, timeBase: Rational, part: String)?
+        var lastTimeBase = video.timeBase
         var written = 0
         for part in parts {
             var frames = 0
@@ -129,10 +134,11 @@ public struct PartJoin {
                 }
                 try muxer.writeVideo(packet, frame: written)
                 if let pts = packet.pts { lastPts = max(lastPts ?? pts, pts) }
+                lastTimeBase = packet.timeBase
                 frames += 1
                 written += 1
             }
-            if let lastPts { previousEnd = (lastPts, part.reader.video.timeBase, part.path) }
+            if let lastPts { previousEnd = (lastPts, lastTimeBase, part.path) }
             frameCounts.append(frames)
         }
         while let next = waiting {

@@ -10,8 +10,9 @@ public final class PacketReader: @unchecked Sendable {
     public let input: MediaInput
     /// The container's tags.
     public let metadata: [String: String]
-    /// The video stream, described for a copy (codec parameters, time base, configuration).
-    public let video: CopiedStream
+    /// The video stream, described for a copy (codec parameters, time base, configuration); nil
+    /// in a file without one (MP4 leaves out a track without samples: a part with no frame).
+    public let video: CopiedStream?
 
     private let formatContext: UnsafeMutablePointer<AVFormatContext>
     /// The demuxer's interrupt callback reads it: it lives as long as the reader.
@@ -21,16 +22,16 @@ public final class PacketReader: @unchecked Sendable {
     private var packetsRead = 0
 
     /// Opens `input` and finds its video stream; throws a `MediaError` naming it when it cannot
-    /// be read (a part cut short: an MP4 without its index) or has no video.
+    /// be read (a part cut short: an MP4 without its index).
     public init(_ input: MediaInput) throws {
         self.input = input
         let context = try FrameDecoder.openContainer(input, stop: stopSignal)
         var contextToClose: UnsafeMutablePointer<AVFormatContext>? = context
         let index = av_find_best_stream(context, AVMEDIA_TYPE_VIDEO, -1, -1, nil, 0)
-        guard index >= 0, let stream = context.pointee.streams[Int(index)], let video = CopiedStream(stream: stream),
-              let packet = av_packet_alloc() else {
+        let video = index >= 0 ? context.pointee.streams[Int(index)].flatMap { CopiedStream(stream: $0) } : nil
+        guard let packet = av_packet_alloc(), index < 0 || video != nil else {
             avformat_close_input(&contextToClose)
-            throw MediaError(file: input.location, reason: "no video stream (not a video?)")
+            throw MediaError(file: input.location, reason: "cannot read its video stream")
         }
         for i in 0..<Int(context.pointee.nb_streams) where i != Int(index) {
             context.pointee.streams[i]?.pointee.discard = AVDISCARD_ALL
@@ -58,6 +59,7 @@ public final class PacketReader: @unchecked Sendable {
     ///
     /// Throws a `MediaError` naming the file on a read error other than its end.
     public func next() throws -> StreamPacket? {
+        guard let video else { return nil }
         while true {
             let code = av_read_frame(formatContext, packet)
             if code == FFmpegErrorText.endOfFile { return nil }
