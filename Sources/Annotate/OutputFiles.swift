@@ -2,7 +2,7 @@ import Core
 import Foundation
 import Media
 
-/// The files a run writes under temporary names beside their final ones (`part.partial.mp4`),
+/// The files a run writes under temporary names beside their final ones (`.part.partial.mp4`),
 /// renamed only when the run is complete, the video last, so an output that exists is whole and a
 /// retried run simply writes it again: one shard of a sharded run (`--shard I/N`: its part of the
 /// video and its `--json` / `--cams` shards) or one input of an archive.
@@ -30,13 +30,20 @@ public struct OutputFiles: Sendable {
         self.cams = cams
     }
 
-    /// Where `path` is written until its run is complete: `dir/name.partial.ext`.
+    /// Where `path` is written until its run is complete: `dir/.name.partial.ext`, hidden from the
+    /// `part-*.mp4` a join is given, and with the extension that chooses the container.
     public static func temporary(_ path: String) -> String {
         let url = URL(fileURLWithPath: path)
         let ext = url.pathExtension
         let stem = url.deletingPathExtension().lastPathComponent
-        let name = ext.isEmpty ? stem + ".partial" : "\(stem).partial.\(ext)"
+        let name = ext.isEmpty ? ".\(stem).partial" : ".\(stem).partial.\(ext)"
         return url.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    /// Whether `path` is a temporary name (a run that did not complete left it).
+    public static func isTemporary(_ path: String) -> Bool {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        return name.hasPrefix(".") && name.contains(".partial")
     }
 
     /// The tags that make a shard's part describe itself (see `PartManifest`), for a run from `decoder`.

@@ -47,6 +47,9 @@ public struct PartJoin {
         guard !paths.isEmpty else { throw MediaError(file: output.location, reason: "no parts to join") }
         var opened: [Part] = []
         for path in paths {
+            guard !OutputFiles.isTemporary(path) else {
+                throw MediaError(file: path, reason: "is a temporary part: its shard did not complete")
+            }
             let reader = try PacketReader(MediaInput(path))
             guard let manifest = PartManifest(tags: reader.metadata) else {
                 throw MediaError(file: path, reason: "not a whole part of a sharded camvid run (no camvid_shard tag: cut short, or not made with --shard)")

@@ -240,6 +240,8 @@ public final class FrameDecoder: @unchecked Sendable {
             ? av_rescale_q(context.pointee.start_time, camvid_time_base_q(), tb.av) : 0
         var selectedStart = span.start.map { containerStartTicks + ceilTicks($0) }
         var selectedEnd = span.duration.map { containerStartTicks + ceilTicks((span.start ?? 0) + $0) }
+        var selectedStartSeconds = span.start.map { _ in origin }
+        var selectedEndSeconds = span.duration.map { origin + $0 }
         if let shard {
             // The shard's part of the span's video ticks: every shard computes the same cuts from the same file.
             let streamStart = stream.pointee.start_time != nopts ? stream.pointee.start_time : containerStartTicks
@@ -254,13 +256,14 @@ public final class FrameDecoder: @unchecked Sendable {
                 throw MediaError(file: name, reason: "cannot be sharded: its length is unknown (a pipe or a live source?)")
             }
             let (shardStart, shardEnd) = shard.bounds(lower: lower, upper: upper)
-            selectedStart = shardStart ?? selectedStart
-            selectedEnd = shardEnd ?? selectedEnd
+            func seconds(_ ticks: Int64) -> Double { tb.seconds(ticks - containerStartTicks) + containerStart }
+            if let shardStart { (selectedStart, selectedStartSeconds) = (shardStart, seconds(shardStart)) }
+            if let shardEnd { (selectedEnd, selectedEndSeconds) = (shardEnd, seconds(shardEnd)) }
         }
         startPts = selectedStart
         endPts = selectedEnd
-        startSeconds = selectedStart.map { tb.seconds($0 - containerStartTicks) + containerStart }
-        endSeconds = selectedEnd.map { tb.seconds($0 - containerStartTicks) + containerStart }
+        startSeconds = selectedStartSeconds
+        endSeconds = selectedEndSeconds
         if let startPts {
             // Seeking may fail (pipes, devices): the frames before the start are then decoded and dropped.
             seeked = avformat_seek_file(context, index, Int64.min, startPts, startPts, 0) >= 0

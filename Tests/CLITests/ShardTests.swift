@@ -256,7 +256,11 @@ enum ShardSource: String, CaseIterable, CustomTestStringConvertible {
         let result = try CamvidProcess.run([cut.path, part, "--shard", "1/2", "--method", "none"], in: folder)
         #expect(result.status == 1 && result.standardError.contains("cut short"), "\(result.standardError)")
         #expect(!FileManager.default.fileExists(atPath: part))
-        #expect(FileManager.default.fileExists(atPath: OutputFiles.temporary(part)))
+        let partial = OutputFiles.temporary(part)
+        #expect(partial.hasSuffix("/.part-1.partial.mp4"))
+        #expect(FileManager.default.fileExists(atPath: partial))
+        let refused = try CamvidProcess.run(["concat", folder.appendingPathComponent("joined.mp4").path, partial, "--audio-from", cut.path], in: folder)
+        #expect(refused.status == 1 && refused.standardError.contains("did not complete"), "\(refused.standardError)")
     }
 
     /// An archive sharded by file: each input explained by exactly one shard, to an output named
