@@ -13,11 +13,11 @@ struct ConcatCommand: ParsableCommand {
               camvid concat out.mp4 parts/part-*.mp4 --audio-from in.mp4
               camvid concat out.mp4 parts/*.mp4 --audio-from in.mp4 --json frames.jsonl --cams maps.npy
 
-            The parts may be given in any order: each says which shard it is. They must be complete, contiguous
-            and consistent: every shard 0…N-1 exactly once, all from this source with the same span and encoder
-            settings; a missing, duplicated or truncated part is an error naming it. The video packets are copied
-            as they are; the source's audio and subtitles are copied once, as an unsharded run copies them; the
-            parts' --json and --cams shards are joined (frames renumbered from 0). Each output is written under a
+            The parts may be given in any order: each says which shard it is. They must be complete, contiguous \
+            and consistent: every shard 0…N-1 exactly once, all from this source with the same span and encoder \
+            settings; a missing, duplicated or truncated part is an error naming it. The video packets are copied \
+            as they are; the source's audio and subtitles are copied once, as an unsharded run copies them; the \
+            parts' --json and --cams shards are joined (frames renumbered from 0). Each output is written under a \
             temporary name and renamed when complete.
             """
     )

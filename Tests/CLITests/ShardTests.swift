@@ -218,6 +218,29 @@ enum ShardSource: String, CaseIterable, CustomTestStringConvertible {
         #expect(joined.pts == (try PatternClips.read(MediaInput(clip.path))).pts)
     }
 
+    /// A span (`--start`, `--duration`) is sharded on the unsharded run's timeline: the joined video has its
+    /// frames, pts and audio packets.
+    @Test func aSpanIsShardedOnItsOwnTimeline() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-shard")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let sample = ShardSource.sampleClip, span = ["--start", "1.5", "--duration", "1.3", "--method", "none", "--quiet"]
+        let whole = folder.appendingPathComponent("whole.mp4")
+        #expect(try CamvidProcess.run([sample.path, whole.path] + span, in: folder).status == 0)
+        let parts = try (0..<3).map { index in
+            let part = folder.appendingPathComponent("part-\(index).mp4").path
+            let result = try CamvidProcess.run([sample.path, part, "--shard", "\(index)/3"] + span, in: folder)
+            #expect(result.status == 0, "\(result.standardError)")
+            return part
+        }
+        #expect(try Self.concat(parts, source: sample, in: folder).status == 0)
+        let expected = try PatternClips.read(MediaInput(whole.path))
+        let joined = try PatternClips.read(MediaInput(folder.appendingPathComponent("joined.mp4").path))
+        // 1.5 s falls between frames: the first is the one at 1.52 s, 0.02 s into the span.
+        #expect(joined.pts == expected.pts && expected.pts.count == 32 && expected.pts.first == 20_000)
+        #expect(joined.packets.map(\.pts) == expected.packets.map(\.pts) && !expected.packets.isEmpty)
+        #expect(joined.packets.map(\.data) == expected.packets.map(\.data))
+    }
+
     /// `--shard auto` reads Slurm's array task (from its minimum) or Kubernetes' completion index.
     @Test func autoReadsTheSchedulersEnvironment() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-shard")
