@@ -268,6 +268,8 @@ public final class FrameDecoder: @unchecked Sendable {
             // Seeking may fail (pipes, devices): the frames before the start are then decoded and dropped.
             seeked = avformat_seek_file(context, index, Int64.min, startPts, startPts, 0) >= 0
         }
+        // Without video, its packets need not even be read (MP4's demuxer then skips their bytes).
+        if !settings.deliversVideo { stream.pointee.discard = AVDISCARD_ALL }
         frameInterval = rate.isValid ? max(1, rate.inverse.rescale(1, to: tb)) : nil
 
         guard let packet = av_packet_alloc() else { throw MediaError(file: name, reason: "cannot allocate a packet") }
@@ -372,6 +374,11 @@ public final class FrameDecoder: @unchecked Sendable {
         case .videoEnded:
             try readPastVideoEnd()
         case .reading:
+            // Without video or other streams there is nothing to read.
+            if !deliversVideo && copiedIndices.isEmpty {
+                state = .finished
+                return
+            }
             try receiveFrames()
             guard state == .reading, readyHead >= ready.count else { return }
             let code = stopSignal.isStopped ? camvid_averror_exit() : av_read_frame(formatContext, packet)
