@@ -286,6 +286,26 @@ enum ShardSource: String, CaseIterable, CustomTestStringConvertible {
         #expect(refused.status == 1 && refused.standardError.contains("did not complete"), "\(refused.standardError)")
     }
 
+    /// What a shard cannot be is said before any work, in one line: a part that is not MP4, a smoothed
+    /// shard, a part on standard output, a shard outside the count.
+    @Test func impossibleShardsAreRefused() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-shard")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let clip = folder.appendingPathComponent("clip.mkv")
+        try PatternClips.write(clip, count: 4)
+        let cases: [([String], String)] = [
+            ([folder.appendingPathComponent("part.mkv").path, "--shard", "0/2", "--method", "none"], "must be an MP4 file"),
+            ([folder.appendingPathComponent("part.mp4").path, "--shard", "0/2", "--smooth", "3"], "--smooth cannot be sharded"),
+            (["-", "--format", "nut", "--shard", "0/2", "--method", "none"], "not standard output"),
+            ([folder.appendingPathComponent("part.mp4").path, "--shard", "2/2", "--method", "none"], "is not I/N"),
+        ]
+        for (arguments, message) in cases {
+            let result = try CamvidProcess.run([clip.path] + arguments, in: folder)
+            #expect(result.status != 0 && result.errorLines.count == 1 && result.standardError.contains(message), "\(result.standardError)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("part") }.isEmpty)
+    }
+
     /// An archive sharded by file: each input explained by exactly one shard, to an output named
     /// after it; a rerun skips what exists.
     @Test func anArchiveIsShardedByFile() throws {
