@@ -247,6 +247,15 @@ public final class ExplanationLog: ExplanationRecord {
     public func finish() throws {
         if path != "-" { try handle.close() }
     }
+
+    /// `line` (one this log wrote) with its frame number `local` replaced by `global`; nil when it
+    /// does not say it is frame `local`. The keys are sorted and no other object has a `frame` key,
+    /// so the first `"frame":` that is not inside a string (where quotes are escaped) is the line's own.
+    public static func renumbered(_ line: String, from local: Int, to global: Int) -> String? {
+        let key = "\"frame\":\(local)"
+        guard let range = line.range(of: key), let after = line[range.upperBound...].first, after == "," || after == "}" else { return nil }
+        return line.replacingCharacters(in: range, with: "\"frame\":\(global)")
+    }
 }
 
 /// `--cams PATH.npy`: every frame's map (as drawn, in frame orientation) in one float32 NumPy
@@ -265,7 +274,7 @@ public final class HeatmapArrayFile: ExplanationRecord {
     private var frames = 0
     private var size: (width: Int, height: Int)?
     /// Header bytes reserved (a multiple of 64, as NumPy aligns), enough for any frame count.
-    private static let headerLength = 128
+    static let headerLength = 128
 
     /// Creates (or truncates) the file at `path`; `tiles` (at least 1) makes it a grid's
     /// `[frames,tiles,h,w]`.

@@ -20,15 +20,31 @@ public struct VideoJob {
     public let span: TimeSpan
     /// Raised to stop reading (Ctrl-C): the frames in flight are finished and the output finalised.
     public let stop: StopSignal
+    /// The files renamed into place when the run is complete (a shard's part, an archive's output).
+    public let files: OutputFiles?
 
     /// Opens `input` (its `span` only) and `output`; throws a `MediaError` naming the file that
     /// cannot be read or written.
-    public init(input: MediaInput, span: TimeSpan = .all, output: MediaOutput,
+    ///
+    /// With `files`, the video is written to its temporary name (`output` gives the container
+    /// format); with a shard among them, only that shard of the span is read, and the video alone
+    /// is written, tagged with its `PartManifest`.
+    public init(input: MediaInput, span: TimeSpan = .all, files: OutputFiles? = nil, output: MediaOutput,
                 encoderSettings: EncoderSettings = EncoderSettings(), stop: StopSignal = StopSignal()) throws {
-        decoder = try FrameDecoder(input, span: span, stop: stop)
+        let shard = files?.shard
+        decoder = try FrameDecoder(input, span: span, shard: shard,
+                                   settings: DecoderSettings(deliversOtherStreams: shard == nil), stop: stop)
+        var output = output
+        if let files {
+            output.location = OutputFiles.temporary(files.video)
+        }
+        if let files, let shard {
+            output.metadata.merge(files.manifest(shard: shard, decoder: decoder, span: span, encoder: encoderSettings).tags) { $1 }
+        }
         encoder = try FrameEncoder(output: output, source: decoder.source, settings: encoderSettings)
         self.span = span
         self.stop = stop
+        self.files = files
     }
 
     /// Whether the input is a capture device or virtual source (frames may be dropped to keep up).
@@ -39,6 +55,10 @@ public struct VideoJob {
         let video = decoder.video
         let rate = video.averageFrameRate.doubleValue
         var estimate = video.frameCountEstimate
+        if let shard = files?.shard, let whole = estimate {
+            // About an equal share (the cuts are by time).
+            estimate = (whole + shard.count - 1) / shard.count
+        }
         if let start = span.start, rate > 0, let whole = estimate {
             // The estimate counts from the beginning; the span starts later.
             estimate = max(0, whole - Int((start * rate).rounded()))
@@ -51,7 +71,8 @@ public struct VideoJob {
     }
 
     /// Runs decode → convert → explain → blend → encode to the end of the input (or until
-    /// `stop`), then finalises the output and the explainer's records.
+    /// `stop`), then finalises the output and the explainer's records; its `files` are then
+    /// renamed to their final names, unless the run stopped early or failed.
     ///
     /// `preprocessor` prepares each frame for the explainer's network (nil without one).
     /// Throws the first failure (naming the file and frame) after the output has been
@@ -64,9 +85,12 @@ public struct VideoJob {
             source: DecoderSource(decoder), converter: FrameConverter(file: decoder.input.location, preprocessor: preprocessor),
             explainer: explainer, overlay: overlay, sink: VideoSink(encoder),
             configuration: configuration, stop: stop, progress: progress)
-        if !summary.stoppedEarly, span.duration == nil, let shortfall = truncation(endingAt: encoder.lastFrameEnd) {
+        // Only an input that ended before its span (or shard) did can be cut short.
+        let reached = [encoder.lastFrameEnd, decoder.lastDecodedPts].compactMap { $0 }.max()
+        if !summary.stoppedEarly, !decoder.endedAtSpanEnd, let shortfall = truncation(endingAt: reached) {
             throw MediaError(file: decoder.input.location, frame: summary.framesWritten, reason: shortfall)
         }
+        if !summary.stoppedEarly { try files?.commit() }
         return summary
     }
 

@@ -68,9 +68,10 @@ struct ExplanationSetup {
     }
 
     /// The explain stage's resource: the explainer, `--smooth` and the `--json` / `--cams` files
-    /// (created now), followed by `extra` records.
-    func explainer(_ records: RecordOptions, extra: [any ExplanationRecord] = []) throws -> VideoExplainer {
+    /// (created now, at `paths` when given), followed by `extra` records.
+    func explainer(_ records: RecordOptions, paths: (json: String?, cams: String?)? = nil,
+                   extra: [any ExplanationRecord] = []) throws -> VideoExplainer {
         VideoExplainer(explaining, smoothing: records.smoothing,
-                       records: try records.open(labels: labels, tiles: tileCount) + extra)
+                       records: try records.open(labels: labels, tiles: tileCount, paths: paths) + extra)
     }
 }

@@ -278,11 +278,14 @@ struct RecordOptions: ParsableArguments {
         return methods
     }
 
-    /// The `--json` and `--cams` files, created (or truncated) now.
-    func open(labels: ClassLabels, tiles: Int?) throws -> [any ExplanationRecord] {
+    /// The `--json` and `--cams` files, created (or truncated) now, at the paths given unless
+    /// `paths` names others (a shard's temporary names, an archive input's own).
+    func open(labels: ClassLabels, tiles: Int?, paths: (json: String?, cams: String?)? = nil) throws -> [any ExplanationRecord] {
         var records: [any ExplanationRecord] = []
-        if let json { records.append(try ExplanationLog(path: json, labels: labels, boxThreshold: boxThreshold)) }
-        if let cams { records.append(try HeatmapArrayFile(path: cams, tiles: tiles)) }
+        if let json = paths.map({ $0.json }) ?? json {
+            records.append(try ExplanationLog(path: json, labels: labels, boxThreshold: boxThreshold))
+        }
+        if let cams = paths.map({ $0.cams }) ?? cams { records.append(try HeatmapArrayFile(path: cams, tiles: tiles)) }
         return records
     }
 

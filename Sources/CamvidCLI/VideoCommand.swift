@@ -40,6 +40,8 @@ struct VideoCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Span") var span: SpanOptions
 
+    @OptionGroup(title: "Sharding") var sharding: ShardOptions
+
     @Option(help: "H.264 constant rate factor, 0 (lossless) to 51.")
     var crf: Int = 23
 
@@ -81,6 +83,19 @@ struct VideoCommand: AsyncParsableCommand {
         for option in inputOptions where !option.contains("=") {
             throw ValidationError("--input-option '\(option)' is not KEY=VALUE")
         }
+        if sharding.shard != nil || sharding.archive {
+            if output == "-" || explanation.records.json == "-" {
+                throw ValidationError("--shard and --archive write files renamed when complete, not standard output")
+            }
+        }
+        if sharding.shard != nil && !sharding.archive && explanation.records.smooth != nil {
+            throw ValidationError("--smooth cannot be sharded: each frame's map depends on the frames before it, which another shard explains")
+        }
+        if sharding.archive {
+            for (option, path) in [("--json", explanation.records.json), ("--cams", explanation.records.cams)] {
+                if let path, !path.contains("{name}") { throw ValidationError("\(option) with --archive needs {name} in its path, one file per input") }
+            }
+        }
     }
 
     func run() async throws {
@@ -92,27 +107,54 @@ struct VideoCommand: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let stop = StopSignal()
         let interrupts = InterruptHandler(stop: stop)
-        // Option errors (an unknown --class label, a missing layer) come before any file is opened.
+        // Option errors (an unknown --class label, a missing layer, --shard auto outside a job) come before any file is opened.
         let setup = try ExplanationSetup(explanation, networkThreads: networkThreads == 0 ? nil : networkThreads)
+        let shard = try sharding.resolve(ProcessInfo.processInfo.environment)
+        let records = explanation.records
+        guard sharding.archive else {
+            let files = try shard.map { try OutputFiles(shard: $0, video: output, json: records.json, cams: records.cams) }
+            try await explain(input, to: output, files: files, setup: setup, stop: stop, interrupts: interrupts)
+            return
+        }
+        let archive = try Archive(list: input, outputPattern: output)
+        let mine = shard.map { archive.inputs[$0.items(of: archive.inputs.count)] } ?? archive.inputs[...]
+        for item in mine where !stop.isStopped {
+            let files = try OutputFiles(shard: nil, video: Archive.name(output, for: item),
+                                        json: records.json.map { Archive.name($0, for: item) }, cams: records.cams.map { Archive.name($0, for: item) })
+            if FileManager.default.fileExists(atPath: files.video) {
+                if !quiet { ErrorReport.note("\(files.video) exists: \(item) is done") }
+                continue
+            }
+            try await explain(item, to: files.video, files: files, setup: setup, stop: stop, interrupts: interrupts)
+        }
+    }
+
+    /// Explains `input` into `output` (with `files`, under their temporary names until complete).
+    private func explain(_ input: String, to output: String, files: OutputFiles?, setup: ExplanationSetup,
+                         stop: StopSignal, interrupts: InterruptHandler) async throws {
         var options: [String: String] = [:]
         for option in inputOptions {
             let parts = option.split(separator: "=", maxSplits: 1)
             options[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
         let job = try await FailureInFile.naming(input) {
-            try VideoJob(input: MediaInput(input, format: inputFormat, options: options), span: span.span,
+            try VideoJob(input: MediaInput(input, format: inputFormat, options: options), span: span.span, files: files,
                          output: MediaOutput(output, format: format),
                          encoderSettings: EncoderSettings(crf: crf, preset: preset), stop: stop)
         }
+        let written = job.encoder.output.location
+        let recordPaths = files.map { files in (json: files.json.map(OutputFiles.temporary), cams: files.cams.map(OutputFiles.temporary)) }
         let progress = ProgressReporter.standardError(quiet: quiet, expectedFrames: job.expectedFrameCount)
         let summary = try await FailureInFile.naming(input) {
             try await job.run(
-                preprocessor: setup.preprocessor, explainer: try setup.explainer(explanation.records), overlay: ExplanationOverlay(setup.overlay),
+                preprocessor: setup.preprocessor, explainer: try setup.explainer(explanation.records, paths: recordPaths),
+                overlay: ExplanationOverlay(setup.overlay),
                 configuration: PipelineConfiguration(channelCapacity: channelCapacity, batchSize: batchSize, realtime: realtime ?? job.isLive),
                 progress: progress)
         }
         if let number = interrupts.signalReceived, summary.stoppedEarly {
-            ErrorReport.note("interrupted by \(InterruptHandler.name(of: number)): \(output) is finalised with \(summary.framesWritten) frames")
+            let incomplete = files == nil ? "" : " (left under its temporary name: the run is incomplete)"
+            ErrorReport.note("interrupted by \(InterruptHandler.name(of: number)): \(written) is finalised with \(summary.framesWritten) frames\(incomplete)")
             throw ExitCode(128 + number)
         }
         guard !quiet else { return }
@@ -126,7 +168,8 @@ struct VideoCommand: AsyncParsableCommand {
         for stream in job.encoder.droppedStreams {
             ErrorReport.note("\(output): stream \(stream) of \(input) left out: the \(job.encoder.containerName) container cannot hold it")
         }
-        ErrorReport.note(progress.summary(output: output, what: setup.description))
+        let what = files?.shard.map { "\(setup.description), shard \($0)" } ?? setup.description
+        ErrorReport.note(progress.summary(output: output, what: what))
     }
 }
 

@@ -36,6 +36,40 @@ public enum NumPyFile {
     /// Decodes the bytes of a `.npy` file.
     public static func decode(_ data: Data) throws -> Tensor {
         let bytes = [UInt8](data)
+        let (shape, dtype, body) = try header(of: bytes)
+        let count = Tensor.elementCount(shape)
+        let itemSize: Int
+        switch dtype {
+        case "<f4", "<i4": itemSize = 4
+        case "<f8", "<i8": itemSize = 8
+        case "|u1", "|b1", "<u1": itemSize = 1
+        case "<f2": itemSize = 2
+        default: throw FormatError(description: "unsupported dtype \(dtype); use float32")
+        }
+        guard bytes.count - body >= count * itemSize else {
+            throw FormatError(description: "truncated data: \(shape) \(dtype) needs \(count * itemSize) bytes, file has \(bytes.count - body)")
+        }
+        var storage = [Float](repeating: 0, count: count)
+        bytes.withUnsafeBytes { raw in
+            let base = raw.baseAddress!.advanced(by: body)
+            for i in 0..<count {
+                let p = base.advanced(by: i * itemSize)
+                switch dtype {
+                case "<f4": storage[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+                case "<f8": storage[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
+                case "<f2": storage[i] = Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))))
+                case "<i4": storage[i] = Float(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
+                case "<i8": storage[i] = Float(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
+                default: storage[i] = Float(p.load(as: UInt8.self))
+                }
+            }
+        }
+        return Tensor(shape: shape, storage: storage)
+    }
+
+    /// The shape, dtype (`<f4`, …) and data offset of the `.npy` file whose first bytes are `bytes`
+    /// (the header is small: a file's first 4 KiB hold it).
+    public static func header(of bytes: [UInt8]) throws -> (shape: [Int], dtype: String, dataOffset: Int) {
         let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw FormatError(description: "not a NumPy .npy file (bad magic)")
@@ -64,36 +98,8 @@ public enum NumPyFile {
             throw FormatError(description: "Fortran-ordered arrays are not supported; save with np.ascontiguousarray")
         }
         let shape = try parseShape(shapeText)
-        let count = Tensor.elementCount(shape)
-        let body = headerStart + headerLength
         let dtype = String(descr.dropFirst().prefix { $0 != "'" && $0 != "\"" })
-        let itemSize: Int
-        switch dtype {
-        case "<f4", "<i4": itemSize = 4
-        case "<f8", "<i8": itemSize = 8
-        case "|u1", "|b1", "<u1": itemSize = 1
-        case "<f2": itemSize = 2
-        default: throw FormatError(description: "unsupported dtype \(dtype); use float32")
-        }
-        guard bytes.count - body >= count * itemSize else {
-            throw FormatError(description: "truncated data: \(shape) \(dtype) needs \(count * itemSize) bytes, file has \(bytes.count - body)")
-        }
-        var storage = [Float](repeating: 0, count: count)
-        bytes.withUnsafeBytes { raw in
-            let base = raw.baseAddress!.advanced(by: body)
-            for i in 0..<count {
-                let p = base.advanced(by: i * itemSize)
-                switch dtype {
-                case "<f4": storage[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
-                case "<f8": storage[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
-                case "<f2": storage[i] = Float(Float16(bitPattern: UInt16(littleEndian: p.loadUnaligned(as: UInt16.self))))
-                case "<i4": storage[i] = Float(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
-                case "<i8": storage[i] = Float(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
-                default: storage[i] = Float(p.load(as: UInt8.self))
-                }
-            }
-        }
-        return Tensor(shape: shape, storage: storage)
+        return (shape, dtype, headerStart + headerLength)
     }
 
     /// Encodes a tensor as the bytes of a version-1 float32 `.npy` file (C order, whatever the tensor's storage order).

@@ -12,11 +12,15 @@ public struct DecoderSettings: Sendable, Hashable {
     public var threads: Int
     /// Whether audio and subtitle packets are delivered for copying (else only frames).
     public var deliversOtherStreams: Bool
+    /// Whether video frames are decoded and delivered; without them only the other streams' packets
+    /// of the span come out (`camvid concat` copies the source's audio so, decoding nothing).
+    public var deliversVideo: Bool
 
     /// Settings; the defaults use frame threading on all cores and deliver every stream.
-    public init(threads: Int = 0, deliversOtherStreams: Bool = true) {
+    public init(threads: Int = 0, deliversOtherStreams: Bool = true, deliversVideo: Bool = true) {
         self.threads = max(0, threads)
         self.deliversOtherStreams = deliversOtherStreams
+        self.deliversVideo = deliversVideo
     }
 }
 
@@ -47,6 +51,13 @@ public struct DecoderSettings: Sendable, Hashable {
 /// before `start`, decodes and drops the frames before it, returns from the first frame
 /// with pts ≥ start and stops before the first frame with pts ≥ start + duration.
 ///
+/// A shard (`Shard`) of the span is selected the same way, by pts: the span's video ticks
+/// `[lower, upper)` (from the span's start, else the video stream's start time; to the span's
+/// end, else that start plus the stream's declared duration) are cut as `Shard` says, and the
+/// decoder delivers the frames whose pts lie in this shard's part, in display order, so B-frames
+/// and variable frame rates are cut exactly as the unsharded run orders them. A shard may hold
+/// no frame at all (more shards than frames); timestamps stay on the span's timeline.
+///
 /// Ownership: one task (actor) owns a decoder and calls `next()`; it is not safe to call
 /// from two tasks at once. Frames and packets it returns are independent of it.
 public final class FrameDecoder: @unchecked Sendable {
@@ -62,6 +73,14 @@ public final class FrameDecoder: @unchecked Sendable {
     public private(set) var repairedTimestampCount = 0
     /// Frames delivered so far.
     public private(set) var deliveredFrameCount = 0
+    /// Whether the video ended at the span's (or shard's) end, not at the end of the input.
+    public private(set) var endedAtSpanEnd = false
+    /// The pts of the last frame decoded, delivered or dropped outside the span (for truncation checks).
+    public private(set) var lastDecodedPts: Int64?
+    /// The input's size in bytes, when FFmpeg knows it (files, HTTP with a length).
+    public let inputSize: Int64?
+    /// The shard delivered, when one was asked for.
+    public let shard: Shard?
 
     /// Raised from another task, it ends the input, even a blocking live one.
     public let stopSignal: StopSignal
@@ -96,6 +115,7 @@ public final class FrameDecoder: @unchecked Sendable {
     private var seekedToBeginning = false
     /// Packets read before the span's first frame (dropped if the seek has to be redone).
     private var preroll: [StreamPacket] = []
+    private let deliversVideo: Bool
 
     private enum State { case reading, draining, videoEnded, finished }
 
@@ -109,9 +129,10 @@ public final class FrameDecoder: @unchecked Sendable {
     ///
     /// Throws a `MediaError` naming the input for a missing file, an unknown input format,
     /// an input without a decodable video stream, or an invalid span.
-    public init(_ input: MediaInput, span: TimeSpan = .all, settings: DecoderSettings = DecoderSettings(),
+    ///
+    /// With `shard`, only that shard of the span is delivered; the input's length must then be known.
+    public init(_ input: MediaInput, span: TimeSpan = .all, shard: Shard? = nil, settings: DecoderSettings = DecoderSettings(),
                 stop stopSignal: StopSignal = StopSignal()) throws {
-        _ = Self.devicesRegistered
         self.input = input
         let name = input.location
         if let start = span.start, !(start.isFinite && start >= 0) {
@@ -120,29 +141,7 @@ public final class FrameDecoder: @unchecked Sendable {
         if let duration = span.duration, !(duration.isFinite && duration > 0) {
             throw MediaError(file: name, reason: "span duration \(duration) is not a time > 0 seconds")
         }
-
-        var format: UnsafePointer<AVInputFormat>?
-        if let formatName = input.format {
-            format = av_find_input_format(formatName)
-            guard format != nil else {
-                throw MediaError(file: name, reason: "unknown input format '\(formatName)'")
-            }
-        }
-        var options: OpaquePointer?
-        for (key, value) in input.options { av_dict_set(&options, key, value, 0) }
-        defer { av_dict_free(&options) }
-
-        var context: UnsafeMutablePointer<AVFormatContext>? = avformat_alloc_context()
-        guard let allocated = context else { throw MediaError(file: name, reason: "cannot allocate a demuxer") }
-        // FFmpeg polls this during blocking reads; the decoder keeps the signal alive as long as the context.
-        allocated.pointee.interrupt_callback.callback = { opaque in
-            guard let opaque else { return 0 }
-            return Unmanaged<StopSignal>.fromOpaque(opaque).takeUnretainedValue().isStopped ? 1 : 0
-        }
-        allocated.pointee.interrupt_callback.opaque = Unmanaged.passUnretained(stopSignal).toOpaque()
-        // avformat_open_input frees the context itself when it fails.
-        var code = avformat_open_input(&context, input.url, format, &options)
-        guard code >= 0, let context else { throw MediaError(file: name, while: "cannot open input", code: code) }
+        let context = try Self.openContainer(input, stop: stopSignal)
         var contextToClose: UnsafeMutablePointer<AVFormatContext>? = context
         var codecToFree: UnsafeMutablePointer<AVCodecContext>?
         var succeeded = false
@@ -152,8 +151,6 @@ public final class FrameDecoder: @unchecked Sendable {
                 avformat_close_input(&contextToClose)
             }
         }
-        code = avformat_find_stream_info(context, nil)
-        guard code >= 0 else { throw MediaError(file: name, while: "cannot read stream information", code: code) }
 
         var decoder: UnsafePointer<AVCodec>?
         let index = av_find_best_stream(context, AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0)
@@ -167,7 +164,7 @@ public final class FrameDecoder: @unchecked Sendable {
             throw MediaError(file: name, reason: "cannot allocate a decoder")
         }
         codecToFree = codec
-        code = avcodec_parameters_to_context(codec, stream.pointee.codecpar)
+        var code = avcodec_parameters_to_context(codec, stream.pointee.codecpar)
         guard code >= 0 else { throw MediaError(file: name, while: "cannot configure the decoder", code: code) }
         codec.pointee.pkt_timebase = stream.pointee.time_base
         codec.pointee.thread_type = FF_THREAD_FRAME
@@ -241,22 +238,38 @@ public final class FrameDecoder: @unchecked Sendable {
         // The container start in ticks (rounded to nearest: it came from a tick of some stream).
         let containerStartTicks = context.pointee.start_time != nopts
             ? av_rescale_q(context.pointee.start_time, camvid_time_base_q(), tb.av) : 0
-        if let start = span.start {
-            startSeconds = origin
-            startPts = containerStartTicks + ceilTicks(start)
+        var selectedStart = span.start.map { containerStartTicks + ceilTicks($0) }
+        var selectedEnd = span.duration.map { containerStartTicks + ceilTicks((span.start ?? 0) + $0) }
+        var selectedStartSeconds = span.start.map { _ in origin }
+        var selectedEndSeconds = span.duration.map { origin + $0 }
+        if let shard {
+            // The shard's part of the span's video ticks: every shard computes the same cuts from the same file.
+            let streamStart = stream.pointee.start_time != nopts ? stream.pointee.start_time : containerStartTicks
+            let lower = selectedStart ?? streamStart
+            var streamEnd: Int64?
+            if stream.pointee.duration != nopts, stream.pointee.duration > 0 {
+                streamEnd = streamStart + stream.pointee.duration
+            } else if context.pointee.duration != nopts, context.pointee.duration > 0 {
+                streamEnd = containerStartTicks + av_rescale_q(context.pointee.duration, camvid_time_base_q(), tb.av)
+            }
+            guard let upper = selectedEnd ?? streamEnd else {
+                throw MediaError(file: name, reason: "cannot be sharded: its length is unknown (a pipe or a live source?)")
+            }
+            let (shardStart, shardEnd) = shard.bounds(lower: lower, upper: upper)
+            func seconds(_ ticks: Int64) -> Double { tb.seconds(ticks - containerStartTicks) + containerStart }
+            if let shardStart { (selectedStart, selectedStartSeconds) = (shardStart, seconds(shardStart)) }
+            if let shardEnd { (selectedEnd, selectedEndSeconds) = (shardEnd, seconds(shardEnd)) }
+        }
+        startPts = selectedStart
+        endPts = selectedEnd
+        startSeconds = selectedStartSeconds
+        endSeconds = selectedEndSeconds
+        if let startPts {
             // Seeking may fail (pipes, devices): the frames before the start are then decoded and dropped.
-            seeked = avformat_seek_file(context, index, Int64.min, startPts!, startPts!, 0) >= 0
-        } else {
-            startSeconds = nil
-            startPts = nil
+            seeked = avformat_seek_file(context, index, Int64.min, startPts, startPts, 0) >= 0
         }
-        if let spanDuration = span.duration {
-            endSeconds = origin + spanDuration
-            endPts = containerStartTicks + ceilTicks((span.start ?? 0) + spanDuration)
-        } else {
-            endSeconds = nil
-            endPts = nil
-        }
+        // Without video, its packets need not even be read (MP4's demuxer then skips their bytes).
+        if !settings.deliversVideo { stream.pointee.discard = AVDISCARD_ALL }
         frameInterval = rate.isValid ? max(1, rate.inverse.rescale(1, to: tb)) : nil
 
         guard let packet = av_packet_alloc() else { throw MediaError(file: name, reason: "cannot allocate a packet") }
@@ -269,7 +282,48 @@ public final class FrameDecoder: @unchecked Sendable {
         self.copiedIndices = Set(copied.map { Int32($0.index) })
         self.source = SourceDescription(video: info, copiedStreams: copied, timeOrigin: span.start == nil ? 0 : origin)
         self.checkingSeek = seeked
+        self.shard = shard
+        self.deliversVideo = settings.deliversVideo
+        let size = context.pointee.pb.map { avio_size($0) } ?? -1
+        self.inputSize = size > 0 ? size : nil
         succeeded = true
+    }
+
+    /// Opens `input` and reads its stream information; `stop` interrupts a blocking read.
+    ///
+    /// Throws a `MediaError` naming the input for a missing file or an unknown format.
+    static func openContainer(_ input: MediaInput, stop stopSignal: StopSignal) throws -> UnsafeMutablePointer<AVFormatContext> {
+        _ = Self.devicesRegistered
+        let name = input.location
+        var format: UnsafePointer<AVInputFormat>?
+        if let formatName = input.format {
+            format = av_find_input_format(formatName)
+            guard format != nil else {
+                throw MediaError(file: name, reason: "unknown input format '\(formatName)'")
+            }
+        }
+        var options: OpaquePointer?
+        for (key, value) in input.options { av_dict_set(&options, key, value, 0) }
+        defer { av_dict_free(&options) }
+
+        var context: UnsafeMutablePointer<AVFormatContext>? = avformat_alloc_context()
+        guard let allocated = context else { throw MediaError(file: name, reason: "cannot allocate a demuxer") }
+        // FFmpeg polls this during blocking reads; the owner keeps the signal alive as long as the context.
+        allocated.pointee.interrupt_callback.callback = { opaque in
+            guard let opaque else { return 0 }
+            return Unmanaged<StopSignal>.fromOpaque(opaque).takeUnretainedValue().isStopped ? 1 : 0
+        }
+        allocated.pointee.interrupt_callback.opaque = Unmanaged.passUnretained(stopSignal).toOpaque()
+        // avformat_open_input frees the context itself when it fails.
+        var code = avformat_open_input(&context, input.url, format, &options)
+        guard code >= 0, let context else { throw MediaError(file: name, while: "cannot open input", code: code) }
+        code = avformat_find_stream_info(context, nil)
+        guard code >= 0 else {
+            var contextToClose: UnsafeMutablePointer<AVFormatContext>? = context
+            avformat_close_input(&contextToClose)
+            throw MediaError(file: name, while: "cannot read stream information", code: code)
+        }
+        return context
     }
 
     deinit {
@@ -295,7 +349,9 @@ public final class FrameDecoder: @unchecked Sendable {
                 return item
             }
             if state == .finished {
-                if deliveredFrameCount == 0 && !reportedEmpty {
+                // A shard may rightly hold no frame, as long as the input decodes at all.
+                let mayBeEmpty = !deliversVideo || (shard != nil && lastDecodedPts != nil)
+                if deliveredFrameCount == 0 && !reportedEmpty && !mayBeEmpty {
                     reportedEmpty = true
                     let detail = skippedPacketCount > 0 ? " (\(skippedPacketCount) packets rejected as corrupt)" : ""
                     let span = startPts != nil || endPts != nil ? " in the requested span" : ""
@@ -318,6 +374,11 @@ public final class FrameDecoder: @unchecked Sendable {
         case .videoEnded:
             try readPastVideoEnd()
         case .reading:
+            // Without video or other streams there is nothing to read.
+            if !deliversVideo && copiedIndices.isEmpty {
+                state = .finished
+                return
+            }
             try receiveFrames()
             guard state == .reading, readyHead >= ready.count else { return }
             let code = stopSignal.isStopped ? camvid_averror_exit() : av_read_frame(formatContext, packet)
@@ -341,6 +402,7 @@ public final class FrameDecoder: @unchecked Sendable {
             }
             defer { av_packet_unref(packet) }
             if packet.pointee.stream_index == videoIndex {
+                guard deliversVideo else { return }
                 let sent = avcodec_send_packet(codecContext, packet)
                 if sent < 0 && sent != FFmpegErrorText.tryAgain {
                     try reject(sent, while: "decoding a packet")
@@ -349,6 +411,8 @@ public final class FrameDecoder: @unchecked Sendable {
                 }
             } else if copiedIndices.contains(packet.pointee.stream_index) {
                 try takeOtherPacket(afterVideoEnd: false)
+                // Without video, the span ends when every copied stream has passed it.
+                if !deliversVideo, streamsPastEnd.isSuperset(of: copiedIndices) { state = .finished }
             }
         }
     }
@@ -401,6 +465,7 @@ public final class FrameDecoder: @unchecked Sendable {
             pts = previousPts.map { $0 + step } ?? (pts == nopts ? 0 : pts)
             repairedTimestampCount += 1
         }
+        lastDecodedPts = pts
         if checkingSeek {
             checkingSeek = false
             // Demuxers without an index (MPEG-TS, …) may land after the start or off a keyframe:
@@ -419,6 +484,7 @@ public final class FrameDecoder: @unchecked Sendable {
         if let endPts, pts >= endPts {
             resolveWaiting(nextPts: pts)
             frame.free()
+            endedAtSpanEnd = true
             state = .videoEnded
             streamsPastEnd = []
             if copiedIndices.isEmpty { state = .finished }
@@ -498,7 +564,7 @@ public final class FrameDecoder: @unchecked Sendable {
         }
         av_packet_move_ref(copy, packet)
         let item = StreamPacket(packet: copy, streamIndex: Int(stream), timeBase: tb)
-        if startPts != nil && deliveredFrameCount == 0 {
+        if startPts != nil && deliveredFrameCount == 0 && deliversVideo {
             preroll.append(item)
         } else if waitingFrame != nil {
             waitingPackets.append(item)

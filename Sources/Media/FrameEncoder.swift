@@ -50,9 +50,9 @@ public struct EncoderSettings: Sendable, Hashable {
 /// and we keep the input's resolution rather than crop or pad) and for 4:4:4 sources.
 /// Output is 8-bit: frames pass through 8-bit RGB.
 ///
-/// Copied streams keep their codec parameters, metadata and timestamps (rescaled); one the
-/// container cannot hold (e.g. SubRip subtitles in MP4) is left out and listed in
-/// `droppedStreams`. The source's display matrix is written on the video stream.
+/// The container, the copied streams and the display matrix are the `Muxer`'s: copied streams
+/// keep their codec parameters, metadata and timestamps (rescaled); one the container cannot
+/// hold (e.g. SubRip subtitles in MP4) is left out and listed in `droppedStreams`.
 ///
 /// Finishing: `finish()` flushes the encoder and writes the trailer; call it after a failure
 /// too, and the file is playable with every frame encoded before the fault. MP4 files are
@@ -64,41 +64,37 @@ public struct EncoderSettings: Sendable, Hashable {
 /// Ownership: one task (actor) owns an encoder; it is not safe to use from two tasks at once.
 public final class FrameEncoder: @unchecked Sendable {
     /// The output being written.
-    public let output: MediaOutput
+    public var output: MediaOutput { muxer.output }
     /// The encoder in use (`libx264`, …).
     public let codecName: String
     /// The pixel format the video is encoded in.
     public let pixelFormat: PixelFormat
     /// The container format's name.
-    public let containerName: String
+    public var containerName: String { muxer.containerName }
     /// Input indices of copied streams the container cannot hold (left out).
-    public private(set) var droppedStreams: [Int] = []
+    public var droppedStreams: [Int] { muxer.droppedStreams }
     /// Frames given to `encode` so far.
     public private(set) var encodedFrameCount = 0
     /// Where the last frame given to `encode` ends: its pts plus its duration, in the source's time base.
     public private(set) var lastFrameEnd: Int64?
 
     private let source: SourceDescription
-    private let formatContext: UnsafeMutablePointer<AVFormatContext>
+    private let muxer: Muxer
     private let codecContext: UnsafeMutablePointer<AVCodecContext>
-    private let videoStream: UnsafeMutablePointer<AVStream>
     private let frame: UnsafeMutablePointer<AVFrame>
     private let packet: UnsafeMutablePointer<AVPacket>
     private let converter: PixelConverter
-    private var copiedStreams: [Int: (stream: UnsafeMutablePointer<AVStream>, shift: Int64)] = [:]
     private let videoShift: Int64
     private var pending: [Int64: FrameTiming] = [:]
     private var lastPts: Int64?
     private var finished = false
     private var failed = false
-    private let ownsIO: Bool
 
     /// Opens the output, the video encoder and the muxer, and writes the header.
     ///
     /// Throws a `MediaError` naming the output when the container cannot be chosen or does
     /// not exist, no encoder is available, or the file cannot be created.
     public init(output: MediaOutput, source: SourceDescription, settings: EncoderSettings = EncoderSettings()) throws {
-        self.output = output
         self.source = source
         let name = output.location
         let video = source.video
@@ -108,33 +104,18 @@ public final class FrameEncoder: @unchecked Sendable {
         var timeBase = video.timeBase
         if !timeBase.isValid { timeBase = video.averageFrameRate.isValid ? video.averageFrameRate.inverse : Rational(1, 1000) }
 
-        if let formatName = output.format, av_guess_format(formatName, nil, nil) == nil {
-            throw MediaError(file: name, reason: "unknown output format '\(formatName)'")
-        }
-        var context: UnsafeMutablePointer<AVFormatContext>?
-        var code = avformat_alloc_output_context2(&context, nil, output.format, output.url)
-        guard code >= 0, let context, let outputFormat = context.pointee.oformat else {
-            throw MediaError(file: name, reason: output.format == nil
-                ? "cannot choose a container from the file name; give the output format (mp4, matroska, nut, …)"
-                : "cannot create the output container")
-        }
-        var contextToFree: UnsafeMutablePointer<AVFormatContext>? = context
+        let muxer = try Muxer(output: output)
         var codecToFree: UnsafeMutablePointer<AVCodecContext>?
         var frameToFree: UnsafeMutablePointer<AVFrame>?
         var packetToFree: UnsafeMutablePointer<AVPacket>?
-        var ioOpened = false
         var succeeded = false
         defer {
             if !succeeded {
-                if ioOpened { avio_closep(&context.pointee.pb) }
                 av_frame_free(&frameToFree)
                 av_packet_free(&packetToFree)
                 avcodec_free_context(&codecToFree)
-                avformat_free_context(contextToFree)
-                contextToFree = nil
             }
         }
-        containerName = String(cString: outputFormat.pointee.name)
 
         // The first encoder this FFmpeg build has.
         guard let (encoder, encoderName) = settings.codecNames.lazy
@@ -181,7 +162,7 @@ public final class FrameEncoder: @unchecked Sendable {
         codec.pointee.color_primaries = AVColorPrimaries(rawValue: UInt32(bitPattern: color.primaries))
         codec.pointee.color_trc = AVColorTransferCharacteristic(rawValue: UInt32(bitPattern: color.transfer))
         codec.pointee.thread_count = Int32(settings.threads)
-        if outputFormat.pointee.flags & AVFMT_GLOBALHEADER != 0 {
+        if muxer.needsGlobalHeader {
             codec.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER)
         }
         var codecOptions: OpaquePointer?
@@ -195,65 +176,13 @@ public final class FrameEncoder: @unchecked Sendable {
             codec.pointee.global_quality = 3 * FF_QP2LAMBDA
             codec.pointee.gop_size = 50
         }
-        code = avcodec_open2(codec, encoder, &codecOptions)
+        var code = avcodec_open2(codec, encoder, &codecOptions)
         guard code >= 0 else { throw MediaError(file: name, while: "cannot open the \(encoderName) encoder", code: code) }
 
-        guard let stream = avformat_new_stream(context, nil) else {
-            throw MediaError(file: name, reason: "cannot add the video stream")
-        }
-        code = avcodec_parameters_from_context(stream.pointee.codecpar, codec)
-        guard code >= 0 else { throw MediaError(file: name, while: "cannot describe the video stream", code: code) }
-        stream.pointee.time_base = timeBase.av
-        stream.pointee.avg_frame_rate = codec.pointee.framerate
-        stream.pointee.sample_aspect_ratio = codec.pointee.sample_aspect_ratio
-        if let matrix = source.video.displayMatrix, let data = av_malloc(36) {
-            matrix.entries.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: 36) }
-            if av_stream_add_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, data.assumingMemoryBound(to: UInt8.self), 36) < 0 {
-                av_free(data)
-            }
-        }
-
-        var copied: [Int: (stream: UnsafeMutablePointer<AVStream>, shift: Int64)] = [:]
-        var dropped: [Int] = []
-        let roundDown = AVRounding(rawValue: AV_ROUND_DOWN.rawValue | AV_ROUND_PASS_MINMAX.rawValue)
-        func shift(_ tb: Rational) -> Int64 {
-            source.timeOrigin == 0 ? 0
-                : av_rescale_q_rnd(Int64((source.timeOrigin * 1_000_000).rounded()), camvid_time_base_q(), tb.av, roundDown)
-        }
-        for input in source.copiedStreams {
-            if avformat_query_codec(outputFormat, input.parameters.pointee.codec_id, FF_COMPLIANCE_NORMAL) == 0 {
-                dropped.append(input.index)
-                continue
-            }
-            guard let out = avformat_new_stream(context, nil) else {
-                throw MediaError(file: name, reason: "cannot add a stream")
-            }
-            code = avcodec_parameters_copy(out.pointee.codecpar, input.parameters)
-            guard code >= 0 else { throw MediaError(file: name, while: "cannot copy stream \(input.index)", code: code) }
-            out.pointee.codecpar.pointee.codec_tag = 0
-            out.pointee.time_base = input.timeBase.av
-            av_dict_copy(&out.pointee.metadata, input.metadata, 0)
-            out.pointee.disposition = input.disposition
-            copied[input.index] = (out, shift(input.timeBase))
-        }
-        droppedStreams = dropped
-        videoShift = shift(timeBase)
-
-        ownsIO = outputFormat.pointee.flags & AVFMT_NOFILE == 0
-        if ownsIO {
-            code = avio_open(&context.pointee.pb, output.url, AVIO_FLAG_WRITE)
-            guard code >= 0 else { throw MediaError(file: name, while: "cannot open for writing", code: code) }
-            ioOpened = true
-        }
-        var muxerOptions: OpaquePointer?
-        defer { av_dict_free(&muxerOptions) }
-        let isMP4Family = ["mp4", "mov", "ipod", "ismv", "3gp", "3g2", "psp", "f4v"].contains(containerName)
-        let seekable = context.pointee.pb.map { $0.pointee.seekable != 0 } ?? true
-        if isMP4Family, settings.fragmentedMP4 ?? !seekable {
-            av_dict_set(&muxerOptions, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0)
-        }
-        code = avformat_write_header(context, &muxerOptions)
-        guard code >= 0 else { throw MediaError(file: name, while: "cannot write the header", code: code) }
+        _ = try muxer.addVideoStream(encoder: codec, displayMatrix: source.video.displayMatrix)
+        try muxer.addCopiedStreams(source)
+        videoShift = muxer.shift(timeBase, origin: source.timeOrigin)
+        try muxer.writeHeader(fragmentedMP4: settings.fragmentedMP4)
 
         guard let frame = av_frame_alloc(), let packet = av_packet_alloc() else {
             throw MediaError(file: name, reason: "cannot allocate a frame")
@@ -268,12 +197,10 @@ public final class FrameEncoder: @unchecked Sendable {
         code = av_frame_get_buffer(frame, 0)
         guard code >= 0 else { throw MediaError(file: name, while: "cannot allocate a frame", code: code) }
 
-        self.formatContext = context
+        self.muxer = muxer
         self.codecContext = codec
-        self.videoStream = stream
         self.frame = frame
         self.packet = packet
-        self.copiedStreams = copied
         self.converter = PixelConverter(file: name)
         succeeded = true
     }
@@ -283,7 +210,6 @@ public final class FrameEncoder: @unchecked Sendable {
         frame.free()
         packet.free()
         codecContext.free()
-        avformat_free_context(formatContext)
     }
 
     /// The colour tags written: the source's, else what `PixelConverter` assumed for it.
@@ -330,17 +256,7 @@ public final class FrameEncoder: @unchecked Sendable {
 
     /// Writes a packet of a copied stream (rescaled to the output stream's time base).
     public func write(_ input: StreamPacket) throws {
-        guard !finished else { throw MediaError(file: output.location, reason: "the output is already finished") }
-        guard let (stream, shift) = copiedStreams[input.streamIndex] else { return }
-        let code = av_packet_ref(packet, input.packet)
-        guard code >= 0 else { throw MediaError(file: output.location, while: "cannot copy a packet", code: code) }
-        let nopts = camvid_nopts_value()
-        if packet.pointee.pts != nopts { packet.pointee.pts -= shift }
-        if packet.pointee.dts != nopts { packet.pointee.dts -= shift }
-        av_packet_rescale_ts(packet, input.timeBase.av, stream.pointee.time_base)
-        packet.pointee.stream_index = stream.pointee.index
-        packet.pointee.pos = -1
-        try writePacket(frame: nil, action: "cannot write a packet of stream \(input.streamIndex)")
+        try muxer.write(input)
     }
 
     /// Flushes the encoder, writes the trailer and closes the output; call it once, also after a failure.
@@ -358,16 +274,7 @@ public final class FrameEncoder: @unchecked Sendable {
                 firstError = MediaError(file: output.location, while: "cannot flush the encoder", code: code)
             }
         }
-        let code = av_write_trailer(formatContext)
-        if code < 0, firstError == nil {
-            firstError = MediaError(file: output.location, while: "cannot write the trailer", code: code)
-        }
-        if ownsIO {
-            let closed = avio_closep(&formatContext.pointee.pb)
-            if closed < 0, firstError == nil {
-                firstError = MediaError(file: output.location, while: "cannot close the output", code: closed)
-            }
-        }
+        do { try muxer.finish() } catch { firstError = firstError ?? error }
         if let firstError { throw firstError }
     }
 
@@ -382,19 +289,12 @@ public final class FrameEncoder: @unchecked Sendable {
             }
             let timing = pending.removeValue(forKey: packet.pointee.pts)
             if packet.pointee.duration <= 0, let timing { packet.pointee.duration = timing.duration }
-            av_packet_rescale_ts(packet, codecContext.pointee.time_base, videoStream.pointee.time_base)
-            packet.pointee.stream_index = videoStream.pointee.index
-            try writePacket(frame: timing?.index, action: "cannot write a video packet")
-        }
-    }
-
-    /// Hands the prepared packet to the muxer (which takes its reference).
-    private func writePacket(frame: Int?, action: String) throws {
-        let code = av_interleaved_write_frame(formatContext, packet)
-        av_packet_unref(packet)
-        if code < 0 {
-            failed = true
-            throw MediaError(file: output.location, frame: frame, while: action, code: code)
+            do {
+                try muxer.writeEncoded(packet, from: Rational(codecContext.pointee.time_base), frame: timing?.index)
+            } catch {
+                failed = true
+                throw error
+            }
         }
     }
 }

@@ -77,6 +77,8 @@ public final class StreamPacket: @unchecked Sendable {
     public var dts: Int64? { packet.pointee.dts == camvid_nopts_value() ? nil : packet.pointee.dts }
     /// Duration in `timeBase` (0 when unknown).
     public var duration: Int64 { packet.pointee.duration }
+    /// Whether the packet starts a picture that decodes on its own (an IDR picture in H.264).
+    public var isKeyframe: Bool { packet.pointee.flags & AV_PKT_FLAG_KEY != 0 }
     /// A copy of the packet's payload.
     public var data: [UInt8] {
         guard let bytes = packet.pointee.data, packet.pointee.size > 0 else { return [] }

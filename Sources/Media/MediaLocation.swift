@@ -28,11 +28,14 @@ public struct MediaOutput: Sendable, Hashable {
     public var location: String
     /// The container format name (`mp4`, `matroska`, `nut`, `mpegts`), or nil to choose from the file name.
     public var format: String?
+    /// Tags written into the container (a sharded run's part says which part it is in them).
+    public var metadata: [String: String]
 
-    /// An output at `location`, optionally with an explicit container format.
-    public init(_ location: String, format: String? = nil) {
+    /// An output at `location`, optionally with an explicit container format and tags.
+    public init(_ location: String, format: String? = nil, metadata: [String: String] = [:]) {
         self.location = location
         self.format = format
+        self.metadata = metadata
     }
 
     /// The URL handed to FFmpeg: `-` becomes `pipe:1`.

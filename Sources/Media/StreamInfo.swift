@@ -199,6 +199,16 @@ public final class CopiedStream: @unchecked Sendable {
         var pointer: UnsafeMutablePointer<AVCodecParameters>? = parameters
         avcodec_parameters_free(&pointer)
     }
+
+    /// The codec's out-of-band configuration (H.264's SPS and PPS in MP4): streams join without
+    /// re-encoding only when theirs are equal.
+    public var configuration: [UInt8] {
+        guard let data = parameters.pointee.extradata, parameters.pointee.extradata_size > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: Int(parameters.pointee.extradata_size)))
+    }
+
+    /// Width and height in pixels (0 for streams without pictures).
+    public var size: (width: Int, height: Int) { (Int(parameters.pointee.width), Int(parameters.pointee.height)) }
 }
 
 /// Everything the encoder needs to know about the source: the video stream, the streams to
