@@ -1,5 +1,5 @@
 import Core
-/// Operators that select or place elements by index: Slice, Pad, Gather, Expand.
+/// Operators that select or place elements by index: Slice, Pad, Gather, GatherElements, TopK, Expand.
 
 /// Per-axis index maps: output element -> input element (or none), shared by Slice and Pad forward and backward.
 enum IndexMap {
@@ -43,6 +43,24 @@ enum IndexMap {
         var out = [Float](repeating: 0, count: Tensor.elementCount(shape))
         for (o, i) in map.enumerated() where i >= 0 { out[i] += g.storage[o] }
         return Tensor(shape: shape, storage: out)
+    }
+
+    /// For each element of an index tensor of shape `shape` (the rank of `data`, no larger along the other axes), the
+    /// flat offset in `data` of the element at the same position but, along `axis`, at its index (negative ones count
+    /// from the end); an index out of range throws, naming `label`.
+    static func alongAxis(_ indices: [Int], _ shape: [Int], in data: [Int], axis: Int, _ label: String) throws -> [Int] {
+        var strides = TensorMath.strides(data)
+        let (length, step) = (data[axis], strides[axis])
+        strides[axis] = 0
+        var map = [Int](repeating: 0, count: indices.count)
+        var outside: Int?
+        TensorMath.forEachOffset(shape, strides, strides) { o, base, _ in
+            let i = indices[o], j = i < 0 ? i + length : i
+            guard j >= 0 && j < length else { outside = outside ?? i; return }
+            map[o] = base + j * step
+        }
+        if let outside { throw EngineError("\(label): index \(outside) is out of range for axis \(axis) of size \(length)") }
+        return map
     }
 }
 
@@ -240,6 +258,153 @@ struct Gather: Operator {
         let x = try Operand.shape(a.inputShapes, 0, label)
         let (_, m) = try map(x, a.inputs, context)
         return [IndexMap.scatter(g, m, x)]
+    }
+}
+
+/// Elements picked one by one along an axis (`out[i][j] = data[indices[i][j]][j]` for axis 0), the output having the
+/// indices' shape; the gradient is scatter-added back (repeated indices add up).
+struct GatherElements: Operator {
+    let label: String
+    let axis: Int
+
+    init(_ node: Node) throws {
+        try node.checkAttributes(["axis"])
+        label = node.label
+        axis = try node.int("axis", 0)
+    }
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [1]) }
+    func copiedInputs(count: Int) -> [Int] { [0] }
+
+    /// The axis, after checking that indices of shape `indices` fit data of shape `data`: one rank, and along every
+    /// other axis no longer than the data (as onnxruntime and PyTorch's `gather` require).
+    func checkedAxis(_ data: [Int], _ indices: [Int]) throws -> Int {
+        guard data.count == indices.count, !data.isEmpty else {
+            throw EngineError("\(label): indices \(indices) and data \(data) must have one rank, at least 1")
+        }
+        let a = try Operand.axis(axis, rank: data.count, label)
+        for d in data.indices where d != a && indices[d] > data[d] {
+            throw EngineError("\(label): indices \(indices) are longer than data \(data) along axis \(d)")
+        }
+        return a
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let data = try Operand.shape(shapes, 0, label), indices = try Operand.shape(shapes, 1, label)
+        let a = try checkedAxis(data, indices)
+        // Indices known at load time are checked there.
+        if constants.count > 1, let known = constants[1] {
+            _ = try IndexMap.alongAxis(Operand.integers(known), indices, in: data, axis: a, label)
+        }
+        return [indices]
+    }
+
+    /// The flat data offset each output element reads.
+    private func map(_ data: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> (shape: [Int], map: [Int]) {
+        let shape = try Operand.required(inputs, 1, label).shape
+        let a = try checkedAxis(data, shape)
+        return (shape, try IndexMap.alongAxis(try Operand.integers(inputs, 1, context, label), shape, in: data, axis: a, label))
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let data = try Operand.required(inputs, 0, label)
+        let (shape, m) = try map(data.shape, inputs, context)
+        return [IndexMap.gather(data, m, shape)]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil] }
+        let data = try Operand.shape(a.inputShapes, 0, label)
+        return [IndexMap.scatter(g, try map(data, a.inputs, context).map, data)]
+    }
+}
+
+/// The k largest (or smallest, `largest` 0) elements along an axis and their indices, k from input 1 (opset 10 on) or
+/// the attribute (before), known at load time. Sorted, ties the lower index first (onnxruntime's order; NaN ranks above
+/// every number, as in PyTorch); `sorted` 0 leaves the order to the runtime, and this one sorts. The indices are
+/// integers, exact in float32 storage since an axis longer than 2^24 is refused. The values' gradient goes back to the
+/// elements they are.
+struct TopK: Operator {
+    let label: String
+    let axis: Int
+    let largest: Bool
+    /// k before opset 10.
+    let kAttribute: Int?
+
+    init(_ node: Node, opset: Int) throws {
+        try node.checkAttributes(opset < 10 ? ["axis", "k"] : opset < 11 ? ["axis"] : ["axis", "largest", "sorted"])
+        label = node.label
+        axis = try node.int("axis", -1)
+        let largest = try node.int("largest", 1), sorted = try node.int("sorted", 1)
+        guard largest == 0 || largest == 1, sorted == 0 || sorted == 1 else {
+            throw EngineError("\(node.label): largest and sorted must be 0 or 1, not \(largest) and \(sorted)")
+        }
+        self.largest = largest == 1
+        if opset < 10 {
+            guard node.attributes["k"] != nil else { throw EngineError("\(node.label): attribute 'k' is missing (opset \(opset))") }
+            kAttribute = try node.int("k", 0)
+        } else {
+            kAttribute = nil
+        }
+    }
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(outputs: [1]) }
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool { output == 1 || (integerInputs.first ?? false) }
+
+    /// The axis and k for an input of shape `x`, checked.
+    private func selection(_ x: [Int], _ k: [Int]) throws -> (axis: Int, k: Int) {
+        let a = try Operand.axis(axis, rank: x.count, label)
+        guard k.count == 1, let k = k.first else { throw EngineError("\(label): K must hold one value, not \(k.count)") }
+        guard k >= 0, k <= x[a] else { throw EngineError("\(label): k \(k) is outside 0...\(x[a]), the length of axis \(a)") }
+        guard x[a] <= Operand.exactFloatIntegers else {
+            throw EngineError("\(label): axis \(a) of length \(x[a]) is longer than 2^24, the indices float32 storage holds exactly")
+        }
+        return (a, k)
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, label)
+        let (a, k) = try selection(x, try kAttribute.map { [$0] } ?? Operand.integers(try Operand.constant(constants, 1, label, what: "K")))
+        var shape = x
+        shape[a] = k
+        return [shape, shape]
+    }
+
+    /// Whether `a` at index `i` ranks before `b` at index `j`.
+    private func ranksBefore(_ a: Float, _ i: Int, _ b: Float, _ j: Int) -> Bool {
+        if a.isNaN != b.isNaN { return a.isNaN == largest }
+        if a != b && !a.isNaN { return largest ? a > b : a < b }
+        return i < j
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let (a, k) = try selection(x.shape, try kAttribute.map { [$0] } ?? Operand.integers(inputs, 1, context, label))
+        let (outer, n, inner) = TensorMath.split(x.shape, at: a)
+        var values = [Float](repeating: 0, count: outer * k * inner), indices = values
+        var order = [Int](repeating: 0, count: n)
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let base = o * n * inner + i
+                for j in 0..<n { order[j] = j }
+                order.sort { ranksBefore(x.storage[base + $0 * inner], $0, x.storage[base + $1 * inner], $1) }
+                for j in 0..<k {
+                    values[(o * k + j) * inner + i] = x.storage[base + order[j] * inner]
+                    indices[(o * k + j) * inner + i] = Float(order[j])
+                }
+            }
+        }
+        var shape = x.shape
+        shape[a] = k
+        return [Tensor(shape: shape, storage: values), Tensor(shape: shape, storage: indices)]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil, nil] }
+        let x = try Operand.shape(a.inputShapes, 0, label), indices = try Operand.required(a.outputs, 1, label)
+        let axis = try Operand.axis(axis, rank: x.count, label)
+        let m = try IndexMap.alongAxis(Operand.integers(Constant(tensor: indices)), indices.shape, in: x, axis: axis, label)
+        return [IndexMap.scatter(g, m, x), nil]
     }
 }
 

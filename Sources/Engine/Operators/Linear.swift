@@ -137,6 +137,54 @@ struct ReduceL2: Operator {
     }
 }
 
+/// The largest element over axes (attribute before opset 18, input after; NaN wins, as in onnxruntime and PyTorch).
+/// The gradient goes to the maxima, shared evenly where several elements tie, as PyTorch's `amax` and `max()` do (its
+/// `max(dim)` gives it all to the one index it returns; ties are rare outside saturated values).
+struct ReduceMax: Operator {
+    let label: String
+    let reduction: ReductionAxes
+
+    init(_ node: Node, opset: Int) throws {
+        label = node.label
+        reduction = try ReductionAxes(node, opset: opset)
+    }
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, label)
+        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
+    }
+
+    /// Visits every element of `x` with the flat index of its reduction (in the kept shape).
+    private func forEachElement(_ x: [Int], kept: [Int], _ body: (_ element: Int, _ reduced: Int) -> Void) {
+        let strides = TensorMath.broadcastStrides(kept, to: x)
+        TensorMath.forEachOffset(x, strides, strides) { element, reduced, _ in body(element, reduced) }
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let axes = try reduction.axes(x.shape, inputs: inputs, context: context)
+        let kept = ReductionAxes.kept(x.shape, axes)
+        var maxima = [Float](repeating: -.infinity, count: Tensor.elementCount(kept))
+        forEachElement(x.shape, kept: kept) { e, r in
+            if x.storage[e] > maxima[r] || x.storage[e].isNaN { maxima[r] = x.storage[e] }
+        }
+        return [Tensor(shape: reduction.output(x.shape, axes), storage: maxima)]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil] }
+        let x = try Operand.required(a.inputs, 0, label), y = try Operand.required(a.outputs, 0, label)
+        let kept = ReductionAxes.kept(x.shape, try reduction.axes(x.shape, inputs: a.inputs, context: context))
+        var ties = [Float](repeating: 0, count: y.count)
+        forEachElement(x.shape, kept: kept) { e, r in if x.storage[e] == y.storage[r] { ties[r] += 1 } }
+        var gradient = [Float](repeating: 0, count: x.count)
+        forEachElement(x.shape, kept: kept) { e, r in if x.storage[e] == y.storage[r] { gradient[e] = g.storage[r] / ties[r] } }
+        return [Tensor(shape: x.shape, storage: gradient)]
+    }
+}
+
 /// `alpha * op(A) op(B) + beta * C`; gradients for A and B (C's is the reduced output gradient).
 struct Gemm: Operator {
     let label: String
