@@ -64,8 +64,35 @@ enum IndexMap {
     }
 }
 
+/// An operator whose output elements are elements of input 0, or a fill value: Slice, Pad, Gather, GatherElements.
+/// Forward gathers them through a map, backward scatter-adds the gradient back through the same map.
+protocol ElementSelection: Operator {
+    var label: String { get }
+    /// The output shape for input 0 of shape `x`, and for each output element the flat offset of the input element it
+    /// is (-1: the fill value).
+    func selection(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> (shape: [Int], map: [Int])
+    /// What the output elements outside the input hold (default 0).
+    func fill(_ inputs: [Tensor?]) -> Float
+}
+
+extension ElementSelection {
+    func fill(_ inputs: [Tensor?]) -> Float { 0 }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let (shape, map) = try selection(x.shape, inputs, context)
+        return [IndexMap.gather(x, map, shape, fill: fill(inputs))]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil] }
+        let x = try Operand.shape(a.inputShapes, 0, label)
+        return [IndexMap.scatter(g, try selection(x, a.inputs, context).map, x)]
+    }
+}
+
 /// Strided slicing along chosen axes (starts, ends, axes, steps as inputs, or attributes before opset 10).
-struct Slice: Operator {
+struct Slice: ElementSelection {
     let label: String
     let attributes: (starts: [Int], ends: [Int], axes: [Int]?)?
 
@@ -117,29 +144,16 @@ struct Slice: Operator {
         [try ranges(try Operand.shape(shapes, 0, label), constants, shapes).map(\.count)]
     }
 
-    private func map(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> ([Int], [Int]) {
+    func selection(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> (shape: [Int], map: [Int]) {
         let constants = context.constants(inputs)
         let r = try ranges(x, constants, [x] + inputs.dropFirst().map { $0?.shape })
         let shape = r.map(\.count)
         return (shape, IndexMap.build(output: shape, input: x) { d, i in r[d].start + i * r[d].step })
     }
-
-    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
-        let x = try Operand.required(inputs, 0, label)
-        let (shape, m) = try map(x.shape, inputs, context)
-        return [IndexMap.gather(x, m, shape)]
-    }
-
-    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
-        guard let g = a.gradients[0] else { return [nil] }
-        let x = try Operand.shape(a.inputShapes, 0, label)
-        let (_, m) = try map(x, [nil] + a.inputs.dropFirst(), context)
-        return [IndexMap.scatter(g, m, x)]
-    }
 }
 
 /// Padding (constant, reflect or edge); the gradient gathers back what each input element fed.
-struct Pad: Operator {
+struct Pad: ElementSelection {
     let label: String
     let mode: String
     let padsAttribute: [Int]?
@@ -177,7 +191,7 @@ struct Pad: Operator {
         return [out]
     }
 
-    private func map(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> ([Int], [Int]) {
+    func selection(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> (shape: [Int], map: [Int]) {
         let constants = context.constants(inputs)
         let shapes = [x] + inputs.dropFirst().map { $0?.shape }
         let p = try pads(x, constants, shapes)
@@ -199,26 +213,17 @@ struct Pad: Operator {
         })
     }
 
-    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
-        let x = try Operand.required(inputs, 0, label)
-        let value = inputs.count > 2 ? inputs[2]?.storage.first ?? valueAttribute : valueAttribute
-        let (shape, m) = try map(x.shape, inputs, context)
-        return [IndexMap.gather(x, m, shape, fill: value)]
-    }
-
-    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
-        guard let g = a.gradients[0] else { return [nil] }
-        let x = try Operand.shape(a.inputShapes, 0, label)
-        let (_, m) = try map(x, [nil] + a.inputs.dropFirst(), context)
-        return [IndexMap.scatter(g, m, x)]
-    }
+    /// The constant mode's value: input 2 (opset 11 on) or the attribute.
+    func fill(_ inputs: [Tensor?]) -> Float { inputs.count > 2 ? inputs[2]?.storage.first ?? valueAttribute : valueAttribute }
 }
 
-/// Elements picked along an axis by (constant) indices; the gradient is scattered back.
-struct Gather: Operator {
+/// Elements picked along an axis by indices; the gradient is scattered back.
+struct Gather: ElementSelection {
     let label: String
     let axis: Int
 
+    // Indices computed at run time are read again by the backward pass.
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [1]) }
     func copiedInputs(count: Int) -> [Int] { [0] }
     init(_ node: Node) throws {
         try node.checkAttributes(["axis"])
@@ -232,7 +237,7 @@ struct Gather: Operator {
         return [Array(x[..<a]) + i + Array(x[(a + 1)...])]
     }
 
-    private func map(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> ([Int], [Int]) {
+    func selection(_ x: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> (shape: [Int], map: [Int]) {
         let a = try Operand.axis(axis, rank: x.count, label)
         let (outer, n, inner) = TensorMath.split(x, at: a)
         let indexShape = try Operand.required(inputs, 1, label).shape
@@ -246,24 +251,11 @@ struct Gather: Operator {
         for o in 0..<outer { for j in idx { for k in 0..<inner { m.append((o * n + j) * inner + k) } } }
         return (Array(x[..<a]) + indexShape + Array(x[(a + 1)...]), m)
     }
-
-    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
-        let x = try Operand.required(inputs, 0, label)
-        let (shape, m) = try map(x.shape, inputs, context)
-        return [IndexMap.gather(x, m, shape)]
-    }
-
-    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
-        guard let g = a.gradients[0] else { return [nil] }
-        let x = try Operand.shape(a.inputShapes, 0, label)
-        let (_, m) = try map(x, a.inputs, context)
-        return [IndexMap.scatter(g, m, x)]
-    }
 }
 
 /// Elements picked one by one along an axis (`out[i][j] = data[indices[i][j]][j]` for axis 0), the output having the
 /// indices' shape; the gradient is scatter-added back (repeated indices add up).
-struct GatherElements: Operator {
+struct GatherElements: ElementSelection {
     let label: String
     let axis: Int
 
@@ -299,23 +291,10 @@ struct GatherElements: Operator {
         return [indices]
     }
 
-    /// The flat data offset each output element reads.
-    private func map(_ data: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> (shape: [Int], map: [Int]) {
+    func selection(_ data: [Int], _ inputs: [Tensor?], _ context: OperatorContext) throws -> (shape: [Int], map: [Int]) {
         let shape = try Operand.required(inputs, 1, label).shape
         let a = try checkedAxis(data, shape)
         return (shape, try IndexMap.alongAxis(try Operand.integers(inputs, 1, context, label), shape, in: data, axis: a, label))
-    }
-
-    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
-        let data = try Operand.required(inputs, 0, label)
-        let (shape, m) = try map(data.shape, inputs, context)
-        return [IndexMap.gather(data, m, shape)]
-    }
-
-    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
-        guard let g = a.gradients[0] else { return [nil] }
-        let data = try Operand.shape(a.inputShapes, 0, label)
-        return [IndexMap.scatter(g, try map(data, a.inputs, context).map, data)]
     }
 }
 

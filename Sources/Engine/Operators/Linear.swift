@@ -49,9 +49,21 @@ struct ReductionAxes: Sendable {
     }
 }
 
+/// An operator reducing its input over `ReductionAxes` (ReduceMean, ReduceL2, ReduceMax): its output's shape.
+protocol AxisReduction: Operator {
+    var reduction: ReductionAxes { get }
+}
+
+extension AxisReduction {
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, reduction.label)
+        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
+    }
+}
+
 /// The mean over axes (attribute before opset 18, input after); the gradient is spread evenly. The mean over height and
 /// width of a 4-D input (`spatialAxes`) reads any storage order.
-struct ReduceMean: Operator {
+struct ReduceMean: AxisReduction {
     let label: String
     let reduction: ReductionAxes
 
@@ -62,11 +74,6 @@ struct ReduceMean: Operator {
 
     /// Height and width of an NCHW tensor: the global average pooling of a classifier head.
     static let spatialAxes: Set<Int> = [2, 3]
-
-    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let x = try Operand.shape(shapes, 0, label)
-        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
-    }
 
     func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport {
         guard let x = shapes.first ?? nil, x.count == 4, (try? reduction.axes(x, constants, shapes)) == ReduceMean.spatialAxes else {
@@ -102,7 +109,7 @@ struct ReduceMean: Operator {
 
 /// The Euclidean norm over axes, `sqrt(sum(x^2))` (attribute before opset 18, input after); the gradient is `x / y`,
 /// 0 where the norm is 0 (PyTorch's subgradient).
-struct ReduceL2: Operator {
+struct ReduceL2: AxisReduction {
     let label: String
     let reduction: ReductionAxes
 
@@ -114,11 +121,6 @@ struct ReduceL2: Operator {
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
     // ONNX keeps an integer input's type: the norm is truncated, as a C++ cast would.
     var truncatesIntegers: Bool { true }
-
-    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let x = try Operand.shape(shapes, 0, label)
-        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
-    }
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
@@ -137,10 +139,10 @@ struct ReduceL2: Operator {
     }
 }
 
-/// The largest element over axes (attribute before opset 18, input after; NaN wins, as in onnxruntime and PyTorch).
-/// The gradient goes to the maxima, shared evenly where several elements tie, as PyTorch's `amax` and `max()` do (its
-/// `max(dim)` gives it all to the one index it returns; ties are rare outside saturated values).
-struct ReduceMax: Operator {
+/// The largest element over axes (attribute before opset 18, input after; NaN wins, as in PyTorch, where onnxruntime
+/// 1.32 passes over it). The gradient goes to the maxima, shared evenly where several elements tie, as PyTorch's `amax`
+/// and `max()` share it (its `max(dim)` gives it all to the one index it returns; ties are rare but in saturated values).
+struct ReduceMax: AxisReduction {
     let label: String
     let reduction: ReductionAxes
 
@@ -150,11 +152,6 @@ struct ReduceMax: Operator {
     }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
-
-    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let x = try Operand.shape(shapes, 0, label)
-        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
-    }
 
     /// Visits every element of `x` with the flat index of its reduction (in the kept shape).
     private func forEachElement(_ x: [Int], kept: [Int], _ body: (_ element: Int, _ reduced: Int) -> Void) {
