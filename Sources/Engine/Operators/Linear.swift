@@ -49,12 +49,18 @@ struct ReductionAxes: Sendable {
     }
 }
 
-/// An operator reducing its input over `ReductionAxes` (ReduceMean, ReduceL2, ReduceMax): its output's shape.
+/// An operator reducing its input over `ReductionAxes` (ReduceMean, ReduceL2, ReduceMax): made from its node, and its
+/// output's shape.
 protocol AxisReduction: Operator {
     var reduction: ReductionAxes { get }
+    init(label: String, reduction: ReductionAxes)
 }
 
 extension AxisReduction {
+    init(_ node: Node, opset: Int) throws {
+        self.init(label: node.label, reduction: try ReductionAxes(node, opset: opset))
+    }
+
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         let x = try Operand.shape(shapes, 0, reduction.label)
         return [reduction.output(x, try reduction.axes(x, constants, shapes))]
@@ -66,11 +72,6 @@ extension AxisReduction {
 struct ReduceMean: AxisReduction {
     let label: String
     let reduction: ReductionAxes
-
-    init(_ node: Node, opset: Int) throws {
-        label = node.label
-        reduction = try ReductionAxes(node, opset: opset)
-    }
 
     /// Height and width of an NCHW tensor: the global average pooling of a classifier head.
     static let spatialAxes: Set<Int> = [2, 3]
@@ -113,11 +114,6 @@ struct ReduceL2: AxisReduction {
     let label: String
     let reduction: ReductionAxes
 
-    init(_ node: Node, opset: Int) throws {
-        label = node.label
-        reduction = try ReductionAxes(node, opset: opset)
-    }
-
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
     // ONNX keeps an integer input's type: the norm is truncated, as a C++ cast would.
     var truncatesIntegers: Bool { true }
@@ -145,11 +141,6 @@ struct ReduceL2: AxisReduction {
 struct ReduceMax: AxisReduction {
     let label: String
     let reduction: ReductionAxes
-
-    init(_ node: Node, opset: Int) throws {
-        label = node.label
-        reduction = try ReductionAxes(node, opset: opset)
-    }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
 
