@@ -54,8 +54,10 @@ def random_yolo(yaml_name, seed, depth, width, max_channels, nc, imgsz):
     normalise_convolutions(model, calibration, skip=("dfl",))  # DFL's convolution is the fixed bin-index sum
     detect = model.model[-1]
     with torch.no_grad():
-        for branch in detect.cv3:
-            branch[-1].bias.copy_(torch.randn(branch[-1].bias.shape, generator=torch.Generator().manual_seed(seed)) * 0.5)
+        # An NMS-free head (YOLOv10, YOLO26) infers with its one-to-one branch, which has its own class convolutions.
+        for head in (detect.cv3, getattr(detect, "one2one_cv3", None) or []):
+            for branch in head:
+                branch[-1].bias.copy_(torch.randn(branch[-1].bias.shape, generator=torch.Generator().manual_seed(seed)) * 0.5)
     return model, calibration
 
 

@@ -57,7 +57,8 @@ public enum ModelTask: Sendable, Equatable {
     public var description: String {
         switch self {
         case let .classifier(classes): "a classifier of \(classes) classes"
-        case let .detector(head, classes): "a YOLO detector (\(head.rawValue) head, \(classes) classes)"
+        // An NMS-free head's output does not hold its class count (0 here): only the names a model carries do.
+        case let .detector(head, classes): "a YOLO detector (\(head.rawValue) head, \(classes == 0 ? "classes not named" : "\(classes) classes"))"
         case let .segmenter(classes): "a segmenter of \(classes) classes"
         }
     }

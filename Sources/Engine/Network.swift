@@ -329,8 +329,10 @@ public final class Network: @unchecked Sendable {
             let outputGradients = step.outputs.map { written(gradients[$0]) }
             if outputGradients.allSatisfy({ $0 == nil }) { continue }
             let differentiable = step.op.differentiableInputs
+            // Integers (indices, classes) carry no gradient.
             let wanted = step.inputs.enumerated().map { k, name in
                 !name.isEmpty && reachable.contains(name) && differentiable.contains(k) && plan.constants[name] == nil
+                    && !plan.integerTensors.contains(name)
             }
             if !wanted.contains(true) { continue }
             let (inputs, convertedInputs) = plan.stepInputs(i, values, buffers: buffers)

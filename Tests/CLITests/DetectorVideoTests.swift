@@ -80,6 +80,34 @@ import Testing
         #expect(cams.shape == [5, 72, 128])
     }
 
+    /// An NMS-free export (YOLO26n's end-to-end head, output `[1, K, 6]`, its postprocess run by the engine):
+    /// `camvid layers` recognises it, and each frame's detections are its output's rows in order, those scoring above
+    /// `--confidence`, up to `--max-detections`, each explained.
+    @Test func anNMSFreeDetectorsDetectionsAreItsOutputRows() throws {
+        let model = Self.fixtures.appendingPathComponent("yolo26n_e2e/model.onnx")
+        let layers = try CamvidProcess.run(["layers", "--model", model.path])
+        #expect(layers.standardOutput.contains("the model is a YOLO detector (nms-free head, classes not named)"), "\(layers.standardOutput)")
+        let folder = try ReferenceData.temporaryDirectory("camvid-nms-free-video")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (lines, cams) = try Self.run("yolo26n_e2e/model.onnx", ["--max-detections", "3", "--confidence", "0.5"], in: folder)
+        #expect(lines.count == 5 && cams.shape == [5, 36, 64])
+        let network = try Network(contentsOf: model)
+        var boxes = 0
+        for (i, input) in try Self.frames(5, FramePreprocessor(inputWidth: 64, inputHeight: 64, fit: .letterbox, normalization: .unscaled)).enumerated() {
+            let rows = try network.forward(input.tensor).logits
+            let expected = Array((0..<rows.shape[1]).filter { rows.storage[$0 * 6 + 4] > 0.5 }.prefix(3))
+            let recorded = try #require(lines[i]["detections"] as? [[String: Any]], "frame \(i) has no detections key")
+            #expect(recorded.map { $0["anchor"] as? Int } == expected.map { $0 }, "frame \(i)")
+            for (entry, row) in zip(recorded, expected) {
+                #expect(abs((entry["score"] as? Double ?? 0) - Double(rows.storage[row * 6 + 4])) < 1e-6)
+                #expect((entry["class"] as? [String: Any])?["index"] as? Int == Int(rows.storage[row * 6 + 5]))
+                #expect(entry["peak"] is [String: Double], "frame \(i) row \(row) is not explained")
+                boxes += 1
+            }
+        }
+        #expect(boxes > 0)
+    }
+
     @Test func aSegmentersFrameExplainsItsLargestClassRegion() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-segmenter-video")
         defer { try? FileManager.default.removeItem(at: folder) }

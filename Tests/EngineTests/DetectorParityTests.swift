@@ -5,12 +5,13 @@ import Engine
 import TestSupport
 
 /// The detector and segmenter exports of `Tests/Fixtures/Detectors` (made by `scripts/make-detector-cases`: YOLOv8n,
-/// YOLO11n and YOLOv5nu by ultralytics' exporter, LR-ASPP by both PyTorch exporters, random weights) run by the engine:
+/// YOLO11n and YOLOv5nu by ultralytics' exporter, YOLO26n with its NMS-free head's postprocess (TopK, GatherElements,
+/// integer Div and Mod), LR-ASPP by both PyTorch exporters, random weights) run by the engine:
 /// outputs against onnxruntime's and PyTorch's, the tensor feeding the head against PyTorch's activation, and the
 /// recorded gradients of one output element (d / d input, d / d that tensor) against PyTorch autograd's.
 @Suite struct DetectorParityTests {
     static let folder = ReferenceData.packageFile("Tests/Fixtures/Detectors")
-    static let models = ["yolov8n", "yolo11n", "yolov5nu", "lraspp_legacy", "lraspp_dynamo"]
+    static let models = ["yolov8n", "yolo11n", "yolov5nu", "lraspp_legacy", "lraspp_dynamo", "yolo26n_e2e"]
     static let layouts: [(String, ActivationLayout)] = [("blocks", .channelBlocks), ("nhwc", .channelsLast), ("nchw", .nchw)]
     /// Outputs within 1e-4 and gradients within 1e-3 of the reference's largest magnitude.
     static let outputTolerance: Float = 1e-4

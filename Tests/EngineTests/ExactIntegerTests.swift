@@ -75,14 +75,14 @@ import TestSupport
     static let rounds = environment["CAMVID_FUZZ_ROUNDS"].flatMap(Int.init) ?? 120
 
     /// The small committed models: shape subgraphs, attention, windows and masks, convolutions and channel shuffles,
-    /// a detector's upsampling and box decoding, a segmenter's resizes.
+    /// a detector's upsampling and box decoding, an NMS-free head's TopK and run-time integers, a segmenter's resizes.
     static var models: [URL] {
         let transformers = ReferenceData.packageFile("Tests/Fixtures/Transformers")
         let cnns = ReferenceData.packageFile("Tests/EngineTests/Fixtures")
         return ["vit/legacy-opset17.onnx", "vit/dynamo-opset20.onnx", "swin/legacy-opset17.onnx", "swin/dynamo-opset20.onnx",
                 "maxvit/dynamo-opset20.onnx"].map { transformers.appendingPathComponent($0) }
             + ["shufflenet_v2_x0_5/legacy-opset13.onnx"].map { cnns.appendingPathComponent($0) }
-            + ["yolov8n/model.onnx", "lraspp_legacy/model.onnx"].map { ReferenceData.packageFile("Tests/Fixtures/Detectors").appendingPathComponent($0) }
+            + ["yolov8n/model.onnx", "yolo26n_e2e/model.onnx", "lraspp_legacy/model.onnx"].map { ReferenceData.packageFile("Tests/Fixtures/Detectors").appendingPathComponent($0) }
     }
 
     /// Loads `data` and, when it loads, runs a forward and a backward to the input.

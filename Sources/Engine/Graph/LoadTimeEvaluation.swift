@@ -12,14 +12,17 @@ enum LoadTimeEvaluation {
         var context = context
         context.constants = inputs
         if let exact = try op.integerOutputs(inputs) { return exact }
-        let integer = op.producesIntegers(inputs.map { $0?.isInteger ?? false })
+        let integerInputs = inputs.map { $0?.isInteger ?? false }
+        context.integerInputs = integerInputs
         let copied = op.copiedInputs(count: inputs.count).filter { $0 < inputs.count && inputs[$0] != nil }
-        if integer, !copied.isEmpty, copied.allSatisfy({ inputs[$0]?.isInteger == true }) {
+        if op.producesIntegers(integerInputs, output: 0), !copied.isEmpty, copied.allSatisfy({ inputs[$0]?.isInteger == true }) {
             return try rearrangingIntegers(op, inputs, copied, context: context)
         }
         let outputs = try op.forward(inputs.map { $0?.tensor }, context: context)
-        guard integer else { return outputs.map { Constant(tensor: $0) } }
-        return try outputs.map { output in Constant(shape: output.shape, integers: try output.storage.map(exactInteger)) }
+        return try outputs.enumerated().map { k, output in
+            guard op.producesIntegers(integerInputs, output: k) else { return Constant(tensor: output) }
+            return Constant(shape: output.shape, integers: try output.storage.map { try Operand.exactInteger($0, "load-time result") })
+        }
     }
 
     /// Runs a rearranging operator on the positions of the integer elements of its `copied` inputs (exact in float32
@@ -42,13 +45,5 @@ enum LoadTimeEvaluation {
                 return table[Int(position)]
             })
         }
-    }
-
-    /// A float32 result that stands for an integer, truncated toward zero; one beyond 2^24 is not exact and refused.
-    private static func exactInteger(_ value: Float) throws -> Int {
-        guard abs(value) <= 0x1p24 else {
-            throw EngineError("integer result \(value) is beyond the integers float32 holds exactly")
-        }
-        return Int(value)
     }
 }

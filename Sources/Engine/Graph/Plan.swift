@@ -14,16 +14,19 @@ struct Step: Sendable {
     var outputOrder = StorageOrder.channelsFirst
     /// The inputs known at load time (weights, shapes, indices), exact.
     var constants: [Constant?]
+    /// Per input: whether it holds integers (see `Plan.integerTensors`).
+    var integerInputs: [Bool]
 
-    init(node: Int, op: any Operator, inputs: [String], outputs: [String], constants: [Constant?]) {
+    init(node: Int, op: any Operator, inputs: [String], outputs: [String], constants: [Constant?], integerInputs: [Bool]? = nil) {
         (self.node, self.op, self.inputs, self.outputs, self.constants) = (node, op, inputs, outputs, constants)
         inputOrders = inputs.map { _ in .channelsFirst }
+        self.integerInputs = integerInputs ?? inputs.map { _ in false }
     }
 
     /// The environment the operator runs in for this step.
     func context(_ kernels: any KernelBackend, buffers: BufferPool, rules: GradientRules = .standard) -> OperatorContext {
         OperatorContext(kernels: kernels, rules: rules, buffers: buffers, inputOrders: inputOrders, outputOrder: outputOrder,
-                        constants: constants)
+                        constants: constants, integerInputs: integerInputs)
     }
 }
 
@@ -32,6 +35,9 @@ struct Plan: Sendable {
     var inputShape: [Int]
     var constants: [String: Constant]
     var shapes: [String: [Int]]
+    /// The run-time tensors holding integers (TopK's indices, a Cast to an integer type, what integer operators compute
+    /// from those): float32 storage, exact below 2^24, on which integer operators compute as integers (Div truncates).
+    var integerTensors: Set<String>
     var steps: [Step]
     /// The step producing each runtime tensor.
     var producer: [String: Int]
@@ -43,7 +49,7 @@ struct Plan: Sendable {
          kernels: any KernelBackend, layout: ActivationLayout = .channelBlocks, fusing: Bool = false,
          protected: Set<String> = []) throws {
         self.inputShape = inputShape
-        (constants, shapes, steps) = try Plan.foldingConstantsAndShapes(model, operators, base, inputShape, kernels)
+        (constants, shapes, integerTensors, steps) = try Plan.foldingConstantsAndShapes(model, operators, base, inputShape, kernels)
         producer = Plan.producers(steps)
         if layout != .nchw { placeChannelsLast() }
         if layout == .channelBlocks { placeChannelBlocks(graphOutputs: Set(model.outputNames)) }
@@ -56,12 +62,13 @@ struct Plan: Sendable {
     }
 
     /// Pass 1: evaluates every node computable from constants and the input shape, and shape-checks the rest, which
-    /// become the steps.
+    /// become the steps, noting which of their outputs hold integers.
     private static func foldingConstantsAndShapes(_ model: Model, _ operators: [(any Operator)?], _ base: [String: Constant],
                                                   _ inputShape: [Int], _ kernels: any KernelBackend)
-        throws -> (constants: [String: Constant], shapes: [String: [Int]], steps: [Step]) {
+        throws -> (constants: [String: Constant], shapes: [String: [Int]], integerTensors: Set<String>, steps: [Step]) {
         var constants = base
         var shapes: [String: [Int]] = [model.inputName: inputShape]
+        var integerTensors = Set<String>()
         for (name, c) in base { shapes[name] = c.tensor.shape }
         var steps: [Step] = []
         let context = OperatorContext(kernels: kernels, rules: .standard)
@@ -94,12 +101,17 @@ struct Plan: Sendable {
                 continue
             }
             for (name, shape) in zip(node.outputs, outputShapes) where !name.isEmpty { shapes[name] = shape }
-            steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs, constants: inputConstants))
+            let integerInputs = zip(node.inputs, inputConstants).map { name, constant in constant?.isInteger ?? integerTensors.contains(name) }
+            for (k, name) in node.outputs.enumerated() where !name.isEmpty && op.producesIntegers(integerInputs, output: k) {
+                integerTensors.insert(name)
+            }
+            steps.append(Step(node: index, op: op, inputs: node.inputs, outputs: node.outputs, constants: inputConstants,
+                              integerInputs: integerInputs))
         }
         for output in model.outputNames where shapes[output] == nil {
             throw EngineError("graph output '\(output)' is never produced")
         }
-        return (constants, shapes, steps)
+        return (constants, shapes, integerTensors, steps)
     }
 
     /// The most elements a tensor of a plan may have (1 GiB of float32): a larger shape comes from a broken model.

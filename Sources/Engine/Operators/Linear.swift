@@ -49,24 +49,32 @@ struct ReductionAxes: Sendable {
     }
 }
 
+/// An operator reducing its input over `ReductionAxes` (ReduceMean, ReduceL2, ReduceMax): made from its node, and its
+/// output's shape.
+protocol AxisReduction: Operator {
+    var reduction: ReductionAxes { get }
+    init(label: String, reduction: ReductionAxes)
+}
+
+extension AxisReduction {
+    init(_ node: Node, opset: Int) throws {
+        self.init(label: node.label, reduction: try ReductionAxes(node, opset: opset))
+    }
+
+    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
+        let x = try Operand.shape(shapes, 0, reduction.label)
+        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
+    }
+}
+
 /// The mean over axes (attribute before opset 18, input after); the gradient is spread evenly. The mean over height and
 /// width of a 4-D input (`spatialAxes`) reads any storage order.
-struct ReduceMean: Operator {
+struct ReduceMean: AxisReduction {
     let label: String
     let reduction: ReductionAxes
 
-    init(_ node: Node, opset: Int) throws {
-        label = node.label
-        reduction = try ReductionAxes(node, opset: opset)
-    }
-
     /// Height and width of an NCHW tensor: the global average pooling of a classifier head.
     static let spatialAxes: Set<Int> = [2, 3]
-
-    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let x = try Operand.shape(shapes, 0, label)
-        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
-    }
 
     func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport {
         guard let x = shapes.first ?? nil, x.count == 4, (try? reduction.axes(x, constants, shapes)) == ReduceMean.spatialAxes else {
@@ -102,23 +110,13 @@ struct ReduceMean: Operator {
 
 /// The Euclidean norm over axes, `sqrt(sum(x^2))` (attribute before opset 18, input after); the gradient is `x / y`,
 /// 0 where the norm is 0 (PyTorch's subgradient).
-struct ReduceL2: Operator {
+struct ReduceL2: AxisReduction {
     let label: String
     let reduction: ReductionAxes
-
-    init(_ node: Node, opset: Int) throws {
-        label = node.label
-        reduction = try ReductionAxes(node, opset: opset)
-    }
 
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
     // ONNX keeps an integer input's type: the norm is truncated, as a C++ cast would.
     var truncatesIntegers: Bool { true }
-
-    func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        let x = try Operand.shape(shapes, 0, label)
-        return [reduction.output(x, try reduction.axes(x, constants, shapes))]
-    }
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
@@ -134,6 +132,44 @@ struct ReduceL2: Operator {
         // g / y per norm, then times x over each reduced group.
         let scale = TensorMath.zip(g.reshaped(kept), y.reshaped(kept)) { g, y in y == 0 ? 0 : g / y }
         return [try TensorMath.broadcast(x, scale, label, *)]
+    }
+}
+
+/// The largest element over axes (attribute before opset 18, input after; NaN wins, as in PyTorch, where onnxruntime
+/// 1.32 passes over it). The gradient goes to the maxima, shared evenly where several elements tie, as PyTorch's `amax`
+/// and `max()` share it (its `max(dim)` gives it all to the one index it returns; ties are rare but in saturated values).
+struct ReduceMax: AxisReduction {
+    let label: String
+    let reduction: ReductionAxes
+
+    var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0], outputs: [0]) }
+
+    /// Visits every element of `x` with the flat index of its reduction (in the kept shape).
+    private func forEachElement(_ x: [Int], kept: [Int], _ body: (_ element: Int, _ reduced: Int) -> Void) {
+        let strides = TensorMath.broadcastStrides(kept, to: x)
+        TensorMath.forEachOffset(x, strides, strides) { element, reduced, _ in body(element, reduced) }
+    }
+
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, label)
+        let axes = try reduction.axes(x.shape, inputs: inputs, context: context)
+        let kept = ReductionAxes.kept(x.shape, axes)
+        var maxima = [Float](repeating: -.infinity, count: Tensor.elementCount(kept))
+        forEachElement(x.shape, kept: kept) { e, r in
+            if x.storage[e] > maxima[r] || x.storage[e].isNaN { maxima[r] = x.storage[e] }
+        }
+        return [Tensor(shape: reduction.output(x.shape, axes), storage: maxima)]
+    }
+
+    func backward(_ a: BackwardArguments, context: OperatorContext) throws -> [Tensor?] {
+        guard let g = a.gradients[0] else { return [nil] }
+        let x = try Operand.required(a.inputs, 0, label), y = try Operand.required(a.outputs, 0, label)
+        let kept = ReductionAxes.kept(x.shape, try reduction.axes(x.shape, inputs: a.inputs, context: context))
+        var ties = [Float](repeating: 0, count: y.count)
+        forEachElement(x.shape, kept: kept) { e, r in if x.storage[e] == y.storage[r] { ties[r] += 1 } }
+        var gradient = [Float](repeating: 0, count: x.count)
+        forEachElement(x.shape, kept: kept) { e, r in if x.storage[e] == y.storage[r] { gradient[e] = g.storage[r] / ties[r] } }
+        return [Tensor(shape: x.shape, storage: gradient)]
     }
 }
 

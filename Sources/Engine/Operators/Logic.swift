@@ -5,7 +5,7 @@ import Core
 struct Not: UnaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
     var differentiableInputs: Set<Int> { [] }
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool { true }
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool { true }
     func value(_ x: Float) -> Float { x == 0 ? 1 : 0 }
     func derivative(_ x: Float, _ y: Float) -> Float { 0 }
 }

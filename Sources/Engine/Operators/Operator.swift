@@ -20,9 +20,15 @@ struct OperatorContext {
     var outputOrder = StorageOrder.channelsFirst
     /// The step's inputs known at load time, exact (nil where an input is computed at run time).
     var constants: [Constant?] = []
+    /// Per input: whether it holds integers (an integer constant, or a run-time tensor an integer operator wrote), which
+    /// run-time float32 storage holds exactly below 2^24.
+    var integerInputs: [Bool] = []
 
     /// The order of input `index` (NCHW when the step reads no such input).
     func inputOrder(_ index: Int) -> StorageOrder { index < inputOrders.count ? inputOrders[index] : .channelsFirst }
+
+    /// Whether input `index` holds integers.
+    func isInteger(_ index: Int) -> Bool { index < integerInputs.count && integerInputs[index] }
 
     /// The inputs as the operator's shape function reads them: the load-time values where the plan knew them (exact
     /// integers), else the run-time tensors.
@@ -71,8 +77,9 @@ protocol Operator: Sendable {
     func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport
     /// Whether its outputs depend only on its input's shape, so that it runs at load time (Shape).
     var readsOnlyInputShape: Bool { get }
-    /// Whether its outputs are integers when `integerInputs` say which inputs are (default: when the first is).
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool
+    /// Whether its output `output` holds integers when `integerInputs` say which inputs do (default: when the first
+    /// input does), at load time and at run time.
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool
     /// Its outputs in exact integer arithmetic, for load-time inputs some of which are integers, when it computes
     /// integers (Shape, Cast, Range, integer Add or Div...); nil when it does not (see `copiedInputs`).
     func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]?
@@ -114,7 +121,7 @@ extension Operator {
     var backwardNeeds: BackwardNeeds { BackwardNeeds() }
     func orderSupport(_ shapes: [[Int]?], constants: [Constant?]) -> OrderSupport { .channelsFirst }
     var readsOnlyInputShape: Bool { false }
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerInputs.first ?? false }
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool { integerInputs.first ?? false }
     func integerOutputs(_ inputs: [Constant?]) throws -> [Constant]? { nil }
     func copiedInputs(count: Int) -> [Int] { [] }
     func kernelActivation(_ shapes: [[Int]?], constants: [Constant?]) -> FusedActivation? { nil }
@@ -214,5 +221,23 @@ enum Operand {
         return integers(Constant(tensor: try required(inputs, index, op)))
     }
 
+    /// Float32 holds every integer up to 2^24 exactly, and not all beyond: the bound of integers in float32 storage.
+    static let exactFloatIntegers = 1 << 24
 
+    /// A float32 value standing for an integer, truncated toward zero; one beyond 2^24 (or not a number) may not be the
+    /// integer it stands for and is refused, naming `op`.
+    static func exactInteger(_ value: Float, _ op: String) throws -> Int {
+        guard abs(value) <= Float(exactFloatIntegers) else { throw inexact("\(value)", op) }
+        return Int(value)
+    }
+
+    /// An integer as float32 storage holds it, refused (naming `op`) beyond 2^24, where it may be rounded.
+    static func exactFloat(_ value: Int, _ op: String) throws -> Float {
+        guard value.magnitude <= UInt(exactFloatIntegers) else { throw inexact("\(value)", op) }
+        return Float(value)
+    }
+
+    private static func inexact(_ value: String, _ op: String) -> EngineError {
+        EngineError("\(op): integer \(value) is beyond 2^24, where float32 storage stops holding integers exactly")
+    }
 }

@@ -14,7 +14,7 @@ struct Shape: Operator {
     }
     var differentiableInputs: Set<Int> { [] }
     var readsOnlyInputShape: Bool { true }
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool { true }
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool { true }
     func dims(_ x: [Int]) -> [Int] {
         let r = x.count
         let s = min(max(start < 0 ? start + r : start, 0), r)
@@ -50,7 +50,7 @@ struct Cast: Operator {
         toBool = to == 9
     }
     var differentiableInputs: Set<Int> { toInteger ? [] : [0] }
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool { toInteger }
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool { toInteger }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] { [try Operand.shape(shapes, 0, label)] }
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
         let x = try Operand.required(inputs, 0, label)
@@ -82,7 +82,7 @@ struct ConstantOfShape: Operator {
         }
     }
     var differentiableInputs: Set<Int> { [] }
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerValue != nil }
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool { integerValue != nil }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         [try Self.shape(Operand.integers(try Operand.constant(constants, 0, label, what: "shape")), label)]
     }
@@ -152,7 +152,7 @@ struct Where: Operator {
     }
     var differentiableInputs: Set<Int> { [1, 2] }
     var backwardNeeds: BackwardNeeds { BackwardNeeds(inputs: [0]) }
-    func producesIntegers(_ integerInputs: [Bool]) -> Bool { integerInputs.count > 1 && integerInputs[1] }
+    func producesIntegers(_ integerInputs: [Bool], output: Int) -> Bool { integerInputs.count > 1 && integerInputs[1] }
     func copiedInputs(count: Int) -> [Int] { [1, 2] }
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
         let ab = try TensorMath.broadcastShape(try Operand.shape(shapes, 1, label), try Operand.shape(shapes, 2, label), label)
