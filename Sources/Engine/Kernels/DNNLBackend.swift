@@ -541,6 +541,7 @@ final class DNNLBackend: KernelBackend, @unchecked Sendable {
         let algorithm = switch function {
         case .geluErf: dnnl_eltwise_gelu_erf
         case .geluTanh: dnnl_eltwise_gelu_tanh
+        case .logistic: dnnl_eltwise_logistic
         }
         let primitive = try elementwise[key] ?? compiledInPlaceShape([count], "an elementwise \(function)") { desc, data in
             var eltwise = dnnl_eltwise_desc_t()

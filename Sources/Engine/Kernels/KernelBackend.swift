@@ -42,6 +42,8 @@ enum ElementwiseFunction: Hashable, Sendable {
     case geluErf
     /// `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
     case geluTanh
+    /// `1 / (1 + e^-x)` (a YOLO runs one per convolution, in its SiLU).
+    case logistic
 }
 
 /// The constant operands of one convolution node, with per-backend prepared copies (reordered weights).

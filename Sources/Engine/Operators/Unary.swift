@@ -130,6 +130,19 @@ struct Clip: Operator {
 /// `1 / (1 + e^-x)`.
 struct Sigmoid: UnaryOperator {
     init(_ node: Node) throws { try node.checkAttributes([]) }
+    /// The backend's vectorised kernel (its value is `value` to float32 rounding), over the whole storage (an elementwise
+    /// function reads any storage order alike).
+    func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
+        let x = try Operand.required(inputs, 0, "Sigmoid")
+        var out = context.buffer(x.storage.count)
+        try x.storage.withUnsafeBufferPointer { px in
+            try out.withUnsafeMutableBufferPointer { po in
+                guard let input = px.baseAddress, let output = po.baseAddress else { return }
+                try context.kernels.elementwise(.logistic, count: px.count, input, into: output)
+            }
+        }
+        return [Tensor(shape: x.shape, storage: out, order: x.order)]
+    }
     func value(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
     func derivative(_ x: Float, _ y: Float) -> Float { y * (1 - y) }
 }
