@@ -1,4 +1,5 @@
 import Core
+import Explain
 import Media
 import Pipeline
 
@@ -57,6 +58,8 @@ public struct FrameExplanation: Sendable, Equatable {
     public var probabilities: [Float]?
     /// The method that made the map (`gradcam`, …).
     public var method: String?
+    /// How faithful the map is (`--metrics`), scored on the frame's own map before any `--smooth`.
+    public var metrics: FaithfulnessScores?
     /// For a grid (`--grid`, several `--class`): the same frame explained several ways, one tile
     /// each, in reading order; the fields above then repeat the first tile's.
     public var tiles: [FrameExplanation] = []

@@ -15,14 +15,17 @@ public struct NetworkExplainer: Sendable {
     public let labels: ClassLabels
     /// Threads each network call may use (`NetworkThreads`); nil leaves the engine's default.
     public let threads: Int?
+    /// Scores each explanation's faithfulness (`--metrics`); nil for none.
+    public let faithfulness: FaithfulnessEvaluator?
     private let explainer: Explainer<EngineNetwork>
 
     /// An explainer of `network` by `method`; throws when the network is no classifier, the method
     /// cannot explain it (e.g. `cam` without a linear head), a layer does not exist, or `target`
-    /// names no class.
+    /// names no class. With `metrics`, each explanation is scored by them (the explained class's probability).
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
-                target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil) throws {
+                target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil, metrics: FaithfulnessSettings? = nil) throws {
         self.method = method
+        faithfulness = metrics.map(FaithfulnessEvaluator.init)
         self.target = target
         self.labels = labels
         self.threads = threads.map { max(1, $0) }
@@ -68,14 +71,26 @@ public struct NetworkExplainer: Sendable {
     func explanations(of batch: Tensor, frames: [Frame]) throws -> [FrameExplanation] {
         if let threads { NetworkThreads.limitCallingThread(to: threads) }
         let explanations = try explainer.explain(batch, target: target)
-        return zip(frames, explanations).map { frame, explanation in
+        return try zip(frames, explanations).enumerated().map { i, pair in
+            let (frame, explanation) = pair
             let probabilities = softmax(explanation.logits)
             let k = explanation.classIndex
             let probability = probabilities.indices.contains(k) ? probabilities[k] : 0
-            return FrameExplanation(
+            var result = FrameExplanation(
                 heatmap: frame.input.flatMap { $0.geometry.frameMap(explanation.map) },
                 label: LabelStyle.text(className: labels.name(of: k), probability: probability),
                 classIndex: k, probabilities: probabilities, method: method.rawValue)
+            result.metrics = try metrics(of: explanation, input: batch.slice(i))
+            return result
+        }
+    }
+
+    /// The faithfulness of `explanation` of `input` `[3,h,w]` (its map at the input's resolution), nil without `--metrics`.
+    public func metrics(of explanation: Explanation, input: Tensor) throws -> FaithfulnessScores? {
+        guard let faithfulness else { return nil }
+        let network = explainer.network.network
+        return try faithfulness.evaluate(input: input, map: explanation.map) { batch in
+            try network.classProbabilities(of: batch, classIndex: explanation.classIndex)
         }
     }
 }
@@ -117,6 +132,16 @@ extension Network {
         for name in names where !known.contains(name) {
             throw ExplainError.invalidOption("the model has no layer '\(name)' (camvid layers lists them)")
         }
+    }
+
+    /// The score the faithfulness metrics read for a classifier's class: the softmax probability of `classIndex` for
+    /// each image of `batch` (pytorch-grad-cam's `ClassifierOutputSoftmaxTarget`, torchcam's `logits_fn=softmax`).
+    public func classProbabilities(of batch: Tensor, classIndex: Int) throws -> [Float] {
+        let logits = try forward(batch).logits
+        guard logits.rank == 2, logits.shape[0] == batch.shape[0], logits.shape[1] > classIndex, classIndex >= 0 else {
+            throw ExplainError.badShape("logits \(logits.shape) hold no class \(classIndex) for \(batch.shape[0]) images")
+        }
+        return (0..<logits.shape[0]).map { softmax(logits.slice($0).storage)[classIndex] }
     }
 
     /// The number of classes of a classifier's `[1,K]` output, when it has that shape.

@@ -271,4 +271,5 @@ struct ExplanationOptions: ParsableArguments {
     @OptionGroup(title: "Preprocessing") var preprocessing: PreprocessingOptions
     @OptionGroup(title: "Drawing") var drawing: OverlayOptions
     @OptionGroup(title: "Records and grid") var records: RecordOptions
+    @OptionGroup(title: "Faithfulness") var metrics: MetricOptions
 }
