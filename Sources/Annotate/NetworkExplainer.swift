@@ -57,7 +57,7 @@ public struct NetworkExplainer: Sendable {
     }
 
     /// The network inputs of `frames` as one batch `[N,3,h,w]`.
-    static func batch(_ frames: [Frame]) throws -> Tensor {
+    public static func batch(_ frames: [Frame]) throws -> Tensor {
         let tensors = try frames.map { frame -> Tensor in
             guard let input = frame.input else {
                 throw ExplainError.missingTensor("frame \(frame.index) was not prepared for the network")
@@ -69,9 +69,19 @@ public struct NetworkExplainer: Sendable {
 
     /// One explanation per frame of `batch`, its map placed on the frame.
     func explanations(of batch: Tensor, frames: [Frame]) throws -> [FrameExplanation] {
+        try timedExplanations(of: batch, frames: frames).explanations
+    }
+
+    /// One explanation per frame of `batch` (the frames' inputs as one tensor), its map placed on the frame, with
+    /// the time the method took and the time its metrics took.
+    public func timedExplanations(of batch: Tensor, frames: [Frame]) throws
+        -> (explanations: [FrameExplanation], explaining: Duration, scoring: Duration) {
         if let threads { NetworkThreads.limitCallingThread(to: threads) }
-        let explanations = try explainer.explain(batch, target: target)
-        return try zip(frames, explanations).enumerated().map { i, pair in
+        let clock = ContinuousClock()
+        var explanations: [Explanation] = []
+        let explaining = try clock.measure { explanations = try explainer.explain(batch, target: target) }
+        var scoring = Duration.zero
+        let results = try zip(frames, explanations).enumerated().map { i, pair in
             let (frame, explanation) = pair
             let probabilities = softmax(explanation.logits)
             let k = explanation.classIndex
@@ -80,9 +90,12 @@ public struct NetworkExplainer: Sendable {
                 heatmap: frame.input.flatMap { $0.geometry.frameMap(explanation.map) },
                 label: LabelStyle.text(className: labels.name(of: k), probability: probability),
                 classIndex: k, probabilities: probabilities, method: method.rawValue)
+            let started = clock.now
             result.metrics = try metrics(of: explanation, input: batch.slice(i))
+            scoring += clock.now - started
             return result
         }
+        return (results, explaining, scoring)
     }
 
     /// The faithfulness of `explanation` of `input` `[3,h,w]` (its map at the input's resolution), nil without `--metrics`.

@@ -35,8 +35,10 @@ public struct VideoJob {
     public var isLive: Bool { decoder.video.isLive }
 
     /// About how many frames the run will write, when the input's length is known.
-    public var expectedFrameCount: Int? {
-        let video = decoder.video
+    public var expectedFrameCount: Int? { Self.expectedFrameCount(of: decoder.video, span: span) }
+
+    /// About how many frames `video` holds within `span`, when its length is known.
+    public static func expectedFrameCount(of video: VideoStreamInfo, span: TimeSpan) -> Int? {
         let rate = video.averageFrameRate.doubleValue
         var estimate = video.frameCountEstimate
         if let start = span.start, rate > 0, let whole = estimate {

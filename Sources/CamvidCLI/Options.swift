@@ -77,6 +77,19 @@ enum MethodChoice: Equatable, ExpressibleByArgument, CustomStringConvertible {
 }
 
 extension ExplanationMethod: ExpressibleByArgument {
+    /// The methods of a comma-separated list given to `option` (`--grid`, `--methods`).
+    static func list(_ text: String, option: String) throws -> [ExplanationMethod] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let methods = try names.map { name -> ExplanationMethod in
+            guard let method = ExplanationMethod(argument: name) else {
+                throw ValidationError("\(option): unknown method '\(name)'; choose among \(ExplanationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return method
+        }
+        guard !methods.isEmpty else { throw ValidationError("\(option) names no method") }
+        return methods
+    }
+
     /// The method called `argument`: its command-line name, or pytorch-grad-cam's spelling (`gradcampp`, `guided_backprop`, …).
     public init?(argument: String) {
         let key = argument.lowercased()
@@ -238,16 +251,7 @@ struct RecordOptions: ParsableArguments {
 
     /// The methods of `--grid`, nil without it.
     func gridMethods() throws -> [ExplanationMethod]? {
-        guard let grid else { return nil }
-        let names = grid.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let methods = try names.map { name -> ExplanationMethod in
-            guard let method = ExplanationMethod(argument: name) else {
-                throw ValidationError("--grid: unknown method '\(name)'; choose among \(ExplanationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return method
-        }
-        guard !methods.isEmpty else { throw ValidationError("--grid names no method") }
-        return methods
+        try grid.map { try ExplanationMethod.list($0, option: "--grid") }
     }
 
     /// The `--json` and `--cams` files, created (or truncated) now.
