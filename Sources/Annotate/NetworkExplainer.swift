@@ -25,7 +25,12 @@ public struct NetworkExplainer: Sendable {
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
                 target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil, metrics: FaithfulnessSettings? = nil) throws {
         self.method = method
-        faithfulness = metrics.map(FaithfulnessEvaluator.init)
+        // The metrics' imputations use the threads the network may use.
+        faithfulness = metrics.map { settings in
+            var settings = settings
+            if let threads { settings.threads = max(1, threads) }
+            return FaithfulnessEvaluator(settings)
+        }
         self.target = target
         self.labels = labels
         self.threads = threads.map { max(1, $0) }

@@ -35,20 +35,28 @@ struct MetricOptions: ParsableArguments {
 
     /// The metrics a `--metrics` value names.
     static func parse(_ text: String) throws -> [FaithfulnessMetric] {
-        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
-        if names == ["all"] { return FaithfulnessMetric.allCases }
-        let metrics = try names.map { name -> FaithfulnessMetric in
-            guard let metric = FaithfulnessMetric(rawValue: name) else {
-                throw ValidationError("--metrics: unknown metric '\(name)'; choose among \(FaithfulnessMetric.allCases.map(\.rawValue).joined(separator: ", ")) or all")
-            }
-            return metric
+        if text.trimmingCharacters(in: .whitespaces).lowercased() == "all" { return FaithfulnessMetric.allCases }
+        return try commaSeparated(text, option: "--metrics", kind: "metric", choices: FaithfulnessMetric.allCases.map(\.rawValue) + ["all"]) {
+            FaithfulnessMetric(rawValue: $0.lowercased())
         }
-        guard !metrics.isEmpty else { throw ValidationError("--metrics names no metric") }
-        return metrics
     }
 
     /// One line of scores, `drop 0.1703 relative_drop 0.2191 …`, as `image` and `tensor` print them.
     static func line(_ scores: FaithfulnessScores) -> String {
         scores.named.map { String(format: "%@ %.4f", $0.name, $0.value) }.joined(separator: " ")
     }
+}
+
+/// The values of a comma-separated option (`--grid`, `--methods`, `--metrics`), each word read by `value`; an unknown
+/// word or an empty list is an error naming `option` and, for a word, the `choices`.
+func commaSeparated<Value>(_ text: String, option: String, kind: String, choices: [String], value: (String) -> Value?) throws -> [Value] {
+    let words = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    let values = try words.map { word -> Value in
+        guard let parsed = value(word) else {
+            throw ValidationError("\(option): unknown \(kind) '\(word)'; choose among \(choices.joined(separator: ", "))")
+        }
+        return parsed
+    }
+    guard !values.isEmpty else { throw ValidationError("\(option) names no \(kind)") }
+    return values
 }

@@ -79,15 +79,7 @@ enum MethodChoice: Equatable, ExpressibleByArgument, CustomStringConvertible {
 extension ExplanationMethod: ExpressibleByArgument {
     /// The methods of a comma-separated list given to `option` (`--grid`, `--methods`).
     static func list(_ text: String, option: String) throws -> [ExplanationMethod] {
-        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let methods = try names.map { name -> ExplanationMethod in
-            guard let method = ExplanationMethod(argument: name) else {
-                throw ValidationError("\(option): unknown method '\(name)'; choose among \(ExplanationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return method
-        }
-        guard !methods.isEmpty else { throw ValidationError("\(option) names no method") }
-        return methods
+        try commaSeparated(text, option: option, kind: "method", choices: allCases.map(\.rawValue), value: ExplanationMethod.init(argument:))
     }
 
     /// The method called `argument`: its command-line name, or pytorch-grad-cam's spelling (`gradcampp`, `guided_backprop`, …).

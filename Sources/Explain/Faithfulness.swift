@@ -1,5 +1,6 @@
 import Core
 import Foundation
+import Synchronization
 
 /// A measure of how faithful an explanation is to the network: how the target's score changes when the input is
 /// perturbed according to the map (`--metrics`).
@@ -30,10 +31,13 @@ public struct FaithfulnessSettings: Sendable, Equatable {
     public var steps: Int
     /// The most perturbed inputs per network call (torchcam's default 32).
     public var batchSize: Int
+    /// Threads imputing ROAD's images side by side (each image's system is solved on one); nil for every core.
+    public var threads: Int?
 
     /// Settings for `metrics`; throws `ExplainError.invalidOption` for steps, a batch size or percentiles out of range.
     public init(metrics: [FaithfulnessMetric], noise: Float = 0.01, seed: UInt64 = 0,
-                percentiles: [Int] = [10, 20, 30, 40, 50, 60, 70, 80, 90], steps: Int = 20, batchSize: Int = 32) throws {
+                percentiles: [Int] = [10, 20, 30, 40, 50, 60, 70, 80, 90], steps: Int = 20, batchSize: Int = 32,
+                threads: Int? = nil) throws {
         guard steps >= 1 else { throw ExplainError.invalidOption("deletion and insertion need at least 1 step, got \(steps)") }
         guard batchSize >= 1 else { throw ExplainError.invalidOption("the metrics' batch size must be at least 1, got \(batchSize)") }
         guard noise >= 0, noise.isFinite else { throw ExplainError.invalidOption("the imputation noise must be 0 or more, got \(noise)") }
@@ -46,6 +50,7 @@ public struct FaithfulnessSettings: Sendable, Equatable {
         self.percentiles = percentiles
         self.steps = steps
         self.batchSize = batchSize
+        self.threads = threads.map { max(1, $0) }
     }
 }
 
@@ -205,13 +210,23 @@ public struct FaithfulnessEvaluator: Sendable {
         return result
     }
 
-    /// ROAD's imputed images: most relevant first at each percentile, then least relevant first.
+    /// ROAD's imputed images: most relevant first at each percentile, then least relevant first. The images are
+    /// independent, so they are imputed on `settings.threads` threads, each with its own noise stream.
     private func roadImages(_ image: Tensor, map: Heatmap) -> [Tensor] {
         let inverse = map.values.map { 1 - $0 }
         let masks = settings.percentiles.map { Self.removed(map.values, percentile: $0) }
             + settings.percentiles.map { Self.removed(inverse, percentile: $0) }
-        var noise = GaussianNoise(seed: settings.seed)
-        return masks.map { NoisyLinearImputation.impute(image, removed: $0, noise: settings.noise, generator: &noise) }
+        let threads = min(masks.count, settings.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let images = Mutex([Tensor?](repeating: nil, count: masks.count))
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            // Thread t takes images t, t + threads, …: the largest systems (low percentiles) are spread out.
+            for index in stride(from: thread, to: masks.count, by: threads) {
+                var noise = GaussianNoise(seed: settings.seed, stream: UInt64(index))
+                let imputed = NoisyLinearImputation.impute(image, removed: masks[index], noise: settings.noise, generator: &noise)
+                images.withLock { $0[index] = imputed }
+            }
+        }
+        return images.withLock { $0.map { $0! } }
     }
 
     /// The pixels ROAD imputes at `percentile` of `relevance`: those not below NumPy's percentile.

@@ -51,9 +51,9 @@ public struct GaussianNoise: Sendable {
     private var state: UInt64
     private var spare: Float?
 
-    /// A generator started from `seed`.
-    public init(seed: UInt64) {
-        state = seed
+    /// A generator started from `seed`; each `stream` of one seed draws its own sequence.
+    public init(seed: UInt64, stream: UInt64 = 0) {
+        state = seed ^ (stream &* 0xD1B5_4A32_D192_ED03)
     }
 
     private mutating func nextWord() -> UInt64 {
@@ -247,51 +247,80 @@ struct NeighbourMeanSystem {
                 }
                 if let base = front.baseAddress { Self.eliminate(base, size: size, count: own) }
             }
-            var factor = [Double](repeating: 0, count: size * own)
-            for j in 0..<own { for i in j..<size { factor[j * size + i] = frontal[j * size + i] } }
-            fronts[f].factor = factor
+            // The factor's columns are the front's first `own` columns (their upper part unused), contiguous.
+            fronts[f].factor = Array(frontal[0..<(own * size)])
             let m = update.count
             var schur = [Double](repeating: 0, count: m * m)
-            for b in 0..<m { for a in b..<m { schur[b * m + a] = frontal[(own + b) * size + own + a] } }
+            schur.withUnsafeMutableBufferPointer { target in
+                frontal.withUnsafeBufferPointer { source in
+                    for b in 0..<m {
+                        let from = source.baseAddress! + (own + b) * size + own, to = target.baseAddress! + b * m
+                        to.update(from: from, count: m)
+                    }
+                }
+            }
             updates.append((update, schur))
         }
     }
 
     /// Partial Cholesky of the column-major `size x size` lower triangle `front`: its first `count` columns become
-    /// the factor's, the trailing block their Schur complement.
+    /// the factor's, the trailing block their Schur complement. Blocked by four columns, so that nearly all the
+    /// work is rank-4 updates (`subtractRank4`), which load each value once for several multiply-adds.
     private static func eliminate(_ front: UnsafeMutablePointer<Double>, size: Int, count: Int) {
-        for j in 0..<count {
-            let column = front + j * size
-            let pivot = column[j].squareRoot()
-            column[j] = pivot
-            let inverse = 1 / pivot
-            for i in (j + 1)..<size { column[i] *= inverse }
-            // Right-looking within the eliminated columns only; the trailing block is updated once below.
-            for k in (j + 1)..<count {
-                let target = front + k * size, scale = column[k]
-                if scale == 0 { continue }
-                for i in k..<size { target[i] -= scale * column[i] }
-            }
-        }
-        // The trailing block less L21 L21ᵀ, four factor columns per pass over each target column.
-        var k = count
-        while k < size {
-            let target = front + k * size
-            var j = 0
-            while j + 4 <= count {
-                let a0 = front + j * size, a1 = a0 + size, a2 = a1 + size, a3 = a2 + size
-                let s0 = a0[k], s1 = a1[k], s2 = a2[k], s3 = a3[k]
-                if s0 != 0 || s1 != 0 || s2 != 0 || s3 != 0 {
-                    for i in k..<size { target[i] -= s0 * a0[i] + s1 * a1[i] + s2 * a2[i] + s3 * a3[i] }
+        var block = 0
+        while block < count {
+            let width = min(4, count - block)
+            for j in block..<(block + width) {
+                let column = front + j * size
+                // The block's earlier columns, then the pivot.
+                for p in block..<j {
+                    let source = front + p * size, scale = source[j]
+                    if scale != 0 { for i in j..<size { column[i] -= scale * source[i] } }
                 }
-                j += 4
+                let pivot = column[j].squareRoot()
+                column[j] = pivot
+                let inverse = 1 / pivot
+                for i in (j + 1)..<size { column[i] *= inverse }
             }
-            while j < count {
-                let a = front + j * size, s = a[k]
-                if s != 0 { for i in k..<size { target[i] -= s * a[i] } }
-                j += 1
+            let later = block + width
+            if width == 4 {
+                subtractRank4(front, size: size, sources: block, from: later)
+            } else {
+                for k in later..<size {
+                    let target = front + k * size
+                    for p in block..<later {
+                        let source = front + p * size, scale = source[k]
+                        if scale != 0 { for i in k..<size { target[i] -= scale * source[i] } }
+                    }
+                }
             }
-            k += 1
+            block = later
+        }
+    }
+
+    /// `F[i,k] -= Σ_p F[i,p] F[k,p]` over the four columns p from `sources`, for every column k from `from` and row
+    /// i from k: two target columns at a time, so each source value loaded serves eight multiply-adds.
+    private static func subtractRank4(_ front: UnsafeMutablePointer<Double>, size: Int, sources: Int, from: Int) {
+        let a0 = front + sources * size, a1 = a0 + size, a2 = a1 + size, a3 = a2 + size
+        var k = from
+        while k < size {
+            let t0 = front + k * size
+            let s00 = a0[k], s10 = a1[k], s20 = a2[k], s30 = a3[k]
+            guard k + 1 < size else {
+                t0[k] -= s00 * a0[k] + s10 * a1[k] + s20 * a2[k] + s30 * a3[k]
+                break
+            }
+            let t1 = t0 + size
+            let s01 = a0[k + 1], s11 = a1[k + 1], s21 = a2[k + 1], s31 = a3[k + 1]
+            t0[k] -= s00 * a0[k] + s10 * a1[k] + s20 * a2[k] + s30 * a3[k]
+            if s00 != 0 || s10 != 0 || s20 != 0 || s30 != 0 || s01 != 0 || s11 != 0 || s21 != 0 || s31 != 0 {
+                for i in (k + 1)..<size {
+                    let x0 = a0[i], x1 = a1[i], x2 = a2[i], x3 = a3[i]
+                    t0[i] -= s00 * x0 + s10 * x1 + s20 * x2 + s30 * x3
+                    t1[i] -= s01 * x0 + s11 * x1 + s21 * x2 + s31 * x3
+                }
+            }
+            k += 2
         }
     }
 
@@ -312,39 +341,72 @@ struct NeighbourMeanSystem {
     }
 
     /// Solves in place for `channels` right-hand sides stored per position (`rhs[position * channels + c]`).
+    /// Each front gathers its rows into a dense scratch vector per channel, works on contiguous columns, and scatters
+    /// the rows back.
     func solve(_ rhs: inout [Double], channels: Int) {
+        let largest = fronts.map { $0.count + $0.update.count }.max() ?? 0
+        var scratch = [Double](repeating: 0, count: largest * channels)
         rhs.withUnsafeMutableBufferPointer { b in
-            // Forward: L y = b, fronts in elimination order.
-            for front in fronts {
-                let own = front.count, size = own + front.update.count
-                front.factor.withUnsafeBufferPointer { l in
-                    for j in 0..<own {
-                        let row = (front.start + j) * channels
+            scratch.withUnsafeMutableBufferPointer { y in
+                // Forward: L y = b, fronts in elimination order.
+                for front in fronts {
+                    let own = front.count, size = own + front.update.count
+                    Self.gather(front, from: b, into: y, channels: channels, stride: size)
+                    front.factor.withUnsafeBufferPointer { l in
                         for c in 0..<channels {
-                            let y = b[row + c] / l[j * size + j]
-                            b[row + c] = y
-                            guard y != 0 else { continue }
-                            for i in (j + 1)..<own { b[(front.start + i) * channels + c] -= l[j * size + i] * y }
-                            for (u, q) in front.update.enumerated() { b[Int(q) * channels + c] -= l[j * size + own + u] * y }
+                            let v = y.baseAddress! + c * size
+                            for j in 0..<own {
+                                let column = l.baseAddress! + j * size
+                                let value = v[j] / column[j]
+                                v[j] = value
+                                if value != 0 { for i in (j + 1)..<size { v[i] -= column[i] * value } }
+                            }
                         }
                     }
+                    Self.scatter(front, from: y, into: b, channels: channels, stride: size, ownOnly: false)
                 }
-            }
-            // Backward: Lᵀ x = y, fronts in reverse.
-            for front in fronts.reversed() {
-                let own = front.count, size = own + front.update.count
-                front.factor.withUnsafeBufferPointer { l in
-                    for j in stride(from: own - 1, through: 0, by: -1) {
-                        let row = (front.start + j) * channels
+                // Backward: Lᵀ x = y, fronts in reverse; the update rows already hold their solution.
+                for front in fronts.reversed() {
+                    let own = front.count, size = own + front.update.count
+                    Self.gather(front, from: b, into: y, channels: channels, stride: size)
+                    front.factor.withUnsafeBufferPointer { l in
                         for c in 0..<channels {
-                            var sum = b[row + c]
-                            for i in (j + 1)..<own { sum -= l[j * size + i] * b[(front.start + i) * channels + c] }
-                            for (u, q) in front.update.enumerated() { sum -= l[j * size + own + u] * b[Int(q) * channels + c] }
-                            b[row + c] = sum / l[j * size + j]
+                            let v = y.baseAddress! + c * size
+                            for j in stride(from: own - 1, through: 0, by: -1) {
+                                let column = l.baseAddress! + j * size
+                                var sum = v[j]
+                                for i in (j + 1)..<size { sum -= column[i] * v[i] }
+                                v[j] = sum / column[j]
+                            }
                         }
                     }
+                    Self.scatter(front, from: y, into: b, channels: channels, stride: size, ownOnly: true)
                 }
             }
+        }
+    }
+
+    /// Copies a front's rows (its own positions, then its update positions) from `b` into `y`, channel `c` at
+    /// `y[c * stride ...]`.
+    private static func gather(_ front: Front, from b: UnsafeMutableBufferPointer<Double>, into y: UnsafeMutableBufferPointer<Double>,
+                               channels: Int, stride: Int) {
+        for j in 0..<front.count {
+            for c in 0..<channels { y[c * stride + j] = b[(front.start + j) * channels + c] }
+        }
+        for (u, q) in zip(front.count..., front.update) {
+            for c in 0..<channels { y[c * stride + u] = b[Int(q) * channels + c] }
+        }
+    }
+
+    /// Copies a front's rows back from `y` into `b` (only its own with `ownOnly`).
+    private static func scatter(_ front: Front, from y: UnsafeMutableBufferPointer<Double>, into b: UnsafeMutableBufferPointer<Double>,
+                                channels: Int, stride: Int, ownOnly: Bool) {
+        for j in 0..<front.count {
+            for c in 0..<channels { b[(front.start + j) * channels + c] = y[c * stride + j] }
+        }
+        guard !ownOnly else { return }
+        for (u, q) in zip(front.count..., front.update) {
+            for c in 0..<channels { b[Int(q) * channels + c] = y[c * stride + u] }
         }
     }
 }
