@@ -105,11 +105,7 @@ public struct NetworkExplainer: Sendable {
 
     /// The faithfulness of `explanation` of `input` `[3,h,w]` (its map at the input's resolution), nil without `--metrics`.
     public func metrics(of explanation: Explanation, input: Tensor) throws -> FaithfulnessScores? {
-        guard let faithfulness else { return nil }
-        let network = explainer.network.network
-        return try faithfulness.evaluate(input: input, map: explanation.map) { batch in
-            try network.classProbabilities(of: batch, classIndex: explanation.classIndex)
-        }
+        try faithfulness.map { try explainer.network.network.faithfulness(of: explanation, input: input, evaluator: $0) }
     }
 }
 
@@ -160,6 +156,16 @@ extension Network {
             throw ExplainError.badShape("logits \(logits.shape) hold no class \(classIndex) for \(batch.shape[0]) images")
         }
         return (0..<logits.shape[0]).map { softmax(logits.slice($0).storage)[classIndex] }
+    }
+
+    /// `explanation` of `input` `[3,h,w]` scored by `evaluator` on the explained class's probability; the score of
+    /// the input itself comes from the explanation's own logits.
+    public func faithfulness(of explanation: Explanation, input: Tensor, evaluator: FaithfulnessEvaluator) throws -> FaithfulnessScores {
+        let k = explanation.classIndex
+        let probabilities = softmax(explanation.logits)
+        return try evaluator.evaluate(input: input, map: explanation.map, before: probabilities.indices.contains(k) ? probabilities[k] : nil) {
+            try classProbabilities(of: $0, classIndex: k)
+        }
     }
 
     /// The number of classes of a classifier's `[1,K]` output, when it has that shape.

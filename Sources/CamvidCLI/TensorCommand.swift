@@ -111,9 +111,7 @@ public struct TensorCommand: ParsableCommand {
                                           options: method.explainerOptions(batchSize: batchSize), labels: labels)
             let scoring = faithfulness.map { evaluator in
                 { (explanation: Explanation, input: Tensor) throws -> FaithfulnessScores in
-                    try evaluator.evaluate(input: input, map: explanation.map) {
-                        try network.classProbabilities(of: $0, classIndex: explanation.classIndex)
-                    }
+                    try network.faithfulness(of: explanation, input: input, evaluator: evaluator)
                 }
             }
             if let runs = self.repeat {

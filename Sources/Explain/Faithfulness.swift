@@ -126,15 +126,17 @@ public struct FaithfulnessEvaluator: Sendable {
     }
 
     /// The scores of `map` (`H x W`, in 0…1) explaining `input` (`[3,H,W]` or `[1,3,H,W]`, normalised).
-    /// `score` gives the target's score for each image of a batch `[M,3,H,W]` (at most `settings.batchSize`).
-    public func evaluate(input: Tensor, map: Heatmap, score: (Tensor) throws -> [Float]) throws -> FaithfulnessScores {
+    /// `score` gives the target's score for each image of a batch `[M,3,H,W]` (at most `settings.batchSize`);
+    /// `before`, the target's score of `input` itself when the caller has it (the explanation's own forward pass),
+    /// saves scoring it again.
+    public func evaluate(input: Tensor, map: Heatmap, before known: Float? = nil, score: (Tensor) throws -> [Float]) throws -> FaithfulnessScores {
         let image = input.rank == 4 && input.shape[0] == 1 ? input.slice(0) : input
         guard image.rank == 3, image.shape[1] == map.height, image.shape[2] == map.width else {
             throw ExplainError.badShape("a \(map.width)x\(map.height) map cannot score an input \(input.shape)")
         }
         let wants = Set(settings.metrics)
         let plane = map.width * map.height
-        var probes: [Probe] = [.original]
+        var probes: [Probe] = known == nil ? [.original] : []
         if wants.contains(.drop) || wants.contains(.increase) { probes.append(.scaledByMap) }
         var imputed: [Tensor] = []
         if wants.contains(.road) {
@@ -178,7 +180,7 @@ public struct FaithfulnessEvaluator: Sendable {
         }
 
         var result = FaithfulnessScores()
-        let before = values[0]
+        let before = known ?? values[0]
         func value(_ wanted: (Probe) -> Bool) -> [Float] { zip(probes, values).filter { wanted($0.0) }.map(\.1) }
         if let after = value({ if case .scaledByMap = $0 { true } else { false } }).first {
             if wants.contains(.drop) {

@@ -109,6 +109,15 @@ import TestSupport
         // 1 original + 1 multiplied + 18 ROAD + 1 baseline + 2 x 19 curve points, at most 5 at a time.
         #expect(batches.reduce(0, +) == 59 && batches.allSatisfy { $0 <= 5 })
         #expect(small.named.count == 8)
+        // Given the input's own score (the explanation's forward pass), the input is not scored again.
+        var scored = 0
+        let before = Self.score(Tensor(shape: [1] + Self.input.shape, storage: Self.input.storage))[0]
+        let given = try FaithfulnessEvaluator(FaithfulnessSettings(metrics: FaithfulnessMetric.allCases))
+            .evaluate(input: Self.input, map: Self.map, before: before) { batch in
+                scored += batch.shape[0]
+                return Self.score(batch)
+            }
+        #expect(given == large && scored == 58)
     }
 
     @Test func onlyTheMetricsAskedForAreComputed() throws {
