@@ -35,15 +35,24 @@ public struct FrameSampling: Sendable, Equatable {
     }
 }
 
+/// One method's explanation of a sampled frame.
+public struct ComparedExplanation: Sendable {
+    /// The explanation: map, class, probabilities, metrics.
+    public var explanation: FrameExplanation
+    /// Its overlay on the frame's thumbnail.
+    public var overlay: RGBImage
+    /// What the method took on this frame, and what scoring its explanation took.
+    public var explaining: Duration, scoring: Duration
+}
+
 /// One sampled frame explained by every method of a comparison.
 public struct ComparedFrame: Sendable {
     /// The frame's index in decode order and its time in seconds.
     public var index: Int, seconds: Double
     /// The frame shrunk to the comparison's thumbnail width.
     public var thumbnail: RGBImage
-    /// Per method, in the comparison's order: its explanation (map, class, probabilities, metrics), its overlay on
-    /// the thumbnail, and what the method and its metrics cost on this frame.
-    public var explained: [(explanation: FrameExplanation, overlay: RGBImage, explaining: Duration, scoring: Duration)]
+    /// Each method's explanation, in the comparison's order.
+    public var explained: [ComparedExplanation]
 }
 
 /// `camvid report`'s work: sampled frames of a video explained by several methods, each explanation scored and timed.
@@ -91,7 +100,7 @@ public struct MethodComparison {
                 let (explanations, explaining, scoring) = try explainer.timedExplanations(of: batch, frames: [frame])
                 var drawn = thumbnail
                 overlay.apply(explanations[0].heatmap, label: nil, to: &drawn)
-                result.explained.append((explanations[0], drawn, explaining, scoring))
+                result.explained.append(ComparedExplanation(explanation: explanations[0], overlay: drawn, explaining: explaining, scoring: scoring))
             }
             compared.append(result)
             progress(result)

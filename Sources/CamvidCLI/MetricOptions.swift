@@ -5,7 +5,7 @@ import Foundation
 /// `--metrics`, `--metric-noise`, `--metric-seed`, `--metric-steps`: how faithful each explanation is, shared by
 /// `video`, `image`, `tensor` and `report`.
 struct MetricOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Score each explanation's faithfulness, any of \(FaithfulnessMetric.allCases.map(\.rawValue).joined(separator: ",")) (comma-separated; 'all' for every one): drop (and relative_drop) and increase for the input multiplied by the map, ROAD (road_morf, road_lerf, road), deletion and insertion AUC; scored on the explained class's probability. Costs 2 (drop, increase) to 59 (all) network runs per explanation.", valueName: "m1,m2,…"))
+    @Option(help: ArgumentHelp("Score each explanation's faithfulness, any of \(FaithfulnessMetric.allCases.map(\.rawValue).joined(separator: ",")) (comma-separated; 'all' for every one): drop (and relative_drop) and increase for the input multiplied by the map, ROAD (road_morf, road_lerf, road), deletion and insertion AUC; scored on the explained class's probability. Costs 1 (drop, increase) to 58 (all) network runs per explanation.", valueName: "m1,m2,…"))
     var metrics: String?
 
     @Option(help: ArgumentHelp("ROAD's imputation noise, the standard deviation added to each imputed value (pytorch-grad-cam's 0.01; 0 for none).", valueName: "std"))

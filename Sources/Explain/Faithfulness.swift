@@ -216,8 +216,9 @@ public struct FaithfulnessEvaluator: Sendable {
     /// independent, so they are imputed on `settings.threads` threads, each with its own noise stream.
     private func roadImages(_ image: Tensor, map: Heatmap) -> [Tensor] {
         let inverse = map.values.map { 1 - $0 }
-        let masks = settings.percentiles.map { Self.removed(map.values, percentile: $0) }
-            + settings.percentiles.map { Self.removed(inverse, percentile: $0) }
+        let (sorted, sortedInverse) = (map.values.sorted(), inverse.sorted())
+        let masks = settings.percentiles.map { Self.removed(map.values, threshold: Self.percentile(sorted, $0)) }
+            + settings.percentiles.map { Self.removed(inverse, threshold: Self.percentile(sortedInverse, $0)) }
         let threads = min(masks.count, settings.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         let images = Mutex([Tensor?](repeating: nil, count: masks.count))
         DispatchQueue.concurrentPerform(iterations: threads) { thread in
@@ -231,10 +232,9 @@ public struct FaithfulnessEvaluator: Sendable {
         return images.withLock { $0.map { $0! } }
     }
 
-    /// The pixels ROAD imputes at `percentile` of `relevance`: those not below NumPy's percentile.
-    static func removed(_ relevance: [Float], percentile: Int) -> [Bool] {
-        let threshold = Self.percentile(relevance.sorted(), percentile)
-        return relevance.map { !($0 < threshold) }
+    /// The pixels ROAD imputes at a percentile of `relevance`: those not below its value `threshold`.
+    static func removed(_ relevance: [Float], threshold: Float) -> [Bool] {
+        relevance.map { !($0 < threshold) }
     }
 
     /// NumPy's `percentile(values, p)` of float32 `sorted` values (its default linear method, computed as NumPy

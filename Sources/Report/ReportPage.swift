@@ -71,12 +71,12 @@ public enum ReportPage {
     }
 
     private static let style = """
-        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;background:#fff;max-width:1400px}
+        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;background:#fff;max-width:1600px}
         h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}
         .details{color:#555;margin:4px 0 12px}.note{color:#555;max-width:70em}
         table{border-collapse:collapse}th,td{padding:3px 7px;text-align:right;border-bottom:1px solid #eee;white-space:nowrap}
         .wide{overflow-x:auto}.spread{color:#777;font-size:12px}
-        th{font-weight:600;background:#fafafa}th[scope=row]{text-align:left}
+        th{font-weight:600;background:#fafafa}th[scope=row]{text-align:left}thead th{white-space:normal;vertical-align:bottom}
         td.best{font-weight:700;background:#eaf4ea}td.best::after{content:" ★";color:#2a7a2a}
         .swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:6px;vertical-align:-1px}
         .legend span.item{margin-right:16px;white-space:nowrap}
@@ -141,7 +141,7 @@ public enum ReportPage {
             columns.append((name, FaithfulnessScores.higherIsBetter(name), cells))
         }
         let costs: [(String, (ComparisonReport.Explained) -> Double)] = [
-            ("method ms/frame", { $0.explainingMilliseconds }), ("scoring ms/frame", { $0.scoringMilliseconds }),
+            ("method ms", { $0.explainingMilliseconds }), ("scoring ms", { $0.scoringMilliseconds }),
         ]
         for (heading, cost) in costs {
             let cells = methods.indices.map { m -> (key: Double, text: String)? in
@@ -193,7 +193,8 @@ public enum ReportPage {
     }
 
     private static func label(_ value: Double) -> String {
-        let text = String(format: "%.4g", value)
+        // Whole numbers in full (costs in ms), others to four significant digits.
+        let text = abs(value) >= 1000 ? String(format: "%.0f", value) : String(format: "%.4g", value)
         return text == "-0" ? "0" : text
     }
 
@@ -256,7 +257,8 @@ public enum ReportPage {
     private static func topClassChart(_ report: ComparisonReport) -> String {
         var classes: [String] = []
         for frame in report.frames where !classes.contains(frame.topClass) { classes.append(frame.topClass) }
-        let (svg, point) = frame(width: 860, height: 240, x: timeRange(report), y: (0, 1), yTitle: "top-1 probability")
+        let width = 860.0
+        let (svg, point) = frame(width: width, height: 240, x: timeRange(report), y: (0, 1), yTitle: "top-1 probability")
         var out = "<figure class=\"plot\"><figcaption>top-1 probability; colour: the class</figcaption>\n" + svg
         let drawn = report.frames.map { point($0.seconds, Double($0.topProbability)) }
         if drawn.count > 1 {
@@ -269,7 +271,10 @@ public enum ReportPage {
             out += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%@\"><title>frame %d, %.2f s: %@ %.1f%%</title></circle>",
                           p.0, p.1, c, frame.index, frame.seconds, escape(frame.topClass), 100 * frame.topProbability)
             if frame.topClass != previous {
-                out += String(format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"%@\">%@</text>", p.0 + 5, max(p.1 - 6, 10), c, escape(frame.topClass))
+                // Names near the right edge end at their point instead of running off the plot.
+                let nearEnd = p.0 > width - 150
+                out += String(format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"%@\" text-anchor=\"%@\">%@</text>", p.0 + (nearEnd ? -5 : 5),
+                              max(p.1 - 6, 10), c, nearEnd ? "end" : "start", escape(frame.topClass))
             }
             previous = frame.topClass
         }
