@@ -17,14 +17,14 @@ struct ReportCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               camvid report in.mp4 -o report.html
-              camvid report in.mp4 -o report.html --methods gradcam,scorecam --every 25 --metrics road,deletion
-
-            Each sampled frame is explained by every method (one frame at a time, so costs are per frame) and each
-            explanation scored by --metrics (default: all). The page holds a table of each method's scores over the
-            frames (mean ± standard deviation) and its cost in ms per frame, the best of each column marked; each
-            score over time, one line per method; the top-1 class and its probability over time; a contact sheet of
-            the frames with each method's overlay side by side. It needs no network or script to view.
-            """
+              camvid report in.mp4 -o r.html --methods gradcam,scorecam --every 25
+              camvid report in.mp4 -o r.html --metrics road,deletion --frames 20
+            """ + "\n\n"
+            + "Each sampled frame is explained by every method (one frame at a time, so costs are per frame) and each "
+            + "explanation scored by --metrics (default: all). The page holds a table of each method's scores over the "
+            + "frames (mean ± standard deviation) and its cost in ms per frame, the best of each column marked; each score "
+            + "over time, one line per method; the top-1 class and its probability over time; a contact sheet of the "
+            + "frames with each method's overlay side by side. It needs no network or script to view."
     )
 
     @Argument(help: "The video (a file or URL FFmpeg reads).")
