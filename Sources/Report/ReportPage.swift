@@ -75,7 +75,7 @@ public enum ReportPage {
         h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}
         .details{color:#555;margin:4px 0 12px}.note{color:#555;max-width:70em}
         table{border-collapse:collapse}th,td{padding:3px 7px;text-align:right;border-bottom:1px solid #eee;white-space:nowrap}
-        .wide{overflow-x:auto}.spread{color:#777;font-size:12px}
+        .wide{overflow-x:auto}.spread{color:#777;font-size:11px}
         th{font-weight:600;background:#fafafa}th[scope=row]{text-align:left}thead th{white-space:normal;vertical-align:bottom}
         td.best{font-weight:700;background:#eaf4ea}td.best::after{content:" ★";color:#2a7a2a}
         .swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:6px;vertical-align:-1px}
@@ -136,7 +136,7 @@ public enum ReportPage {
         var columns: [(heading: String, higherIsBetter: Bool, cells: [(key: Double, text: String)?])] = []
         for name in names {
             let cells = report.series(name).map { values in
-                meanAndSpread(values).map { (key: $0.mean, text: String(format: "%.3f <span class=\"spread\">± %.3f</span>", $0.mean, $0.spread)) }
+                meanAndSpread(values).map { (key: $0.mean, text: String(format: "%.3f<br><span class=\"spread\">± %.3f</span>", $0.mean, $0.spread)) }
             }
             columns.append((name, FaithfulnessScores.higherIsBetter(name), cells))
         }
