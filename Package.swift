@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Render", targets: ["Render"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
         .library(name: "Annotate", targets: ["Annotate"]),
+        .library(name: "Report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -46,12 +47,14 @@ let package = Package(
         .target(name: "Pipeline", dependencies: ["Core"]),
         // Joins Media, Engine, Explain and Render into the pipeline's stages for video and pictures.
         .target(name: "Annotate", dependencies: ["Core", "Media", "Engine", "Explain", "Render", "Pipeline"]),
+        // The comparison report (`camvid report`): one self-contained HTML page of tables, SVG plots and pictures.
+        .target(name: "Report", dependencies: ["Explain"]),
         // The commit the build was made from, as a C string (`--version`, `camvid doctor`).
         .target(name: "CBuildInfo", cSettings: [.define("CAMVID_BUILD_COMMIT", to: "\"\(buildCommit)\"")]),
         .target(
             name: "CamvidCLI",
             dependencies: [
-                "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate", "CBuildInfo",
+                "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate", "Report", "CBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,8 +72,9 @@ let package = Package(
         .testTarget(name: "ExplainTests", dependencies: ["TestSupport", "Core", "Explain", "Engine", "Annotate"]),
         .testTarget(name: "RenderTests", dependencies: ["TestSupport", "Core", "Render"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Core", "Pipeline"]),
+        .testTarget(name: "ReportTests", dependencies: ["Explain", "Report"]),
         .testTarget(name: "AnnotateTests", dependencies: ["TestSupport", "MediaTestSupport", "Core", "Media", "Engine", "Explain", "Render", "Pipeline", "Annotate"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "EngineTestSupport", "Core", "Engine", "Annotate", "CamvidCLI", "Media"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "MediaTestSupport", "EngineTestSupport", "Core", "Engine", "Annotate", "CamvidCLI", "Media", "Explain", "Report"]),
     ],
     swiftLanguageModes: [.v6]
 )

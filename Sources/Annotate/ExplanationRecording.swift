@@ -105,6 +105,10 @@ public struct HeatmapSummary: Sendable, Equatable {
 /// order (left to right, top to bottom), each with its `method` and that tile's own `class`,
 /// `top5`, `peak` and `box`; the line's own `class` … `box` repeat the first tile's, so a reader
 /// of single-method lines reads a grid's first tile. Without a grid there is no `tiles` key.
+///
+/// With `--metrics`, the line (and each tile) also has `metrics`: the faithfulness scores asked for by name
+/// (`drop`, `relative_drop`, `increase`, `road_morf`, `road_lerf`, `road`, `deletion`, `insertion`); without it
+/// there is no `metrics` key.
 public final class ExplanationLog: ExplanationRecord {
     /// Class names.
     public let labels: ClassLabels
@@ -141,13 +145,16 @@ public final class ExplanationLog: ExplanationRecord {
         var top5: [ClassEntry]
         var peak: Point?
         var box: Box?
+        /// The faithfulness scores by name; nil without `--metrics` (the key is then left out).
+        var metrics: [String: Float]?
 
-        /// Writes the fields, absent ones as null (a reader finds every key on every line).
-        func encode<Key: CodingKey>(into container: inout KeyedEncodingContainer<Key>, keys: (Key, Key, Key, Key)) throws {
+        /// Writes the fields, absent ones as null (a reader finds every key on every line); `metrics` only when scored.
+        func encode<Key: CodingKey>(into container: inout KeyedEncodingContainer<Key>, keys: (Key, Key, Key, Key, Key)) throws {
             try container.encode(`class`, forKey: keys.0)
             try container.encode(top5, forKey: keys.1)
             try container.encode(peak, forKey: keys.2)
             try container.encode(box, forKey: keys.3)
+            if let metrics { try container.encode(metrics, forKey: keys.4) }
         }
     }
 
@@ -175,11 +182,11 @@ public final class ExplanationLog: ExplanationRecord {
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(method, forKey: .method)
-            try fields.encode(into: &container, keys: (.class, .top5, .peak, .box))
+            try fields.encode(into: &container, keys: (.class, .top5, .peak, .box, .metrics))
             try container.encodeIfPresent(detections, forKey: .detections)
         }
 
-        enum CodingKeys: String, CodingKey { case method, `class`, top5, peak, box, detections }
+        enum CodingKeys: String, CodingKey { case method, `class`, top5, peak, box, metrics, detections }
     }
 
     struct Line: Encodable {
@@ -195,12 +202,12 @@ public final class ExplanationLog: ExplanationRecord {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(frame, forKey: .frame)
             try container.encode(pts, forKey: .pts)
-            try fields.encode(into: &container, keys: (.class, .top5, .peak, .box))
+            try fields.encode(into: &container, keys: (.class, .top5, .peak, .box, .metrics))
             try container.encodeIfPresent(detections, forKey: .detections)
             if !tiles.isEmpty { try container.encode(tiles, forKey: .tiles) }
         }
 
-        enum CodingKeys: String, CodingKey { case frame, pts, `class`, top5, peak, box, detections, tiles }
+        enum CodingKeys: String, CodingKey { case frame, pts, `class`, top5, peak, box, metrics, detections, tiles }
     }
 
     /// The line for one frame, without the newline.
@@ -230,7 +237,8 @@ public final class ExplanationLog: ExplanationRecord {
             HeatmapSummary($0, frameWidth: frameWidth, frameHeight: frameHeight, threshold: boxThreshold)
         }
         return Fields(class: explained, top5: top5, peak: summary.map { Point(x: $0.peakX, y: $0.peakY) },
-                      box: summary?.box.map { Box(x: $0.x, y: $0.y, width: $0.width, height: $0.height) })
+                      box: summary?.box.map { Box(x: $0.x, y: $0.y, width: $0.width, height: $0.height) },
+                      metrics: explanation.metrics.map { Dictionary(uniqueKeysWithValues: $0.named.map { ($0.name, $0.value) }) })
     }
 
     /// Writes the frame's line.

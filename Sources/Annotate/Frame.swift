@@ -1,4 +1,5 @@
 import Core
+import Explain
 import Media
 import Pipeline
 import Render
@@ -61,6 +62,8 @@ public struct FrameExplanation: Sendable, Equatable {
     /// For a detector (nil for other models): each detection explained, highest score first (`heatmap` then
     /// combines their maps, each normalised within its box; none when there is no detection).
     public var detections: [FrameDetection]?
+    /// How faithful the map is (`--metrics`), scored on the frame's own map before any `--smooth`.
+    public var metrics: FaithfulnessScores?
     /// For a grid (`--grid`, several `--class`): the same frame explained several ways, one tile
     /// each, in reading order; the fields above then repeat the first tile's.
     public var tiles: [FrameExplanation] = []

@@ -22,15 +22,23 @@ public struct NetworkExplainer: Sendable {
     public let labels: ClassLabels
     /// Threads each network call may use (`NetworkThreads`); nil leaves the engine's default.
     public let threads: Int?
+    /// Scores each explanation's faithfulness (`--metrics`); nil for none.
+    public let faithfulness: FaithfulnessEvaluator?
     private let explainer: Explainer<EngineNetwork>
 
     /// An explainer of `network` by `method`; throws when the network is no classifier, the method
     /// cannot explain it (e.g. `cam` without a linear head), a layer does not exist, or `target`
-    /// names no class.
+    /// names no class. With `metrics`, each explanation is scored by them (the explained class's probability).
     public init(network: Network, method: ExplanationMethod, options: ExplainerOptions = ExplainerOptions(),
                 target: ClassTarget = .top1, labels: ClassLabels, threads: Int? = nil,
-                detection: DetectionSettings = DetectionSettings()) throws {
+                detection: DetectionSettings = DetectionSettings(), metrics: FaithfulnessSettings? = nil) throws {
         self.method = method
+        // The metrics' imputations use the threads the network may use.
+        faithfulness = metrics.map { settings in
+            var settings = settings
+            if let threads { settings.threads = max(1, threads) }
+            return FaithfulnessEvaluator(settings)
+        }
         self.target = target
         self.labels = labels
         self.threads = threads.map { max(1, $0) }
@@ -57,7 +65,7 @@ public struct NetworkExplainer: Sendable {
     }
 
     /// The network inputs of `frames` as one batch `[N,3,h,w]`.
-    static func batch(_ frames: [Frame]) throws -> Tensor {
+    public static func batch(_ frames: [Frame]) throws -> Tensor {
         let tensors = try frames.map { frame -> Tensor in
             guard let input = frame.input else {
                 throw ExplainError.missingTensor("frame \(frame.index) was not prepared for the network")
@@ -69,33 +77,58 @@ public struct NetworkExplainer: Sendable {
 
     /// One explanation per frame of `batch`, its map placed on the frame.
     func explanations(of batch: Tensor, frames: [Frame]) throws -> [FrameExplanation] {
+        try timedExplanations(of: batch, frames: frames).explanations
+    }
+
+    /// One explanation per frame of `batch` (the frames' inputs as one tensor), its map placed on the frame, with
+    /// the time the method took and the time its metrics took.
+    public func timedExplanations(of batch: Tensor, frames: [Frame]) throws
+        -> (explanations: [FrameExplanation], explaining: Duration, scoring: Duration) {
         if let threads { NetworkThreads.limitCallingThread(to: threads) }
-        let explained = try explainer.explanations(of: batch, for: [explanationTarget])
-        return try zip(frames, explained).map { frame, explanations in
+        let clock = ContinuousClock()
+        var explained: [[Explanation]] = []
+        let explaining = try clock.measure { explained = try explainer.explanations(of: batch, for: [explanationTarget]) }
+        var scoring = Duration.zero
+        let results = try zip(frames, explained).enumerated().map { i, pair in
+            let (frame, explanations) = pair
             guard let geometry = frame.input?.geometry else {
                 throw ExplainError.missingTensor("frame \(frame.index) was not prepared for the network")
             }
+            var result: FrameExplanation
             switch task {
             case .classifier:
                 guard let explanation = explanations.first else { throw ExplainError.invalidOption("frame \(frame.index): no class explained") }
                 let probabilities = softmax(explanation.logits)
                 let k = explanation.classIndex
                 let probability = probabilities.indices.contains(k) ? probabilities[k] : 0
-                return FrameExplanation(
+                result = FrameExplanation(
                     heatmap: geometry.frameMap(explanation.map),
                     label: LabelStyle.text(className: labels.name(of: k), probability: probability),
                     classIndex: k, probabilities: probabilities, method: method.rawValue)
             case .detector:
-                return detectionExplanation(explanations, geometry: geometry)
+                result = detectionExplanation(explanations, geometry: geometry)
             case .segmenter:
                 guard let explanation = explanations.first else { throw ExplainError.invalidOption("frame \(frame.index): no class explained") }
                 let k = explanation.classIndex
                 let share = Float(explanation.target.elements.count) / Float(max(1, geometry.inputWidth * geometry.inputHeight))
-                return FrameExplanation(heatmap: geometry.frameMap(explanation.map),
-                                        label: "\(labels.name(of: k)) \(LabelStyle.percent(share)) of the picture",
-                                        classIndex: k, method: method.rawValue)
+                result = FrameExplanation(heatmap: geometry.frameMap(explanation.map),
+                                          label: "\(labels.name(of: k)) \(LabelStyle.percent(share)) of the picture",
+                                          classIndex: k, method: method.rawValue)
             }
+            // A detector's frame has one map per detection: its metrics are not scored (one score per frame).
+            if !task.isDetector, let explanation = explanations.first {
+                let started = clock.now
+                result.metrics = try metrics(of: explanation, input: batch.slice(i))
+                scoring += clock.now - started
+            }
+            return result
         }
+        return (results, explaining, scoring)
+    }
+
+    /// The faithfulness of `explanation` of `input` `[3,h,w]` (its map at the input's resolution), nil without `--metrics`.
+    public func metrics(of explanation: Explanation, input: Tensor) throws -> FaithfulnessScores? {
+        try faithfulness.map { try explainer.network.network.faithfulness(of: explanation, input: input, evaluator: $0) }
     }
 
     /// A detector's frame: each detection in frame pixels with where its own map peaks, and the maps combined, each
@@ -157,6 +190,35 @@ extension Network {
         let known = Set(layers.map(\.name))
         for name in names where !known.contains(name) {
             throw ExplainError.invalidOption("the model has no layer '\(name)' (camvid layers lists them)")
+        }
+    }
+
+    /// The score the faithfulness metrics read for a classifier's class: the softmax probability of `classIndex` for
+    /// each image of `batch` (pytorch-grad-cam's `ClassifierOutputSoftmaxTarget`, torchcam's `logits_fn=softmax`).
+    public func classProbabilities(of batch: Tensor, classIndex: Int) throws -> [Float] {
+        let logits = try forward(batch).logits
+        guard logits.rank == 2, logits.shape[0] == batch.shape[0], logits.shape[1] > classIndex, classIndex >= 0 else {
+            throw ExplainError.badShape("logits \(logits.shape) hold no class \(classIndex) for \(batch.shape[0]) images")
+        }
+        return (0..<logits.shape[0]).map { softmax(logits.slice($0).storage)[classIndex] }
+    }
+
+    /// `explanation` of `input` `[3,h,w]` scored by `evaluator` on the explained class's probability; the score of
+    /// the input itself comes from the explanation's own logits.
+    /// A model that is no classifier (a segmenter) is scored by the explanation's own target (its class's scores over
+    /// its region), the perturbed inputs run one at a time when the graph runs only that.
+    public func faithfulness(of explanation: Explanation, input: Tensor, evaluator: FaithfulnessEvaluator) throws -> FaithfulnessScores {
+        let k = explanation.classIndex
+        guard classCount != nil else {
+            let target = explanation.target
+            return try evaluator.evaluate(input: input, map: explanation.map, before: target.score(in: explanation.logits[...])) { batch in
+                let rows = batch.shape[0] == 1 || runsBatch(batch.shape[0]) ? [batch] : (0..<batch.shape[0]).map { Tensor.stack([batch.slice($0)]) }
+                return try rows.flatMap { try target.scores(ofRows: forward($0).logits) }
+            }
+        }
+        let probabilities = softmax(explanation.logits)
+        return try evaluator.evaluate(input: input, map: explanation.map, before: probabilities.indices.contains(k) ? probabilities[k] : nil) {
+            try classProbabilities(of: $0, classIndex: k)
         }
     }
 

@@ -51,11 +51,13 @@ public struct VideoJob {
     public var isLive: Bool { decoder.video.isLive }
 
     /// About how many frames the run will write, when the input's length is known.
-    public var expectedFrameCount: Int? {
-        let video = decoder.video
+    public var expectedFrameCount: Int? { Self.expectedFrameCount(of: decoder.video, span: span, shard: files?.shard) }
+
+    /// About how many frames `video` holds within `span` (and `shard` of it), when its length is known.
+    public static func expectedFrameCount(of video: VideoStreamInfo, span: TimeSpan, shard: Shard? = nil) -> Int? {
         let rate = video.averageFrameRate.doubleValue
         var estimate = video.frameCountEstimate
-        if let shard = files?.shard, let whole = estimate {
+        if let shard, let whole = estimate {
             // About an equal share (the cuts are by time).
             estimate = (whole + shard.count - 1) / shard.count
         }

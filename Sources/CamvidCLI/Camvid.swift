@@ -10,7 +10,7 @@ public struct Camvid: AsyncParsableCommand {
         abstract: "Explain what a convolutional network sees in a video.",
         discussion: VideoCommand.examples,
         version: BuildInfo.versionLine,
-        subcommands: [VideoCommand.self, ConcatCommand.self, ImageCommand.self, LayersCommand.self, TensorCommand.self, VisualizeCommand.self, DoctorCommand.self],
+        subcommands: [VideoCommand.self, ConcatCommand.self, ImageCommand.self, ReportCommand.self, LayersCommand.self, TensorCommand.self, VisualizeCommand.self, DoctorCommand.self],
         defaultSubcommand: VideoCommand.self
     )
 

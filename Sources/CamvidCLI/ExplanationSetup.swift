@@ -29,8 +29,8 @@ struct ExplanationSetup {
         let methods: [ExplanationMethod]
         switch method.chosen {
         case .none:
-            guard !records.needsExplanation, classes.classes.isEmpty else {
-                throw CommandError("--json, --cams, --smooth, --grid and --class need a method (not --method none)")
+            guard !records.needsExplanation, classes.classes.isEmpty, options.metrics.metrics == nil else {
+                throw CommandError("--json, --cams, --smooth, --grid, --class and --metrics need a method (not --method none)")
             }
             try method.checkGuidedClip([])
             (preprocessor, explaining, labels, tileCount, description) = (nil, .none, ClassLabels(names: []), nil, "none")
@@ -39,6 +39,7 @@ struct ExplanationSetup {
             methods = try records.gridMethods() ?? [chosen]
         }
         try method.checkGuidedClip(methods)
+        let metrics = try options.metrics.settings()
         let (network, labels) = try options.model.load()
         self.labels = labels
         let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
@@ -47,7 +48,8 @@ struct ExplanationSetup {
             try classes.targets.map { target in
                 do {
                     return try NetworkExplainer(network: network, method: chosen, options: method.explainerOptions(), target: target,
-                                                labels: labels, threads: networkThreads, detection: options.detection.settings)
+                                                labels: labels, threads: networkThreads, detection: options.detection.settings,
+                                                metrics: metrics)
                 } catch let error as ExplainError {
                     // What the model cannot do is said of its file.
                     throw FailureInFile(file: (try? options.model.url().lastPathComponent) ?? "the model", error: error)

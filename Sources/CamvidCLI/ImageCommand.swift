@@ -59,6 +59,12 @@ public struct ImageCommand: AsyncParsableCommand {
                 configuration: PipelineConfiguration(channelCapacity: 1, batchSize: 1))
         }
         guard summary.framesWritten == 1 else { throw FailureInFile(file: input, error: CommandError("\(input) holds no picture")) }
+        // The scores are the command's result: standard output, one line per explanation (a grid's tiles in order).
+        if let explanation = drawn.withLock({ $0 }) {
+            for tile in explanation.tiles.isEmpty ? [explanation] : explanation.tiles {
+                if let metrics = tile.metrics { print("\(tile.method ?? ""): \(MetricOptions.line(metrics))") }
+            }
+        }
         guard !quiet else { return }
         let label = drawn.withLock { $0 }.flatMap { drawn in drawn.label.map { "\($0) (class \(drawn.classIndex ?? -1)), " } }
         let what = (label ?? "") + setup.description

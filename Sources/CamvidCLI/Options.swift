@@ -80,6 +80,11 @@ enum MethodChoice: Equatable, ExpressibleByArgument, CustomStringConvertible {
 }
 
 extension ExplanationMethod: ExpressibleByArgument {
+    /// The methods of a comma-separated list given to `option` (`--grid`, `--methods`).
+    static func list(_ text: String, option: String) throws -> [ExplanationMethod] {
+        try commaSeparated(text, option: option, kind: "method", choices: allCases.map(\.rawValue), value: ExplanationMethod.init(argument:))
+    }
+
     /// The method called `argument`: its command-line name, or pytorch-grad-cam's spelling (`gradcampp`, `guided_backprop`, …).
     public init?(argument: String) {
         let key = argument.lowercased()
@@ -266,16 +271,7 @@ struct RecordOptions: ParsableArguments {
 
     /// The methods of `--grid`, nil without it.
     func gridMethods() throws -> [ExplanationMethod]? {
-        guard let grid else { return nil }
-        let names = grid.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let methods = try names.map { name -> ExplanationMethod in
-            guard let method = ExplanationMethod(argument: name) else {
-                throw ValidationError("--grid: unknown method '\(name)'; choose among \(ExplanationMethod.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return method
-        }
-        guard !methods.isEmpty else { throw ValidationError("--grid names no method") }
-        return methods
+        try grid.map { try ExplanationMethod.list($0, option: "--grid") }
     }
 
     /// The `--json` and `--cams` files, created (or truncated) now, at the paths given unless
@@ -303,4 +299,5 @@ struct ExplanationOptions: ParsableArguments {
     @OptionGroup(title: "Detectors") var detection: DetectionOptions
     @OptionGroup(title: "Drawing") var drawing: OverlayOptions
     @OptionGroup(title: "Records and grid") var records: RecordOptions
+    @OptionGroup(title: "Faithfulness") var metrics: MetricOptions
 }

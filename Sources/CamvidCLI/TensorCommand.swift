@@ -21,7 +21,9 @@ public struct TensorCommand: ParsableCommand {
                             needed); saliency [N,H,W] unnormalised; guided-backprop and
                             guided-gradcam the input gradient (times the map) [N,3,H,W]
               --map         the final map at input size, normalised to [0,1]: [N,H,W]
-            --method defaults to gradcam when --raw or --map is given; --class to each row's top-1.
+            --metrics prints each row's faithfulness scores on standard output:
+              ROW: METHOD class K NAME: drop V relative_drop V increase V road_morf V …
+            --method defaults to gradcam when --raw, --map or --metrics is given; --class to each row's top-1.
             --target i,j,... explains one element of each row's output instead of a class: for a
             YOLO detector's [N, 4+C, A] output, 4+c,a is class c's score at anchor a; --gradient is
             then d element / d layer. A detector without --target explains each row's detections (up
@@ -43,6 +45,7 @@ public struct TensorCommand: ParsableCommand {
     /// An element of each row's output to explain instead of a class.
     @Option(name: .long, help: ArgumentHelp("Explain this element of each row's output (indices after the batch, e.g. 4,117: a detector's class-0 score at anchor 117) instead of a class.", valueName: "i,j,…"))
     public var target: String?
+    @OptionGroup(title: "Faithfulness") var metrics: MetricOptions
 
     /// Where to write the method's raw map.
     @Option(name: .long, help: "Write the method's map before normalisation (see below) to this .npy.")
@@ -115,13 +118,14 @@ public struct TensorCommand: ParsableCommand {
         guard x.rank == 4, x.shape[0] >= 1 else {
             throw CommandError("\(input): expected a float32 [N,3,H,W] tensor, got shape \(x.shape)")
         }
-        let explaining = raw != nil || map != nil || self.repeat != nil
+        let faithfulness = try metrics.settings().map(FaithfulnessEvaluator.init)
+        let explaining = raw != nil || map != nil || self.repeat != nil || faithfulness != nil
         let chosen: ExplanationMethod
         switch method.chosen {
         case .none: throw CommandError("tensor needs a method, not none")
         case .explained(let explained): chosen = explained
         }
-        if method.method != nil, !explaining { throw CommandError("--method \(chosen.rawValue) needs --raw, --map or --repeat") }
+        if method.method != nil, !explaining { throw CommandError("--method \(chosen.rawValue) needs --raw, --map, --metrics or --repeat") }
         if method.guidedClip && !explaining {
             throw CommandError("--guided-clip needs --method guided-backprop or guided-gradcam with --raw, --map or --repeat")
         }
@@ -142,15 +146,27 @@ public struct TensorCommand: ParsableCommand {
             try method.checkGuidedClip([chosen])
             let explainer = try Explainer(network: EngineNetwork(network), method: chosen,
                                           options: method.explainerOptions(batchSize: batchSize), labels: labels)
+            let scoring = faithfulness.map { evaluator in
+                { (explanation: Explanation, input: Tensor) throws -> FaithfulnessScores in
+                    try network.faithfulness(of: explanation, input: input, evaluator: evaluator)
+                }
+            }
             if let runs = self.repeat {
-                try Self.time(explainer, x, target: target, runs: runs)
+                try Self.time(explainer, x, target: target, runs: runs, metrics: scoring)
                 return
             }
             let explained = try explainer.explanations(of: x, for: [target])
             if target is DetectionTarget {
                 try writeDetectionMaps(explained, height: x.shape[2], width: x.shape[3])
             } else {
-                try writeMaps(explained.map { $0[0] }, method: chosen)
+                let explanations = explained.map { $0[0] }
+                try writeMaps(explanations, method: chosen)
+                if let scoring {
+                    for (row, explanation) in explanations.enumerated() {
+                        let k = explanation.classIndex
+                        print("\(row): \(chosen.rawValue) class \(k) \(labels.name(of: k)): \(MetricOptions.line(try scoring(explanation, x.slice(row))))")
+                    }
+                }
             }
         }
         let pass = try network.forward(x, retaining: wantsLayer ? [layer] : [])
@@ -214,15 +230,24 @@ public struct TensorCommand: ParsableCommand {
     }
 
     /// Times the explainer's first run, then `runs` more, and prints both in ms per image: the
-    /// first pays what later calls reuse (plans, primitives, buffers).
-    private static func time(_ explainer: Explainer<EngineNetwork>, _ x: Tensor, target: any ExplanationTarget, runs: Int) throws {
+    /// first pays what later calls reuse (plans, primitives, buffers). With `metrics`, the scoring of the first run's
+    /// explanations is timed alike, on a line of its own.
+    private static func time(_ explainer: Explainer<EngineNetwork>, _ x: Tensor, target: any ExplanationTarget, runs: Int,
+                             metrics: ((Explanation, Tensor) throws -> FaithfulnessScores)?) throws {
         let clock = ContinuousClock()
-        let first = try clock.measure { _ = try explainer.explanations(of: x, for: [target]) }
+        var explanations: [Explanation] = []
+        let first = try clock.measure { explanations = try explainer.explanations(of: x, for: [target]).map { $0[0] } }
         let rest = try clock.measure { for _ in 0..<runs { _ = try explainer.explanations(of: x, for: [target]) } }
         let images = Double(x.shape[0])
         print(String(format: "%@: %.2f ms/image (batch %d, %d runs, %@; first run %.2f ms/image)", explainer.method.rawValue,
                      rest.milliseconds / Double(runs) / images, x.shape[0], runs, explainer.layers.joined(separator: ","),
                      first.milliseconds / images))
+        guard let metrics else { return }
+        let scoreAll = { for (row, explanation) in explanations.enumerated() { _ = try metrics(explanation, x.slice(row)) } }
+        let firstScoring = try clock.measure(scoreAll)
+        let restScoring = try clock.measure { for _ in 0..<runs { try scoreAll() } }
+        print(String(format: "metrics: %.2f ms/image (%d runs; first run %.2f ms/image)",
+                     restScoring.milliseconds / Double(runs) / images, runs, firstScoring.milliseconds / images))
     }
 
     /// The gradient seed of each row's target: one-hot at a class or element.

@@ -25,6 +25,22 @@ public enum PictureFile {
     ///
     /// JPEG is written at quantiser 2 (ffmpeg's `-q:v 2`), full-range BT.601 as JFIF readers expect.
     public static func write(_ picture: RGBImage, to path: String) throws {
+        let bytes = try encode(picture, file: path)
+        do {
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+        } catch {
+            throw MediaError(file: path, reason: "cannot write: \(error.localizedDescription)")
+        }
+    }
+
+    /// The bytes of the picture file `write` would write for a name ending in `.fileExtension` (`png`, `jpg`, …),
+    /// e.g. to embed a picture in a page. Throws a `MediaError` naming the format.
+    public static func encode(_ picture: RGBImage, fileExtension: String) throws -> [UInt8] {
+        try encode(picture, file: "picture.\(fileExtension)")
+    }
+
+    /// The encoded picture, the codec chosen by the extension of `path` (named in errors).
+    private static func encode(_ picture: RGBImage, file path: String) throws -> [UInt8] {
         guard picture.width > 0, picture.height > 0, picture.pixels.count == picture.width * picture.height * 3 else {
             throw MediaError(file: path, reason: "RGB picture of \(picture.pixels.count) bytes is not \(picture.width)x\(picture.height)x3")
         }
@@ -88,11 +104,7 @@ public enum PictureFile {
             av_packet_unref(packet)
         }
         guard !bytes.isEmpty else { throw MediaError(file: path, reason: "the \(name) encoder produced nothing") }
-        do {
-            try Data(bytes).write(to: URL(fileURLWithPath: path))
-        } catch {
-            throw MediaError(file: path, reason: "cannot write: \(error.localizedDescription)")
-        }
+        return bytes
     }
 
     /// RGB24 when the encoder takes it, else the format that loses least from RGB24.

@@ -8,7 +8,7 @@ import TestSupport
 /// `scripts/install` as a user runs it: the installed tree, copied elsewhere, runs the sample clip from another
 /// folder with nothing of the checkout reachable, and writes what the in-tree build writes.
 @Suite struct InstallTests {
-    static let subcommands = ["video", "image", "layers", "tensor", "visualize", "doctor"]
+    static let subcommands = ["video", "image", "report", "layers", "tensor", "visualize", "doctor"]
 
     @Test func anInstalledCopyRunsAnywhereAsTheBuildDoes() throws {
         let folder = try ReferenceData.temporaryDirectory("camvid-install")
