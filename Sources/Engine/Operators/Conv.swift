@@ -79,6 +79,20 @@ struct SpatialWindow: Sendable {
     }
 }
 
+/// The output shape of a convolution node (`output` of its data and weight shapes), once its weights and bias are
+/// known to be constants and the bias to hold one value per output channel.
+private func convolutionOutputShape(_ shapes: [[Int]?], _ constants: [Constant?], _ label: String,
+                                    _ output: ([Int], [Int]) throws -> [Int]) throws -> [Int] {
+    guard constants.count > 1, constants[1] != nil, constants.count < 3 || shapes[2] == nil || constants[2] != nil else {
+        throw EngineError("\(label): weights and bias must be constants (initializers)")
+    }
+    let shape = try output(try Operand.shape(shapes, 0, label), try Operand.shape(shapes, 1, label))
+    if shapes.count > 2, let b = shapes[2], b != [shape[1]] {
+        throw EngineError("\(label): bias shape \(b) does not match \(shape[1]) output channels")
+    }
+    return shape
+}
+
 /// 2-D convolution with groups (depthwise included), dilations, strides, pads and auto_pad; oneDNN kernels.
 ///
 /// The weights must be constant: the gradient is taken with respect to the data input only. The input is read in the
@@ -131,14 +145,7 @@ struct Conv: Operator {
     }
 
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        guard constants.count > 1, constants[1] != nil, constants.count < 3 || shapes[2] == nil || constants[2] != nil else {
-            throw EngineError("\(label): weights and bias must be constants (initializers)")
-        }
-        let g = try geometry(try Operand.shape(shapes, 0, label), try Operand.shape(shapes, 1, label))
-        if shapes.count > 2, let b = shapes[2], b != [g.output[1]] {
-            throw EngineError("\(label): bias shape \(b) does not match \(g.output[1]) output channels")
-        }
-        return [g.output]
+        [try convolutionOutputShape(shapes, constants, label) { try geometry($0, $1).output }]
     }
 
     /// The input and output orders of the step running it.
@@ -272,14 +279,8 @@ struct ConvTranspose: Operator {
     }
 
     func outputShapes(_ shapes: [[Int]?], constants: [Constant?]) throws -> [[Int]] {
-        guard constants.count > 1, constants[1] != nil, constants.count < 3 || shapes[2] == nil || constants[2] != nil else {
-            throw EngineError("\(label): weights and bias must be constants (initializers)")
-        }
-        let g = try geometry(try Operand.shape(shapes, 0, label), try Operand.shape(shapes, 1, label))
-        if shapes.count > 2, let b = shapes[2], b != [g.input[1]] {
-            throw EngineError("\(label): bias shape \(b) does not match \(g.input[1]) output channels")
-        }
-        return [g.input]
+        // The transposed convolution's output is the input of the convolution it transposes.
+        [try convolutionOutputShape(shapes, constants, label) { try geometry($0, $1).input }]
     }
 
     func forward(_ inputs: [Tensor?], context: OperatorContext) throws -> [Tensor] {
