@@ -7,7 +7,7 @@ public struct Camvid: AsyncParsableCommand {
     /// The command's name, summary, examples and subcommands.
     public static let configuration = CommandConfiguration(
         commandName: "camvid",
-        abstract: "Explain what a convolutional network sees in a video.",
+        abstract: "Explain what a neural network (classifier, YOLO detector, segmenter) sees in a video.",
         discussion: VideoCommand.examples,
         version: BuildInfo.versionLine,
         subcommands: [VideoCommand.self, ConcatCommand.self, ImageCommand.self, ReportCommand.self, LayersCommand.self, TensorCommand.self, VisualizeCommand.self, DoctorCommand.self],
