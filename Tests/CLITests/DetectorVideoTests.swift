@@ -163,4 +163,35 @@ import Testing
         }
         #expect(ClassLabels.coco80.names.count == 80 && ClassLabels.coco80.names[0] == "person" && ClassLabels.coco80.names[79] == "toothbrush")
     }
+
+    /// `--metrics` on a segmenter scores its map by its target (the class's scores over its region), the perturbed
+    /// inputs run one at a time on a graph whose constant resize keeps one row: pytorch-grad-cam's drop, by hand.
+    @Test func aSegmentersMetricsScoreItsTarget() throws {
+        let folder = try ReferenceData.temporaryDirectory("camvid-segmenter-metrics")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let out = folder.appendingPathComponent("out.mp4"), json = folder.appendingPathComponent("frames.jsonl")
+        let model = Self.fixtures.appendingPathComponent("lraspp_dynamo/model.onnx")
+        let result = try CamvidProcess.run([Self.sample.path, out.path, "--model", model.path, "--duration", "0.08",
+                                            "--batch-size", "2", "--metrics", "drop", "--json", json.path])
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = try String(contentsOf: json, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let network = try Network(contentsOf: model)
+        #expect(!network.runsBatch(2), "the fixture's constant resize keeps one row")
+        let explainer = try Explainer(network: EngineNetwork(network), method: .gradcam)
+        let inputs = try Self.frames(lines.count, FramePreprocessor(inputWidth: 96, inputHeight: 64))
+        #expect(lines.count == 2)
+        for (i, input) in inputs.enumerated() {
+            let explanation = try #require(try explainer.explanations(of: input.tensor, for: [SemanticSegmentationTarget(category: .top1)])[0].first)
+            let before = explanation.score
+            var scaled = input.tensor
+            let plane = 96 * 64
+            for p in scaled.storage.indices { scaled.storage[p] *= explanation.map.values[p % plane] }
+            let after = try explanation.target.scores(ofRows: network.forward(scaled).logits)[0]
+            let written = try #require((lines[i]["metrics"] as? [String: Double])?["drop"], "frame \(i): \(lines[i])")
+            let expected = Double(max(before - after, 0))
+            #expect(abs(written - expected) <= 1e-4 * max(1, abs(expected)), "frame \(i): drop \(written), by hand \(expected)")
+        }
+    }
 }
