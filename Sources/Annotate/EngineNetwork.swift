@@ -126,11 +126,7 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
 
     /// Runs the engine, retaining `names`: the batch at once, or one image at a time when the graph runs only that.
     public func forward(_ input: Tensor, retaining names: Set<String>) throws -> Pass {
-        let batch = input.shape.first ?? 1
-        if batch == 1 || network.runsBatch(batch) {
-            return Pass(parts: [try network.forward(input, retaining: names)], input: input)
-        }
-        return Pass(parts: try (0..<batch).map { try network.forward(Tensor.stack([input.slice($0)]), retaining: names) }, input: input)
+        Pass(parts: try network.runnableBatches(input).map { try network.forward($0, retaining: names) }, input: input)
     }
 
     /// The logits of the pass.
@@ -159,9 +155,7 @@ public struct EngineNetwork: ExplainableNetwork, Sendable {
     /// when the graph runs only that).
     public func logits(of pass: Pass, image: Int, replacing name: String, with value: Tensor) throws -> Tensor {
         let source = try pass.single(image, network: network)
-        let copies = value.shape.first ?? 1
-        let rows = copies == 1 || network.runsBatch(copies) ? [value] : (0..<copies).map { Tensor.stack([value.slice($0)]) }
-        return Tensor.concatenate(try rows.map { row in
+        return Tensor.concatenate(try network.runnableBatches(value).map { row in
             let outputs = try network.rerun(source, replacing: name, with: row, outputs: [network.outputName])
             guard let logits = outputs[network.outputName] else {
                 throw ExplainError.missingTensor("the re-run from '\(name)' produced no '\(network.outputName)'")

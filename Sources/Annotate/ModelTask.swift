@@ -29,6 +29,11 @@ public enum ModelTask: Sendable, Equatable {
         }
     }
 
+    /// The task of `network`, its named classes being `labels` (none when it names none).
+    public init?(network: Network, labels: ClassLabels) {
+        self.init(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
+    }
+
     /// The error for a model that is none of them, naming its output and its shape.
     public static func unsupported(_ network: Network) -> ExplainError {
         let shape = network.layers.last { $0.name == network.outputName }?.shape ?? []
@@ -44,10 +49,8 @@ public enum ModelTask: Sendable, Equatable {
         case .classifier:
             return target
         case let .detector(head, classes):
-            var only: Int?
-            if target != .top1 { only = try labels.resolve(target, logits: [Float](repeating: 0, count: classes)) }
             return DetectionTarget(head: head, classes: classes, suppression: detection.suppression, limit: detection.maxDetections,
-                                   onlyClass: only)
+                                   onlyClass: try labels.fixedClass(target, classes: classes))
         case .segmenter:
             return SemanticSegmentationTarget(category: target)
         }

@@ -42,7 +42,7 @@ public struct NetworkExplainer: Sendable {
         self.target = target
         self.labels = labels
         self.threads = threads.map { max(1, $0) }
-        guard let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count) else {
+        guard let task = ModelTask(network: network, labels: labels) else {
             throw ModelTask.unsupported(network)
         }
         self.task = task
@@ -146,7 +146,7 @@ public struct NetworkExplainer: Sendable {
                                   anchor: detection.anchor, peakX: min(max(peakX, 0), width), peakY: min(max(peakY, 0), height))
         }
         let combined = explained.isEmpty ? nil
-            : geometry.frameMap(Heatmap.renormalisedInBoxes(explained, width: geometry.inputWidth, height: geometry.inputHeight))
+            : geometry.frameMap(Heatmap.renormalisedInBoxes(explanations, width: geometry.inputWidth, height: geometry.inputHeight))
         var frame = FrameExplanation(heatmap: combined, method: method.rawValue)
         frame.detections = detections
         return frame
@@ -212,8 +212,7 @@ extension Network {
         guard classCount != nil else {
             let target = explanation.target
             return try evaluator.evaluate(input: input, map: explanation.map, before: target.score(in: explanation.logits[...])) { batch in
-                let rows = batch.shape[0] == 1 || runsBatch(batch.shape[0]) ? [batch] : (0..<batch.shape[0]).map { Tensor.stack([batch.slice($0)]) }
-                return try rows.flatMap { try target.scores(ofRows: forward($0).logits) }
+                try runnableBatches(batch).flatMap { try target.scores(ofRows: forward($0).logits) }
             }
         }
         let probabilities = softmax(explanation.logits)

@@ -42,7 +42,7 @@ struct ExplanationSetup {
         let metrics = try options.metrics.settings()
         let (network, labels) = try options.model.load()
         self.labels = labels
-        let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
+        let task = ModelTask(network: network, labels: labels)
         preprocessor = try options.preprocessing.preprocessor(for: network, task: task)
         let tiles = try methods.flatMap { chosen in
             try classes.targets.map { target in

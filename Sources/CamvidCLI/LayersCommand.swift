@@ -22,7 +22,7 @@ public struct LayersCommand: ParsableCommand {
     public func run() throws {
         let (network, labels) = try model.load()
         print(LayersCommand.table(network), terminator: "")
-        let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
+        let task = ModelTask(network: network, labels: labels)
         print("the model is \(task.map(\.description) ?? "none camvid explains (its output is no classifier's, YOLO detector's or segmenter's)")")
     }
 

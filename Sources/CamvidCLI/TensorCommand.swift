@@ -130,7 +130,7 @@ public struct TensorCommand: ParsableCommand {
             throw CommandError("--guided-clip needs --method guided-backprop or guided-gradcam with --raw, --map or --repeat")
         }
         let (network, labels) = try model.load(inputHeight: x.shape[2], inputWidth: x.shape[3])
-        let task = ModelTask(network: network, namedClasses: labels.names.isEmpty ? nil : labels.names.count)
+        let task = ModelTask(network: network, labels: labels)
         let target = try explanationTarget(task: task, labels: labels)
         try network.requireLayers(method.layers ?? [])
         let layer = method.layers?.first ?? EngineNetwork(network).defaultTargetLayer
@@ -206,7 +206,7 @@ public struct TensorCommand: ParsableCommand {
         }
         if let map {
             let maps = explained.map { explanations in
-                Heatmap.renormalisedInBoxes(explanations.compactMap { e in e.detection.map { (e.map, $0) } }, width: width, height: height).tensor
+                Heatmap.renormalisedInBoxes(explanations, width: width, height: height).tensor
             }
             try NumPyFile.write(Tensor.stack(maps), path: map)
         }

@@ -228,6 +228,12 @@ public final class Network: @unchecked Sendable {
         return runs
     }
 
+    /// `batch` `[N, ...]` as the batches the graph runs: itself, or its images one by one when it runs only one at a time.
+    public func runnableBatches(_ batch: Tensor) -> [Tensor] {
+        let count = batch.shape.first ?? 1
+        return count == 1 || runsBatch(count) ? [batch] : (0..<count).map { Tensor.stack([batch.slice($0)]) }
+    }
+
     /// Runs the network on `input` `[N, C, H, W]`, keeping the tensors named in `retaining`.
     public func forward(_ input: Tensor, retaining: Set<String> = []) throws -> ForwardPass {
         lock.lock()

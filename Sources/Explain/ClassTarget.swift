@@ -126,6 +126,11 @@ public struct ClassLabels: Sendable, Equatable {
         }
     }
 
+    /// The class a target holds fixed among `classes` (an index, or a label), nil for `top1`, which each output decides.
+    public func fixedClass(_ target: ClassTarget, classes: Int) throws -> Int? {
+        target == .top1 ? nil : try resolve(target, logits: [Float](repeating: 0, count: classes))
+    }
+
     private func describe(_ index: Int) -> String {
         "\(index) \(names[index])"
     }

@@ -206,6 +206,11 @@ extension Heatmap {
     /// pytorch-grad-cam's `renormalize_cam_in_bounding_boxes` for one map per detection: each map min-max normalised
     /// within its own box (edges truncated to whole pixels, as its tutorial's integer boxes), zero outside every
     /// box, overlaps keeping the larger value; then the whole min-max normalised again (`scale_cam_image`).
+    public static func renormalisedInBoxes(_ explanations: [Explanation], width: Int, height: Int) -> Heatmap {
+        renormalisedInBoxes(explanations.compactMap { e in e.detection.map { (e.map, $0) } }, width: width, height: height)
+    }
+
+    /// The same for maps paired with their detections.
     public static func renormalisedInBoxes(_ maps: [(map: Heatmap, detection: Detection)], width: Int, height: Int) -> Heatmap {
         var combined = [Float](repeating: 0, count: width * height)
         for (map, detection) in maps where map.width == width && map.height == height {

@@ -169,13 +169,8 @@ public struct SemanticSegmentationTarget: ExplanationTarget, Equatable {
                 pixels[best] += 1
             }
         }
-        let category: Int
-        switch self.category {
-        case .top1:
-            category = pixels.indices.max { pixels[$0] != pixels[$1] ? pixels[$0] < pixels[$1] : $0 > $1 } ?? 0
-        default:
-            category = try labels.resolve(self.category, logits: [Float](repeating: 0, count: classes))
-        }
+        let category = try labels.fixedClass(self.category, classes: classes)
+            ?? pixels.indices.max { pixels[$0] != pixels[$1] ? pixels[$0] < pixels[$1] : $0 > $1 } ?? 0
         let region = winner.indices.filter { winner[$0] == category }
         return [OutputTarget(elements: region.map { category * plane + $0 }, weights: [Float](repeating: 1, count: region.count),
                              classIndex: category)]
